@@ -1,0 +1,15 @@
+//! Regenerates `fixtures/archive`, the sample archive of the README:
+//! `cargo run --example sample_archive`.
+
+fn main() -> std::io::Result<()> {
+    let root = std::path::Path::new("fixtures/archive");
+    if root.exists() {
+        std::fs::remove_dir_all(root)?;
+    }
+    let written =
+        trailcedar::corpus::write_sample_archive(root, std::path::Path::new("fixtures/events"))?;
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}

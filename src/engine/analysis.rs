@@ -1,0 +1,415 @@
+//! Static analysis of a policy: which events it can apply to, and what it reads.
+//!
+//! From Cedar's public syntax tree (PST) we take the scope (to index the policy by action and
+//! principal type), the parts of the request the conditions read (so the model builds only those),
+//! and the expressions whose values explain a finding.
+
+use crate::model::PrincipalKind;
+use crate::model::context::{Attr, AttrSet};
+use crate::model::fields::{Field, FieldNeed};
+use cedar_policy::Policy;
+use cedar_policy::pst::{
+    self, ActionConstraint, BinaryOp, EntityOrSlot, Expr, Literal, PrincipalConstraint,
+    ResourceConstraint, Var,
+};
+use std::collections::BTreeSet;
+
+/// An action the scope names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActionKey {
+    /// `Action::"s3:PutObject"`.
+    Exact { service: String, name: String },
+    /// `Action::"s3"`: every action of the service.
+    Service(String),
+}
+
+impl ActionKey {
+    fn of(id: &str) -> ActionKey {
+        match id.split_once(':') {
+            Some((service, name)) => ActionKey::Exact {
+                service: service.to_string(),
+                name: name.to_string(),
+            },
+            None => ActionKey::Service(id.to_string()),
+        }
+    }
+}
+
+/// What the model must build for a set of policies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Needs {
+    pub context: AttrSet,
+    pub fields: [FieldNeed; 4],
+    /// A request per resource of the event, with the resource entities.
+    pub resource: bool,
+    /// The action entity in its service group (for `action in Action::"s3"`).
+    pub action_entity: bool,
+}
+
+impl Needs {
+    /// Everything: what an explanation or `explain` builds.
+    pub fn everything() -> Needs {
+        Needs {
+            context: AttrSet::all(),
+            fields: std::array::from_fn(|_| FieldNeed::All),
+            resource: true,
+            action_entity: true,
+        }
+    }
+
+    /// The union of two needs.
+    pub fn merge(&mut self, other: &Needs) {
+        self.context = self.context.union(other.context);
+        for (mine, theirs) in self.fields.iter_mut().zip(&other.fields) {
+            mine.merge(theirs);
+        }
+        self.resource |= other.resource;
+        self.action_entity |= other.action_entity;
+    }
+
+    /// The need for one field.
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    pub fn field(&self, field: Field) -> &FieldNeed {
+        &self.fields[field as usize]
+    }
+
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    fn field_mut(&mut self, field: Field) -> &mut FieldNeed {
+        &mut self.fields[field as usize]
+    }
+
+    fn need_field(&mut self, field: Field) {
+        self.context.insert(field_attr(field));
+        if !self.field(field).is_needed() {
+            *self.field_mut(field) = FieldNeed::Keys(BTreeSet::new());
+        }
+    }
+}
+
+fn field_attr(field: Field) -> Attr {
+    match field {
+        Field::RequestParameters => Attr::RequestParameters,
+        Field::ResponseElements => Attr::ResponseElements,
+        Field::AdditionalEventData => Attr::AdditionalEventData,
+        Field::ServiceEventDetails => Attr::ServiceEventDetails,
+    }
+}
+
+/// A value a policy reads, shown in a finding's explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    /// How it is shown: `requestParameters["x-amz-acl"]`, `principal.userName`, `errorCode`.
+    pub label: String,
+    /// The Cedar expression that yields it.
+    pub expr: String,
+}
+
+/// The analysis of one policy.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    /// `None`: the scope does not constrain the action.
+    pub actions: Option<BTreeSet<ActionKey>>,
+    /// `None`: any principal type.
+    pub principal_kinds: Option<BTreeSet<PrincipalKind>>,
+    pub needs: Needs,
+    pub reads: Vec<Read>,
+    /// Every `Action::"..."` the policy names, for the schema.
+    pub action_ids: BTreeSet<String>,
+}
+
+/// Analyses a static policy.
+pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
+    let pst = policy.to_pst().map_err(|e| e.to_string())?;
+    let body = pst.body();
+    let mut a = Analysis::default();
+    let mut reads = Vec::new();
+
+    a.actions = match &body.action {
+        ActionConstraint::Any => None,
+        ActionConstraint::Eq(uid) => Some(BTreeSet::from([ActionKey::of(&uid.eid)])),
+        ActionConstraint::In(uids) => Some(uids.iter().map(|u| ActionKey::of(&u.eid)).collect()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    if let ActionConstraint::Eq(uid) = &body.action {
+        note_action(&mut a, &uid.eid);
+    }
+    if let ActionConstraint::In(uids) = &body.action {
+        for u in uids {
+            note_action(&mut a, &u.eid);
+        }
+    }
+
+    a.principal_kinds = match &body.principal {
+        PrincipalConstraint::Is(ty) | PrincipalConstraint::IsIn(ty, _) => Some(
+            PrincipalKind::from_type_name(&ty.to_string())
+                .into_iter()
+                .collect(),
+        ),
+        PrincipalConstraint::Eq(EntityOrSlot::Entity(uid)) => Some(
+            PrincipalKind::from_type_name(&uid.ty.to_string())
+                .into_iter()
+                .collect(),
+        ),
+        _ => None,
+    };
+    if !matches!(body.resource, ResourceConstraint::Any) {
+        a.needs.resource = true;
+    }
+    for clause in body.clauses() {
+        let (pst::Clause::When(e) | pst::Clause::Unless(e)) = clause;
+        walk(e, &mut a, &mut reads);
+    }
+    a.reads = reads;
+    Ok(a)
+}
+
+fn note_action(a: &mut Analysis, id: &str) {
+    if !id.contains(':') {
+        a.needs.action_entity = true;
+    }
+    a.action_ids.insert(id.to_string());
+}
+
+/// Records a read once, in the order the policy reads it.
+fn read(reads: &mut Vec<Read>, label: String, expr: String) {
+    if !reads.iter().any(|r| r.label == label) {
+        reads.push(Read { label, expr });
+    }
+}
+
+/// `context.<field>` as a free-form field, if `e` is one.
+fn field_of(e: &Expr) -> Option<Field> {
+    match e {
+        Expr::GetAttr { expr, attr } if matches!(expr.as_ref(), Expr::Var(Var::Context)) => {
+            Field::from_name(attr)
+        }
+        _ => None,
+    }
+}
+
+fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
+    match e {
+        Expr::Literal(Literal::EntityUID(uid)) => {
+            if uid.ty.to_string() == "Action" {
+                note_action(a, &uid.eid);
+            }
+        }
+        Expr::Literal(_) | Expr::Slot(_) | Expr::Unknown { .. } => {}
+        Expr::Var(Var::Context) => {
+            // The whole context is used as a value: build all of it.
+            a.needs.context = AttrSet::all();
+            for f in Field::ALL {
+                a.needs.need_field(f);
+            }
+        }
+        Expr::Var(Var::Resource) => a.needs.resource = true,
+        Expr::Var(Var::Action) => a.needs.action_entity = true,
+        Expr::Var(_) => {}
+        Expr::GetAttr { expr, attr } => match expr.as_ref() {
+            Expr::Var(Var::Context) => {
+                if let Some(at) = Attr::from_name(attr) {
+                    a.needs.context.insert(at);
+                    if let Some(f) = at.field() {
+                        a.needs.need_field(f);
+                    } else {
+                        read(reads, attr.to_string(), format!("context.{attr}"));
+                    }
+                }
+            }
+            Expr::GetAttr {
+                expr: inner,
+                attr: record,
+            } if matches!(inner.as_ref(), Expr::Var(Var::Context)) => {
+                if let Some(at) = Attr::from_name(record) {
+                    a.needs.context.insert(at);
+                }
+                read(
+                    reads,
+                    format!("{record}.{attr}"),
+                    format!("context.{record}.{attr}"),
+                );
+            }
+            Expr::Var(Var::Principal) => {
+                read(
+                    reads,
+                    format!("principal.{attr}"),
+                    format!("principal.{attr}"),
+                );
+            }
+            Expr::Var(Var::Resource) => {
+                a.needs.resource = true;
+                read(
+                    reads,
+                    format!("resource.{attr}"),
+                    format!("resource.{attr}"),
+                );
+            }
+            other => walk(other, a, reads),
+        },
+        Expr::HasAttr { expr, attrs } => match expr.as_ref() {
+            Expr::Var(Var::Context) => {
+                let first = attrs.first();
+                if let Some(at) = Attr::from_name(first) {
+                    a.needs.context.insert(at);
+                    if at.field().is_none() {
+                        let path: Vec<&str> = attrs.iter().map(|s| s.as_str()).collect();
+                        let path = path.join(".");
+                        read(reads, path.clone(), format!("context.{path}"));
+                    }
+                }
+            }
+            Expr::Var(Var::Principal) => {
+                read(
+                    reads,
+                    format!("principal.{}", attrs.first()),
+                    format!("principal.{}", attrs.first()),
+                );
+            }
+            Expr::Var(Var::Resource) => {
+                a.needs.resource = true;
+                read(
+                    reads,
+                    format!("resource.{}", attrs.first()),
+                    format!("resource.{}", attrs.first()),
+                );
+            }
+            other => walk(other, a, reads),
+        },
+        Expr::BinaryOp { op, left, right } => {
+            if let (BinaryOp::GetTag | BinaryOp::HasTag, Some(field)) = (op, field_of(left)) {
+                a.needs.need_field(field);
+                match right.as_ref() {
+                    Expr::Literal(Literal::String(key)) => {
+                        if let FieldNeed::Keys(keys) = a.needs.field_mut(field) {
+                            keys.insert(key.to_string());
+                        }
+                        let quoted = serde_json::to_string(key.as_str()).unwrap_or_default();
+                        read(
+                            reads,
+                            format!("{}[{quoted}]", field.name()),
+                            format!("context.{}.getTag({quoted})", field.name()),
+                        );
+                    }
+                    other => {
+                        *a.needs.field_mut(field) = FieldNeed::All;
+                        walk(other, a, reads);
+                    }
+                }
+                return;
+            }
+            walk(left, a, reads);
+            walk(right, a, reads);
+        }
+        Expr::UnaryOp { expr, .. } => walk(expr, a, reads),
+        Expr::Like { expr, .. } => walk(expr, a, reads),
+        Expr::Is { expr, in_expr, .. } => {
+            walk(expr, a, reads);
+            if let Some(i) = in_expr {
+                walk(i, a, reads);
+            }
+        }
+        Expr::IfThenElse {
+            cond,
+            then_expr,
+            else_expr,
+        } => {
+            walk(cond, a, reads);
+            walk(then_expr, a, reads);
+            walk(else_expr, a, reads);
+        }
+        Expr::Set(items) => {
+            for i in items {
+                walk(i, a, reads);
+            }
+        }
+        Expr::Record(fields) => {
+            for v in fields.values() {
+                walk(v, a, reads);
+            }
+        }
+        // A construct this analysis does not know: assume it may read anything.
+        _ => a.needs = Needs::everything(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn analysis(src: &str) -> Analysis {
+        analyse(&Policy::from_str(src).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn scope_becomes_index_keys() {
+        let a = analysis(
+            r#"forbid (principal is Root, action in [Action::"s3:PutObject", Action::"iam"], resource);"#,
+        );
+        assert_eq!(
+            a.actions.unwrap().into_iter().collect::<Vec<_>>(),
+            vec![
+                ActionKey::Exact {
+                    service: "s3".into(),
+                    name: "PutObject".into()
+                },
+                ActionKey::Service("iam".into())
+            ]
+        );
+        assert_eq!(
+            a.principal_kinds,
+            Some(BTreeSet::from([PrincipalKind::Root]))
+        );
+        assert!(
+            a.needs.action_entity,
+            "a service group needs the action's parent"
+        );
+        assert!(!a.needs.resource);
+        assert!(a.needs.context.is_empty());
+    }
+
+    #[test]
+    fn conditions_become_needs_and_reads() {
+        let a = analysis(
+            r#"forbid (principal, action == Action::"s3:PutObject", resource)
+            when { context.requestParameters.hasTag("x-amz-acl") &&
+                   context.requestParameters.getTag("x-amz-acl") like "public-*" &&
+                   principal.userName == resource.name }
+            unless { context has errorCode || context.tlsDetails.tlsVersion == "TLSv1" };"#,
+        );
+        assert!(a.actions.is_some());
+        assert!(!a.needs.action_entity);
+        assert!(a.needs.resource);
+        assert_eq!(
+            a.needs.field(Field::RequestParameters),
+            &FieldNeed::Keys(BTreeSet::from(["x-amz-acl".to_string()]))
+        );
+        assert_eq!(a.needs.field(Field::ResponseElements), &FieldNeed::Nothing);
+        for attr in [Attr::RequestParameters, Attr::ErrorCode, Attr::TlsDetails] {
+            assert!(a.needs.context.contains(attr), "{attr:?}");
+        }
+        assert!(!a.needs.context.contains(Attr::EventTime));
+        let labels: Vec<&str> = a.reads.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "requestParameters[\"x-amz-acl\"]",
+                "principal.userName",
+                "resource.name",
+                "errorCode",
+                "tlsDetails.tlsVersion"
+            ]
+        );
+    }
+
+    #[test]
+    fn computed_tag_keys_need_every_tag() {
+        let a = analysis(
+            r#"forbid (principal, action, resource) when { context.requestParameters.hasTag(principal.userName) };"#,
+        );
+        assert_eq!(a.needs.field(Field::RequestParameters), &FieldNeed::All);
+        assert!(a.actions.is_none());
+        assert!(a.principal_kinds.is_none());
+    }
+}

@@ -1,0 +1,493 @@
+//! Policy packs: `.cedar` files, parsed, annotated, and validated against the model's schema.
+//!
+//! A detection is a policy with `@id`, `@title` and, for a `forbid`, `@severity` (`info`, `low`,
+//! `medium`, `high`, `critical`); `@mitre`, `@description` and `@runbook` are optional.
+//!
+//! The pack's mode follows from its policies, as Cedar's own semantics do:
+//! - **detection mode** (only `forbid` policies): trailcedar supplies the baseline
+//!   `permit(principal, action, resource);`, so an event is flagged exactly when a detection
+//!   forbids it;
+//! - **allow-list mode** (at least one `permit`): no baseline is added; an event that no permit
+//!   covers is flagged as `not-allowed`, and any `forbid` still flags as a detection.
+
+use crate::engine::analysis::{Analysis, analyse};
+use crate::engine::diagnostic::InFile;
+use crate::model::schema;
+use cedar_policy::{Effect, Policy, PolicyId, PolicySet, ValidationMode, Validator};
+use miette::{NamedSource, Report};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// How urgent a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown severity {s:?}: expected one of info, low, medium, high, critical")
+            })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A policy file's name and text.
+#[derive(Clone, Debug)]
+pub struct PolicySource {
+    pub name: String,
+    pub text: Arc<str>,
+}
+
+/// One policy of a pack with its metadata.
+#[derive(Clone, Debug)]
+pub struct Detection {
+    pub id: String,
+    pub title: String,
+    /// `None` for a `permit` without `@severity`.
+    pub severity: Option<Severity>,
+    pub mitre: Option<String>,
+    pub description: Option<String>,
+    pub runbook: Option<String>,
+    pub effect: Effect,
+    /// The policy file.
+    pub file: String,
+    /// 1-based line of the policy's first character (its first annotation).
+    pub line: usize,
+    pub policy: Policy,
+    pub analysis: Analysis,
+}
+
+/// How events that no policy decides are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Only detections: everything not forbidden is allowed.
+    Detection,
+    /// Permits describe expected behaviour: everything else is flagged.
+    AllowList,
+}
+
+/// A loaded, validated pack.
+#[derive(Debug)]
+pub struct Pack {
+    pub detections: Vec<Detection>,
+    pub mode: Mode,
+    /// Where the pack came from, for the summary.
+    pub origin: String,
+    by_id: HashMap<String, usize>,
+}
+
+impl Pack {
+    /// The detection a Cedar policy id belongs to.
+    pub fn index_of(&self, id: &PolicyId) -> Option<usize> {
+        self.by_id.get(AsRef::<str>::as_ref(id)).copied()
+    }
+
+    /// Every action id the pack names, for the schema.
+    pub fn action_ids(&self) -> BTreeSet<String> {
+        self.detections
+            .iter()
+            .flat_map(|d| d.analysis.action_ids.iter().cloned())
+            .collect()
+    }
+}
+
+/// Errors found while loading a pack, each a diagnostic pointing into its file.
+#[derive(Debug)]
+pub struct PackErrors(pub Vec<Report>);
+
+impl fmt::Display for PackErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.0 {
+            writeln!(f, "{r:?}")?;
+        }
+        write!(f, "{} error(s) in the policy pack", self.0.len())
+    }
+}
+
+impl std::error::Error for PackErrors {}
+
+/// Reads every `*.cedar` file under `dir`, in path order.
+pub fn sources_from_dir(dir: &Path) -> Result<Vec<PolicySource>, String> {
+    if !dir.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "cedar") {
+            let text = std::fs::read_to_string(entry.path())
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            out.push(PolicySource {
+                name: entry.path().display().to_string(),
+                text: text.into(),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no .cedar files", dir.display()));
+    }
+    Ok(out)
+}
+
+/// The pack compiled into the binary from `policies/`.
+pub fn embedded_sources() -> Vec<PolicySource> {
+    crate::embedded::POLICIES
+        .iter()
+        .map(|(name, text)| PolicySource {
+            name: format!("embedded:policies/{name}"),
+            text: (*text).into(),
+        })
+        .collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|t| t.matches('\n').count())
+        .unwrap_or(0)
+        + 1
+}
+
+/// Parses, annotates and validates a pack. Every problem is reported, not only the first.
+pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors> {
+    let mut errors: Vec<Report> = Vec::new();
+    let mut detections: Vec<Detection> = Vec::new();
+    let mut file_of: HashMap<String, usize> = HashMap::new();
+
+    for (file_index, source) in sources.iter().enumerate() {
+        let named = || NamedSource::new(source.name.clone(), source.text.clone());
+        let set = match PolicySet::from_str(&source.text) {
+            Ok(set) => set,
+            Err(e) => {
+                errors.extend(e.iter().map(|pe| Report::new(InFile::wrap(pe, named()))));
+                continue;
+            }
+        };
+        if let Some(t) = set.templates().next() {
+            let text = t.to_string();
+            let offset = source.text.find(text.as_str()).unwrap_or(0);
+            errors.push(Report::new(InFile::new(
+                "policy templates are not supported in a pack yet; write a static policy"
+                    .to_string(),
+                (
+                    offset,
+                    text.len().min(source.text.len().saturating_sub(offset)),
+                )
+                    .into(),
+                "this template",
+                None,
+                named(),
+            )));
+        }
+        // Policies in file order: each one's text is a slice of the file.
+        let mut placed: Vec<(usize, usize, &Policy)> = Vec::new();
+        let mut taken: Vec<usize> = Vec::new();
+        for p in set.policies() {
+            let text = p.to_cedar().unwrap_or_default();
+            let offset = source
+                .text
+                .match_indices(text.as_str())
+                .map(|(i, _)| i)
+                .find(|i| !taken.contains(i))
+                .unwrap_or(0);
+            taken.push(offset);
+            placed.push((offset, text.len(), p));
+        }
+        placed.sort_by_key(|(o, _, _)| *o);
+        for (offset, len, policy) in placed {
+            let err = |message: String, help: Option<String>| {
+                Report::new(InFile::new(
+                    message,
+                    (offset, len).into(),
+                    "in this policy",
+                    help,
+                    named(),
+                ))
+            };
+            let ann = |k: &str| policy.annotation(k).map(str::to_string);
+            let Some(id) = ann("id").filter(|i| valid_id(i)) else {
+                errors.push(err(
+                    "a policy needs an @id: letters, digits and - _ . : only".to_string(),
+                    Some(
+                        "add a line such as @id(\"s3-public-object-acl\") above the policy"
+                            .to_string(),
+                    ),
+                ));
+                continue;
+            };
+            let title = ann("title").unwrap_or_default();
+            if title.trim().is_empty() {
+                errors.push(err(format!("policy {id:?} needs a @title"), None));
+            }
+            let effect = policy.effect();
+            let severity = match (ann("severity"), effect) {
+                (Some(s), _) => match Severity::from_str(&s) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errors.push(err(format!("policy {id:?}: {e}"), None));
+                        None
+                    }
+                },
+                (None, Effect::Forbid) => {
+                    errors.push(err(
+                        format!("detection {id:?} needs a @severity"),
+                        Some("one of info, low, medium, high, critical".to_string()),
+                    ));
+                    None
+                }
+                (None, Effect::Permit) => None,
+            };
+            if let Some(previous) = file_of.get(&id) {
+                let where_ = sources
+                    .get(*previous)
+                    .map(|s| s.name.as_str())
+                    .unwrap_or("?");
+                errors.push(err(format!("@id {id:?} is already used in {where_}"), None));
+                continue;
+            }
+            file_of.insert(id.clone(), file_index);
+            let renamed = policy.new_id(PolicyId::new(id.clone()));
+            let analysis = match analyse(&renamed) {
+                Ok(a) => a,
+                Err(e) => {
+                    errors.push(err(
+                        format!("policy {id:?} could not be analysed: {e}"),
+                        None,
+                    ));
+                    continue;
+                }
+            };
+            detections.push(Detection {
+                id,
+                title,
+                severity,
+                mitre: ann("mitre"),
+                description: ann("description"),
+                runbook: ann("runbook"),
+                effect,
+                file: source.name.clone(),
+                line: line_of(&source.text, offset),
+                policy: renamed,
+                analysis,
+            });
+        }
+    }
+    if detections.is_empty() && errors.is_empty() {
+        errors.push(miette::miette!("the policy pack holds no policies"));
+    }
+
+    if errors.is_empty() {
+        validate(&detections, &sources, &file_of, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(PackErrors(errors));
+    }
+    let mode = if detections.iter().any(|d| d.effect == Effect::Permit) {
+        Mode::AllowList
+    } else {
+        Mode::Detection
+    };
+    let by_id = detections
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.clone(), i))
+        .collect();
+    Ok(Pack {
+        detections,
+        mode,
+        origin: origin.to_string(),
+        by_id,
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// Strict validation against the model's schema, declaring the actions the pack names.
+fn validate(
+    detections: &[Detection],
+    sources: &[PolicySource],
+    file_of: &HashMap<String, usize>,
+    errors: &mut Vec<Report>,
+) {
+    let mut actions: BTreeSet<String> = detections
+        .iter()
+        .flat_map(|d| {
+            d.analysis
+                .action_ids
+                .iter()
+                .filter(|a| a.contains(':'))
+                .cloned()
+        })
+        .collect();
+    // Unscoped policies still need one action to be checked against.
+    actions.insert("sts:GetCallerIdentity".to_string());
+    let groups: BTreeSet<String> = detections
+        .iter()
+        .flat_map(|d| {
+            d.analysis
+                .action_ids
+                .iter()
+                .filter(|a| !a.contains(':'))
+                .cloned()
+        })
+        .collect();
+    for g in groups {
+        if !actions.iter().any(|a| a.starts_with(&format!("{g}:"))) {
+            // A group is declared with its members; give a group its placeholder member.
+            actions.insert(format!("{g}:*"));
+        }
+    }
+    let schema = match schema::schema(&actions) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(miette::miette!(
+                "internal error: the model schema does not parse: {e}"
+            ));
+            return;
+        }
+    };
+    let set = match PolicySet::from_policies(detections.iter().map(|d| d.policy.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(miette::miette!("{e}"));
+            return;
+        }
+    };
+    let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        let source = file_of
+            .get(AsRef::<str>::as_ref(e.policy_id()))
+            .and_then(|i| sources.get(*i));
+        errors.push(match source {
+            Some(s) => Report::new(InFile::wrap(
+                e,
+                NamedSource::new(s.name.clone(), s.text.clone()),
+            )),
+            None => Report::new(e.clone()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Vec<PolicySource> {
+        vec![PolicySource {
+            name: "t.cedar".to_string(),
+            text: text.into(),
+        }]
+    }
+
+    const OK: &str = r#"
+// A comment before the policy.
+@id("s3-public")
+@title("Public object")
+@severity("high")
+@mitre("T1530")
+forbid (principal, action == Action::"s3:PutObject", resource)
+when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameters.getTag("x-amz-acl") == "public-read" };
+"#;
+
+    #[test]
+    fn loads_a_detection_with_its_line() {
+        let pack = load(src(OK), "test").unwrap();
+        assert_eq!(pack.mode, Mode::Detection);
+        let d = &pack.detections[0];
+        assert_eq!(
+            (d.id.as_str(), d.line, d.severity),
+            ("s3-public", 3, Some(Severity::High))
+        );
+        assert_eq!(d.mitre.as_deref(), Some("T1530"));
+        assert_eq!(d.policy.id().to_string(), "s3-public");
+    }
+
+    fn errors(text: &str) -> String {
+        let e = load(src(text), "test").unwrap_err();
+        format!("{e}")
+    }
+
+    #[test]
+    fn annotations_are_required() {
+        let e = errors(r#"forbid (principal, action, resource);"#);
+        assert!(e.contains("needs an @id"), "{e}");
+        let e = errors(r#"@id("x") @title("t") forbid (principal, action, resource);"#);
+        assert!(e.contains("needs a @severity"), "{e}");
+        let e = errors(
+            r#"@id("x") @title("t") @severity("urgent") forbid (principal, action, resource);"#,
+        );
+        assert!(e.contains("unknown severity"), "{e}");
+        let twice = format!("{OK}\n{OK}");
+        assert!(errors(&twice).contains("already used"));
+    }
+
+    #[test]
+    fn validation_catches_typos() {
+        let e = errors(
+            r#"@id("x") @title("t") @severity("low") forbid (principal, action, resource) when { context.sourceIPAdress == "1.2.3.4" };"#,
+        );
+        assert!(e.contains("sourceIPAdress"), "{e}");
+        let e = errors(
+            r#"@id("x") @title("t") @severity("low") forbid (principal, action, resource) when { context.requestParameters.getTag("k") == "v" };"#,
+        );
+        assert!(e.to_lowercase().contains("tag"), "unguarded getTag: {e}");
+        let e = errors("@id(\"x\") forbid (principal, action, resource) when { ");
+        assert!(e.contains("t.cedar"), "parse errors name the file: {e}");
+    }
+
+    #[test]
+    fn permits_select_allow_list_mode() {
+        let pack = load(
+            src(r#"@id("ci") @title("CI deploys") permit (principal, action in Action::"s3", resource);"#),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(pack.mode, Mode::AllowList);
+        assert_eq!(pack.detections[0].severity, None);
+    }
+}

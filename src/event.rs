@@ -1,0 +1,279 @@
+//! The CloudTrail record, typed and borrowed from the decoded buffer.
+//!
+//! Only the fields every event needs are parsed eagerly. `userIdentity`, `resources`,
+//! `tlsDetails` and the free-form payloads stay as raw JSON until a policy or a finding needs
+//! them, which keeps decoding close to the cost of scanning the bytes.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// One CloudTrail event record.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event<'a> {
+    #[serde(borrow, default)]
+    pub event_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub user_identity: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub event_time: Cow<'a, str>,
+    #[serde(borrow)]
+    pub event_source: Cow<'a, str>,
+    #[serde(borrow)]
+    pub event_name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub aws_region: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "sourceIPAddress")]
+    pub source_ip_address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub error_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub error_message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub request_parameters: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub response_elements: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub additional_event_data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub service_event_details: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "requestID")]
+    pub request_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "eventID")]
+    pub event_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(borrow, default)]
+    pub resources: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub event_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub api_version: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub management_event: Option<bool>,
+    #[serde(borrow, default)]
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "sharedEventID")]
+    pub shared_event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub vpc_endpoint_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub vpc_endpoint_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub event_category: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub tls_details: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "bool_or_string")]
+    pub session_credential_from_console: Option<bool>,
+    #[serde(borrow, default)]
+    pub insight_details: Option<&'a RawValue>,
+}
+
+impl Event<'_> {
+    /// The service part of `eventSource`: `s3.amazonaws.com` is `s3`.
+    pub fn service(&self) -> &str {
+        service_of(&self.event_source)
+    }
+
+    /// CloudTrail Insights records are analyses of other events, not API calls.
+    pub fn is_insight(&self) -> bool {
+        self.insight_details.is_some()
+            || self.event_type.as_deref() == Some("AwsCloudTrailInsight")
+            || self.event_category.as_deref() == Some("Insight")
+    }
+
+    /// The Cedar action id, `<service>:<eventName>`.
+    pub fn action_id(&self) -> String {
+        format!("{}:{}", self.service(), self.event_name)
+    }
+}
+
+/// `s3.amazonaws.com` is `s3`; a source without that suffix is kept whole.
+pub fn service_of(event_source: &str) -> &str {
+    event_source
+        .strip_suffix(".amazonaws.com")
+        .unwrap_or(event_source)
+}
+
+/// `userIdentity`, parsed when a principal is first seen in a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity<'a> {
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub access_key_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub user_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub invoked_by: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub identity_provider: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub session_context: Option<SessionContext<'a>>,
+    #[serde(borrow, default)]
+    pub on_behalf_of: Option<OnBehalfOf<'a>>,
+}
+
+/// `userIdentity.sessionContext`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext<'a> {
+    #[serde(borrow, default)]
+    pub session_issuer: Option<SessionIssuer<'a>>,
+    #[serde(borrow, default)]
+    pub attributes: Option<SessionAttributes<'a>>,
+    #[serde(borrow, default)]
+    pub source_identity: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ec2_role_delivery: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub web_id_federation_data: Option<WebIdFederationData<'a>>,
+}
+
+/// `sessionContext.sessionIssuer`: the role (or user) that issued the session.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer<'a> {
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub user_name: Option<Cow<'a, str>>,
+}
+
+/// `sessionContext.attributes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAttributes<'a> {
+    #[serde(borrow, default)]
+    pub creation_date: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "bool_or_string")]
+    pub mfa_authenticated: Option<bool>,
+}
+
+/// `sessionContext.webIdFederationData`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebIdFederationData<'a> {
+    #[serde(borrow, default)]
+    pub federated_provider: Option<Cow<'a, str>>,
+}
+
+/// `userIdentity.onBehalfOf` (IAM Identity Center users).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnBehalfOf<'a> {
+    #[serde(borrow, default)]
+    pub user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub identity_store_arn: Option<Cow<'a, str>>,
+}
+
+/// One entry of `resources[]`.
+#[derive(Debug, Deserialize)]
+pub struct ResourceRef<'a> {
+    #[serde(borrow, default, rename = "ARN")]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ARNPrefix")]
+    pub arn_prefix: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "accountId")]
+    pub account_id: Option<Cow<'a, str>>,
+}
+
+/// `tlsDetails`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsDetails<'a> {
+    #[serde(borrow, default)]
+    pub tls_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub cipher_suite: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub client_provided_host_header: Option<Cow<'a, str>>,
+}
+
+/// CloudTrail writes some flags as the strings `"true"`/`"false"`; accept both spellings.
+fn bool_or_string<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean or \"true\"/\"false\"")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            match v {
+                "true" | "True" | "TRUE" => Ok(Some(true)),
+                "false" | "False" | "FALSE" | "" => Ok(Some(false)),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+            }
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_seed_record_lazily() {
+        let text = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/a"},
+            "eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets",
+            "awsRegion":"ap-northeast-1","sourceIPAddress":"52.197.156.173","responseElements":null,
+            "requestParameters":{"Host":"s3.ap-northeast-1.amazonaws.com"},"readOnly":true,
+            "sessionCredentialFromConsole":"true"}"#;
+        let e: Event = serde_json::from_str(text).unwrap();
+        assert_eq!(e.service(), "s3");
+        assert_eq!(e.action_id(), "s3:ListBuckets");
+        assert!(e.response_elements.is_none(), "JSON null is absent");
+        assert_eq!(
+            e.request_parameters.unwrap().get(),
+            r#"{"Host":"s3.ap-northeast-1.amazonaws.com"}"#
+        );
+        assert_eq!(e.session_credential_from_console, Some(true));
+        assert!(!e.is_insight());
+    }
+
+    #[test]
+    fn rejects_duplicate_fields_and_wrong_types() {
+        let dup = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"A","eventName":"B"}"#;
+        assert!(serde_json::from_str::<Event>(dup).is_err());
+        let wrong = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"A","readOnly":"maybe"}"#;
+        assert!(serde_json::from_str::<Event>(wrong).is_err());
+    }
+
+    #[test]
+    fn service_of_keeps_unusual_sources() {
+        assert_eq!(service_of("signin.amazonaws.com"), "signin");
+        assert_eq!(service_of("custom.example"), "custom.example");
+    }
+}

@@ -1,0 +1,47 @@
+//! trailcedar: CloudTrail detections written as Cedar policies.
+//!
+//! The pipeline, one module per stage:
+//!
+//! | stage | module | from → to |
+//! |---|---|---|
+//! | source | [`source`] | paths, directories, stdin → inputs (skipping digests and out-of-range days) |
+//! | decode | [`decode`], [`event`] | gzip + CloudTrail shapes → typed, borrowed events |
+//! | model | [`model`] | event → Cedar principal, action, resource, context and entities |
+//! | engine | [`engine`] | policies → validated, indexed pack → decisions with reasons |
+//! | report | [`report`] | findings → table, JSON lines, JSON, CSV; the summary |
+//! | scan | [`scan`] | the parallel pipeline over many inputs |
+//! | cli | [`cli`] | arguments → configuration → a run |
+
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod cases;
+pub mod cli;
+pub mod corpus;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod model;
+pub mod report;
+pub mod scan;
+pub mod source;
+pub mod time;
+
+/// The shipped pack, embedded by `build.rs`.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}

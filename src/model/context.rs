@@ -1,0 +1,552 @@
+//! The context: the event's own fields, typed.
+//!
+//! Only the attributes some candidate policy reads are built ([`AttrSet`]): extension values
+//! such as `datetime` and `ip` cost several microseconds each to construct in Cedar.
+
+use super::aws_ranges::AwsRanges;
+use super::{EventView, Field, types, uid};
+use cedar_policy::{Context, RestrictedExpression};
+
+/// A context attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Attr {
+    EventTime,
+    EventName,
+    EventSource,
+    EventId,
+    EventVersion,
+    EventType,
+    EventCategory,
+    AwsRegion,
+    SourceIpAddress,
+    SourceIp,
+    SourceInAws,
+    UserAgent,
+    ErrorCode,
+    ErrorMessage,
+    ReadOnly,
+    ManagementEvent,
+    RecipientAccountId,
+    RequestId,
+    SharedEventId,
+    VpcEndpointId,
+    VpcEndpointAccountId,
+    ApiVersion,
+    SessionCredentialFromConsole,
+    TlsDetails,
+    RequestParameters,
+    ResponseElements,
+    AdditionalEventData,
+    ServiceEventDetails,
+}
+
+/// How an attribute is declared and whether it is unique to each event.
+pub struct AttrInfo {
+    pub attr: Attr,
+    pub name: &'static str,
+    /// The Cedar schema type.
+    pub cedar_type: &'static str,
+    pub required: bool,
+    /// Different for nearly every event: a context holding it is not worth caching.
+    pub volatile: bool,
+    pub doc: &'static str,
+}
+
+const fn a(
+    attr: Attr,
+    name: &'static str,
+    cedar_type: &'static str,
+    required: bool,
+    volatile: bool,
+    doc: &'static str,
+) -> AttrInfo {
+    AttrInfo {
+        attr,
+        name,
+        cedar_type,
+        required,
+        volatile,
+        doc,
+    }
+}
+
+/// Every context attribute, in declaration order of [`Attr`].
+pub const ATTRS: [AttrInfo; 28] = [
+    a(
+        Attr::EventTime,
+        "eventTime",
+        "datetime",
+        true,
+        true,
+        "`eventTime` as a Cedar datetime",
+    ),
+    a(
+        Attr::EventName,
+        "eventName",
+        "String",
+        true,
+        false,
+        "`eventName`",
+    ),
+    a(
+        Attr::EventSource,
+        "eventSource",
+        "String",
+        true,
+        false,
+        "`eventSource`, e.g. `s3.amazonaws.com`",
+    ),
+    a(Attr::EventId, "eventID", "String", false, true, "`eventID`"),
+    a(
+        Attr::EventVersion,
+        "eventVersion",
+        "String",
+        false,
+        false,
+        "`eventVersion`",
+    ),
+    a(
+        Attr::EventType,
+        "eventType",
+        "String",
+        false,
+        false,
+        "`eventType`: `AwsApiCall`, `AwsConsoleSignIn`, ...",
+    ),
+    a(
+        Attr::EventCategory,
+        "eventCategory",
+        "String",
+        false,
+        false,
+        "`eventCategory`: `Management` or `Data`",
+    ),
+    a(
+        Attr::AwsRegion,
+        "awsRegion",
+        "String",
+        false,
+        false,
+        "`awsRegion`",
+    ),
+    a(
+        Attr::SourceIpAddress,
+        "sourceIPAddress",
+        "String",
+        false,
+        false,
+        "`sourceIPAddress` as written: an address, a service name or `AWS Internal`",
+    ),
+    a(
+        Attr::SourceIp,
+        "sourceIP",
+        "ipaddr",
+        false,
+        false,
+        "`sourceIPAddress` as a Cedar `ip`, when it is an address",
+    ),
+    a(
+        Attr::SourceInAws,
+        "sourceInAws",
+        "Bool",
+        true,
+        false,
+        "whether `sourceIP` is in AWS's published address ranges",
+    ),
+    a(
+        Attr::UserAgent,
+        "userAgent",
+        "String",
+        false,
+        false,
+        "`userAgent`",
+    ),
+    a(
+        Attr::ErrorCode,
+        "errorCode",
+        "String",
+        false,
+        false,
+        "`errorCode`: present when the call failed",
+    ),
+    a(
+        Attr::ErrorMessage,
+        "errorMessage",
+        "String",
+        false,
+        false,
+        "`errorMessage`",
+    ),
+    a(
+        Attr::ReadOnly,
+        "readOnly",
+        "Bool",
+        false,
+        false,
+        "`readOnly`",
+    ),
+    a(
+        Attr::ManagementEvent,
+        "managementEvent",
+        "Bool",
+        false,
+        false,
+        "`managementEvent`",
+    ),
+    a(
+        Attr::RecipientAccountId,
+        "recipientAccountId",
+        "String",
+        false,
+        false,
+        "`recipientAccountId`",
+    ),
+    a(
+        Attr::RequestId,
+        "requestID",
+        "String",
+        false,
+        true,
+        "`requestID`",
+    ),
+    a(
+        Attr::SharedEventId,
+        "sharedEventID",
+        "String",
+        false,
+        true,
+        "`sharedEventID`",
+    ),
+    a(
+        Attr::VpcEndpointId,
+        "vpcEndpointId",
+        "String",
+        false,
+        false,
+        "`vpcEndpointId`: the call came through a VPC endpoint",
+    ),
+    a(
+        Attr::VpcEndpointAccountId,
+        "vpcEndpointAccountId",
+        "String",
+        false,
+        false,
+        "`vpcEndpointAccountId`",
+    ),
+    a(
+        Attr::ApiVersion,
+        "apiVersion",
+        "String",
+        false,
+        false,
+        "`apiVersion`",
+    ),
+    a(
+        Attr::SessionCredentialFromConsole,
+        "sessionCredentialFromConsole",
+        "Bool",
+        false,
+        false,
+        "`sessionCredentialFromConsole`",
+    ),
+    a(
+        Attr::TlsDetails,
+        "tlsDetails",
+        "TlsDetails",
+        false,
+        false,
+        "`tlsDetails`: `tlsVersion`, `cipherSuite`, `clientProvidedHostHeader`",
+    ),
+    a(
+        Attr::RequestParameters,
+        "requestParameters",
+        "RequestParameters",
+        true,
+        true,
+        "`requestParameters`: tags are the fields",
+    ),
+    a(
+        Attr::ResponseElements,
+        "responseElements",
+        "ResponseElements",
+        true,
+        true,
+        "`responseElements`: tags are the fields",
+    ),
+    a(
+        Attr::AdditionalEventData,
+        "additionalEventData",
+        "AdditionalEventData",
+        true,
+        true,
+        "`additionalEventData`: tags are the fields",
+    ),
+    a(
+        Attr::ServiceEventDetails,
+        "serviceEventDetails",
+        "ServiceEventDetails",
+        true,
+        true,
+        "`serviceEventDetails`: tags are the fields",
+    ),
+];
+
+impl Attr {
+    /// The attribute's declaration.
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    pub fn info(self) -> &'static AttrInfo {
+        &ATTRS[self as usize]
+    }
+
+    /// The attribute of a context attribute name.
+    pub fn from_name(name: &str) -> Option<Attr> {
+        ATTRS.iter().find(|i| i.name == name).map(|i| i.attr)
+    }
+
+    /// The free-form field this attribute refers to, if it is one.
+    pub fn field(self) -> Option<Field> {
+        match self {
+            Attr::RequestParameters => Some(Field::RequestParameters),
+            Attr::ResponseElements => Some(Field::ResponseElements),
+            Attr::AdditionalEventData => Some(Field::AdditionalEventData),
+            Attr::ServiceEventDetails => Some(Field::ServiceEventDetails),
+            _ => None,
+        }
+    }
+}
+
+/// A set of context attributes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AttrSet(u32);
+
+impl AttrSet {
+    /// Every attribute.
+    pub fn all() -> Self {
+        AttrSet((1u32 << ATTRS.len()) - 1)
+    }
+
+    pub fn insert(&mut self, a: Attr) {
+        self.0 |= 1 << a as u32;
+    }
+
+    pub fn contains(&self, a: Attr) -> bool {
+        self.0 & (1 << a as u32) != 0
+    }
+
+    pub fn union(self, other: AttrSet) -> AttrSet {
+        AttrSet(self.0 | other.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The attributes in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Attr> {
+        ATTRS
+            .iter()
+            .map(|i| i.attr)
+            .filter(move |a| self.contains(*a))
+    }
+
+    /// Whether a context with these attributes can be reused across events.
+    pub fn cacheable(&self) -> bool {
+        self.iter().all(|a| !a.info().volatile)
+    }
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+/// The value of one attribute for `view`; `None` when the event does not have it.
+pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<RestrictedExpression> {
+    let e = &view.event;
+    let opt = |v: &Option<std::borrow::Cow<str>>| v.as_deref().map(s);
+    match attr {
+        Attr::EventTime => Some(RestrictedExpression::new_datetime(
+            view.time.to_cedar_string(),
+        )),
+        Attr::EventName => Some(s(&e.event_name)),
+        Attr::EventSource => Some(s(&e.event_source)),
+        Attr::EventId => opt(&e.event_id),
+        Attr::EventVersion => opt(&e.event_version),
+        Attr::EventType => opt(&e.event_type),
+        Attr::EventCategory => opt(&e.event_category),
+        Attr::AwsRegion => opt(&e.aws_region),
+        Attr::SourceIpAddress => opt(&e.source_ip_address),
+        Attr::SourceIp => view
+            .source_ip()
+            .map(|ip| RestrictedExpression::new_ip(ip.to_string())),
+        Attr::SourceInAws => Some(RestrictedExpression::new_bool(
+            view.source_ip().is_some_and(|ip| ranges.contains(ip)),
+        )),
+        Attr::UserAgent => opt(&e.user_agent),
+        Attr::ErrorCode => opt(&e.error_code),
+        Attr::ErrorMessage => opt(&e.error_message),
+        Attr::ReadOnly => e.read_only.map(RestrictedExpression::new_bool),
+        Attr::ManagementEvent => e.management_event.map(RestrictedExpression::new_bool),
+        Attr::RecipientAccountId => opt(&e.recipient_account_id),
+        Attr::RequestId => opt(&e.request_id),
+        Attr::SharedEventId => opt(&e.shared_event_id),
+        Attr::VpcEndpointId => opt(&e.vpc_endpoint_id),
+        Attr::VpcEndpointAccountId => opt(&e.vpc_endpoint_account_id),
+        Attr::ApiVersion => opt(&e.api_version),
+        Attr::SessionCredentialFromConsole => e
+            .session_credential_from_console
+            .map(RestrictedExpression::new_bool),
+        Attr::TlsDetails => {
+            let tls: crate::event::TlsDetails = serde_json::from_str(e.tls_details?.get()).ok()?;
+            let fields = [
+                ("tlsVersion", tls.tls_version),
+                ("cipherSuite", tls.cipher_suite),
+                ("clientProvidedHostHeader", tls.client_provided_host_header),
+            ];
+            RestrictedExpression::new_record(
+                fields
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), s(&v?)))),
+            )
+            .ok()
+        }
+        Attr::RequestParameters
+        | Attr::ResponseElements
+        | Attr::AdditionalEventData
+        | Attr::ServiceEventDetails => {
+            let field = attr.field()?;
+            Some(RestrictedExpression::new_entity_uid(field_uid(view, field)))
+        }
+    }
+}
+
+/// The uid of the entity that carries a free-form field's tags.
+pub fn field_uid(view: &EventView, field: Field) -> cedar_policy::EntityUid {
+    uid(types().field(field), view.event_id())
+}
+
+/// The context with the attributes in `attrs` that the event has.
+pub fn build(view: &EventView, attrs: AttrSet, ranges: &AwsRanges) -> Result<Context, String> {
+    Context::from_pairs(
+        attrs
+            .iter()
+            .filter_map(|a| Some((a.info().name.to_string(), value(view, a, ranges)?))),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A key equal for two events exactly when [`build`] gives them equal contexts.
+///
+/// Only meaningful for a [`AttrSet::cacheable`] set.
+pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
+    key.clear();
+    let e = &view.event;
+    for attr in attrs.iter() {
+        let part: Option<&str> = match attr {
+            Attr::EventName => Some(&e.event_name),
+            Attr::EventSource => Some(&e.event_source),
+            Attr::EventVersion => e.event_version.as_deref(),
+            Attr::EventType => e.event_type.as_deref(),
+            Attr::EventCategory => e.event_category.as_deref(),
+            Attr::AwsRegion => e.aws_region.as_deref(),
+            // The address determines `sourceIP` and `sourceInAws` as well.
+            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws => {
+                e.source_ip_address.as_deref()
+            }
+            Attr::UserAgent => e.user_agent.as_deref(),
+            Attr::ErrorCode => e.error_code.as_deref(),
+            Attr::ErrorMessage => e.error_message.as_deref(),
+            Attr::ReadOnly => Some(bool_key(e.read_only)),
+            Attr::ManagementEvent => Some(bool_key(e.management_event)),
+            Attr::RecipientAccountId => e.recipient_account_id.as_deref(),
+            Attr::VpcEndpointId => e.vpc_endpoint_id.as_deref(),
+            Attr::VpcEndpointAccountId => e.vpc_endpoint_account_id.as_deref(),
+            Attr::ApiVersion => e.api_version.as_deref(),
+            Attr::SessionCredentialFromConsole => Some(bool_key(e.session_credential_from_console)),
+            Attr::TlsDetails => e.tls_details.map(|r| r.get()),
+            _ => None,
+        };
+        // Presence and value, separated so that ("a", "bc") and ("ab", "c") differ.
+        match part {
+            Some(p) => {
+                key.push('+');
+                key.push_str(&p.len().to_string());
+                key.push(':');
+                key.push_str(p);
+            }
+            None => key.push('-'),
+        }
+    }
+}
+
+fn bool_key(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "t",
+        Some(false) => "f",
+        None => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets",
+        "awsRegion":"ap-northeast-1","sourceIPAddress":"52.197.156.173","readOnly":true,"eventID":"e1",
+        "tlsDetails":{"tlsVersion":"TLSv1.2","cipherSuite":"ECDHE-RSA-AES128-GCM-SHA256"}}"#;
+
+    #[test]
+    fn attributes_are_declared_in_order() {
+        for (i, info) in ATTRS.iter().enumerate() {
+            assert_eq!(info.attr as usize, i, "{}", info.name);
+            assert_eq!(Attr::from_name(info.name), Some(info.attr));
+        }
+        assert!(AttrSet::all().iter().count() == ATTRS.len());
+    }
+
+    #[test]
+    fn builds_only_what_is_asked() {
+        let view = EventView::parse(EVENT).unwrap();
+        let ranges = AwsRanges::embedded();
+        let mut attrs = AttrSet::default();
+        attrs.insert(Attr::SourceIp);
+        attrs.insert(Attr::SourceInAws);
+        attrs.insert(Attr::ErrorCode);
+        let ctx = build(&view, attrs, &ranges).unwrap();
+        assert!(ctx.get("sourceIP").is_some());
+        assert_eq!(
+            ctx.get("sourceInAws").map(|v| v.to_string()).as_deref(),
+            Some("true")
+        );
+        assert!(ctx.get("errorCode").is_none(), "absent in the event");
+        assert!(ctx.get("userAgent").is_none(), "not asked for");
+        let full = build(&view, AttrSet::all(), &ranges).unwrap();
+        assert!(
+            full.get("tlsDetails")
+                .unwrap()
+                .to_string()
+                .contains("TLSv1.2")
+        );
+        assert!(
+            full.get("requestParameters")
+                .unwrap()
+                .to_string()
+                .contains(r#"RequestParameters::"e1""#)
+        );
+    }
+
+    #[test]
+    fn cache_keys_separate_values() {
+        let a = EventView::parse(r#"{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s","eventName":"ab","awsRegion":"c"}"#).unwrap();
+        let b = EventView::parse(r#"{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s","eventName":"a","awsRegion":"bc"}"#).unwrap();
+        let mut attrs = AttrSet::default();
+        attrs.insert(Attr::EventName);
+        attrs.insert(Attr::AwsRegion);
+        let (mut ka, mut kb) = (String::new(), String::new());
+        cache_key(&a, attrs, &mut ka);
+        cache_key(&b, attrs, &mut kb);
+        assert_ne!(ka, kb);
+        assert!(attrs.cacheable());
+        attrs.insert(Attr::EventTime);
+        assert!(!attrs.cacheable());
+    }
+}

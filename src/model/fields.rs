@@ -1,0 +1,291 @@
+//! Free-form fields: `requestParameters` and its siblings as entities whose tags are the fields.
+//!
+//! Cedar records are closed: a schema must name every attribute, and CloudTrail's payloads differ
+//! for every API. Entity tags take any key and still validate, so each payload is an entity
+//! (`context.requestParameters` is a `RequestParameters` entity) and each field a tag:
+//!
+//! ```cedar
+//! context.requestParameters.hasTag("x-amz-acl") &&
+//! context.requestParameters.getTag("x-amz-acl") == "public-read"
+//! ```
+//!
+//! Tag keys are paths: nested objects are joined with `.` and array elements are numbered
+//! (`ipPermissions.items.0.ipRanges.items.0.cidrIp`). Every tag value is a string: strings as
+//! they are, numbers and booleans in their JSON spelling, and an object or array as its compact
+//! JSON text, so `getTag("ipPermissions.items") like "*0.0.0.0/0*"` matches any element.
+//! JSON `null` is absent.
+
+use crate::event::Event;
+use cedar_policy::RestrictedExpression;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeSet;
+
+/// The free-form payloads of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    RequestParameters,
+    ResponseElements,
+    AdditionalEventData,
+    ServiceEventDetails,
+}
+
+impl Field {
+    /// Every field, in declaration order.
+    pub const ALL: [Field; 4] = [
+        Field::RequestParameters,
+        Field::ResponseElements,
+        Field::AdditionalEventData,
+        Field::ServiceEventDetails,
+    ];
+
+    /// The CloudTrail field name, which is also the context attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::RequestParameters => "requestParameters",
+            Field::ResponseElements => "responseElements",
+            Field::AdditionalEventData => "additionalEventData",
+            Field::ServiceEventDetails => "serviceEventDetails",
+        }
+    }
+
+    /// The Cedar entity type that carries the field's tags.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Field::RequestParameters => "RequestParameters",
+            Field::ResponseElements => "ResponseElements",
+            Field::AdditionalEventData => "AdditionalEventData",
+            Field::ServiceEventDetails => "ServiceEventDetails",
+        }
+    }
+
+    /// The field from a context attribute name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The raw JSON of this field in `event`.
+    pub fn raw<'a>(self, event: &Event<'a>) -> Option<&'a RawValue> {
+        match self {
+            Field::RequestParameters => event.request_parameters,
+            Field::ResponseElements => event.response_elements,
+            Field::AdditionalEventData => event.additional_event_data,
+            Field::ServiceEventDetails => event.service_event_details,
+        }
+    }
+}
+
+/// Which tags of a field the policies can read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FieldNeed {
+    /// None: the entity need not be built.
+    #[default]
+    Nothing,
+    /// Only these keys (every `getTag`/`hasTag` of the field uses a literal key).
+    Keys(BTreeSet<String>),
+    /// Every tag (some key is computed).
+    All,
+}
+
+impl FieldNeed {
+    /// The union of two needs.
+    pub fn merge(&mut self, other: &FieldNeed) {
+        match (&mut *self, other) {
+            (_, FieldNeed::Nothing) | (FieldNeed::All, _) => {}
+            (_, FieldNeed::All) => *self = FieldNeed::All,
+            (FieldNeed::Nothing, FieldNeed::Keys(k)) => *self = FieldNeed::Keys(k.clone()),
+            (FieldNeed::Keys(mine), FieldNeed::Keys(k)) => mine.extend(k.iter().cloned()),
+        }
+    }
+
+    /// Whether the entity must exist at all.
+    pub fn is_needed(&self) -> bool {
+        !matches!(self, FieldNeed::Nothing)
+    }
+}
+
+/// Upper bound on the tags one field contributes, so a hostile payload cannot blow up an entity.
+pub const MAX_TAGS: usize = 10_000;
+
+/// The tags of a field for `need`.
+pub fn tags(value: Option<&Value>, need: &FieldNeed) -> Vec<(String, RestrictedExpression)> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    match need {
+        FieldNeed::Nothing => Vec::new(),
+        FieldNeed::Keys(keys) => keys
+            .iter()
+            .filter_map(|k| {
+                let text = tag_text(lookup(value, k)?)?;
+                Some((k.clone(), RestrictedExpression::new_string(text)))
+            })
+            .collect(),
+        FieldNeed::All => {
+            let mut out = Vec::new();
+            let mut path = String::new();
+            flatten(value, &mut path, &mut out);
+            out.into_iter()
+                .map(|(k, v)| (k, RestrictedExpression::new_string(v)))
+                .collect()
+        }
+    }
+}
+
+/// Every (path, value) of a field, as `getTag` sees them.
+pub fn flattened(value: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut path = String::new();
+    flatten(value, &mut path, &mut out);
+    out
+}
+
+fn flatten(value: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
+    if out.len() >= MAX_TAGS {
+        return;
+    }
+    if !path.is_empty()
+        && let Some(text) = tag_text(value)
+    {
+        out.push((path.clone(), text));
+    }
+    let len = path.len();
+    let child = |key: &str, v: &Value, path: &mut String, out: &mut Vec<(String, String)>| {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        flatten(v, path, out);
+        path.truncate(len);
+    };
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                child(k, v, path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                child(&i.to_string(), v, path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The tag value of a JSON node; `None` for null.
+pub fn tag_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Object(_) | Value::Array(_) => serde_json::to_string(value).ok(),
+    }
+}
+
+/// The node at a tag path. A key that itself contains `.` is found too.
+pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(map) => {
+            if let Some(v) = map.get(path) {
+                return Some(v);
+            }
+            path.match_indices('.').find_map(|(i, _)| {
+                let head = path.get(..i)?;
+                let tail = path.get(i + 1..)?;
+                lookup(map.get(head)?, tail)
+            })
+        }
+        Value::Array(items) => {
+            let (head, tail) = match path.split_once('.') {
+                Some((h, t)) => (h, Some(t)),
+                None => (path, None),
+            };
+            let item = items.get(head.parse::<usize>().ok()?)?;
+            match tail {
+                Some(t) => lookup(item, t),
+                None => Some(item),
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sg_ingress() -> Value {
+        json!({
+            "groupId": "sg-0123456789abcdef0",
+            "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]},
+            "dryRun": false,
+            "tagSpecificationSet": null,
+            "a.b": "dotted key"
+        })
+    }
+
+    #[test]
+    fn flattens_paths_and_scalars() {
+        let flat = flattened(&sg_ingress());
+        let get = |k: &str| flat.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("ipPermissions.items.0.ipRanges.items.0.cidrIp"),
+            Some("0.0.0.0/0")
+        );
+        assert_eq!(get("ipPermissions.items.0.fromPort"), Some("22"));
+        assert_eq!(get("dryRun"), Some("false"));
+        assert_eq!(get("tagSpecificationSet"), None, "null is absent");
+        assert!(
+            get("ipPermissions.items")
+                .unwrap()
+                .contains(r#""cidrIp":"0.0.0.0/0""#)
+        );
+    }
+
+    #[test]
+    fn lookup_agrees_with_flatten() {
+        let v = sg_ingress();
+        for (path, text) in flattened(&v) {
+            assert_eq!(lookup(&v, &path).and_then(tag_text), Some(text), "{path}");
+        }
+        assert_eq!(lookup(&v, "a.b"), Some(&json!("dotted key")));
+        assert_eq!(lookup(&v, "ipPermissions.items.7"), None);
+        assert_eq!(lookup(&v, "ipPermissions.items.x"), None);
+    }
+
+    #[test]
+    fn builds_only_the_needed_keys() {
+        let v = json!({"x-amz-acl": "public-read", "bucketName": "b", "key": "k"});
+        let need = FieldNeed::Keys(["x-amz-acl".to_string(), "missing".to_string()].into());
+        let tags = tags(Some(&v), &need);
+        assert_eq!(tags.len(), 1);
+        assert_eq!(tags[0].0, "x-amz-acl");
+    }
+
+    #[test]
+    fn hostile_payloads_are_bounded() {
+        let wide: serde_json::Map<String, Value> = (0..MAX_TAGS * 2)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect();
+        assert_eq!(flattened(&Value::Object(wide)).len(), MAX_TAGS);
+    }
+
+    #[test]
+    fn merges_needs() {
+        let mut n = FieldNeed::Nothing;
+        n.merge(&FieldNeed::Keys(["a".to_string()].into()));
+        n.merge(&FieldNeed::Keys(["b".to_string()].into()));
+        assert_eq!(
+            n,
+            FieldNeed::Keys(["a".to_string(), "b".to_string()].into())
+        );
+        n.merge(&FieldNeed::All);
+        assert_eq!(n, FieldNeed::All);
+        n.merge(&FieldNeed::Keys(["c".to_string()].into()));
+        assert_eq!(n, FieldNeed::All);
+    }
+}

@@ -1,0 +1,206 @@
+//! The model: how a CloudTrail event becomes a Cedar request and its entities.
+//!
+//! `docs/model.md` is the reference for policy authors; this module is its implementation.
+//!
+//! - **principal**: an entity typed after `userIdentity.type` (`IAMUser`, `AssumedRole`, `Root`,
+//!   ...), in its `Account`, and an assumed-role session in its `Role` ([`principal`]).
+//! - **action**: `Action::"<service>:<eventName>"`, in the group `Action::"<service>"`.
+//! - **resource**: a `Resource` entity per resource the event names, in its container and its
+//!   `Account` ([`resource`]).
+//! - **context**: the event's fields, typed ([`context`]); the free-form `requestParameters`,
+//!   `responseElements`, `additionalEventData` and `serviceEventDetails` are entities whose
+//!   *tags* are the flattened fields ([`fields`]), so that any key can be read and the policy
+//!   still validates against the schema ([`schema`]).
+
+pub mod aws_ranges;
+pub mod context;
+pub mod fields;
+pub mod principal;
+pub mod resource;
+pub mod schema;
+
+use crate::event::Event;
+use crate::time::Timestamp;
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use serde_json::Value;
+use std::cell::OnceCell;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+pub use fields::Field;
+pub use principal::{PrincipalKind, PrincipalModel};
+pub use resource::ResourceModel;
+
+/// Entity type names of the model, parsed once.
+pub struct Types {
+    pub account: EntityTypeName,
+    pub role: EntityTypeName,
+    pub resource: EntityTypeName,
+    pub action: EntityTypeName,
+    principals: [EntityTypeName; PrincipalKind::ALL.len()],
+    fields: [EntityTypeName; Field::ALL.len()],
+}
+
+impl Types {
+    /// The entity type of a principal kind.
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    pub fn principal(&self, kind: PrincipalKind) -> &EntityTypeName {
+        &self.principals[kind as usize]
+    }
+
+    /// The entity type of a free-form field.
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    pub fn field(&self, field: Field) -> &EntityTypeName {
+        &self.fields[field as usize]
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn type_name(name: &str) -> EntityTypeName {
+    // Only called with the fixed identifiers of the model, covered by tests.
+    EntityTypeName::from_str(name).expect("model type names are valid Cedar identifiers")
+}
+
+/// The model's entity type names.
+pub fn types() -> &'static Types {
+    static TYPES: OnceLock<Types> = OnceLock::new();
+    TYPES.get_or_init(|| Types {
+        account: type_name("Account"),
+        role: type_name("Role"),
+        resource: type_name("Resource"),
+        action: type_name("Action"),
+        principals: PrincipalKind::ALL.map(|k| type_name(k.type_name())),
+        fields: Field::ALL.map(|f| type_name(f.type_name())),
+    })
+}
+
+/// An entity uid of one of the model's types.
+pub fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+}
+
+/// `Action::"<service>:<eventName>"`.
+pub fn action_uid(action: &str) -> EntityUid {
+    uid(&types().action, action)
+}
+
+/// An event with what every stage derives from it once.
+#[derive(Debug)]
+pub struct EventView<'a> {
+    pub event: Event<'a>,
+    /// `eventTime`, parsed.
+    pub time: Timestamp,
+    source_ip: OnceCell<Option<IpAddr>>,
+    parsed: [OnceCell<Result<Option<Value>, String>>; 4],
+}
+
+impl<'a> EventView<'a> {
+    /// Parses one record; the error says why it cannot be evaluated.
+    pub fn parse(json: &'a str) -> Result<Self, String> {
+        let event: Event<'a> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let time = Timestamp::parse(&event.event_time)
+            .map_err(|e| format!("eventTime {:?}: {e}", truncate(&event.event_time, 40)))?;
+        if event.event_name.is_empty() || event.event_source.is_empty() {
+            return Err("eventName and eventSource must not be empty".to_string());
+        }
+        Ok(EventView {
+            event,
+            time,
+            source_ip: OnceCell::new(),
+            parsed: Default::default(),
+        })
+    }
+
+    /// `sourceIPAddress` when it is an address (it can also be a service name or `AWS Internal`).
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        *self.source_ip.get_or_init(|| {
+            self.event
+                .source_ip_address
+                .as_deref()
+                .and_then(|s| IpAddr::from_str(s).ok())
+        })
+    }
+
+    /// A free-form field as a JSON value, parsed on first use; `None` when absent.
+    ///
+    /// A field that cannot be parsed (nested deeper than serde_json's limit of 128) is an error,
+    /// never an empty field: a policy must not be evaded by making a payload unreadable.
+    #[allow(clippy::indexing_slicing)] // one cell per variant, in declaration order
+    pub fn field(&self, field: Field) -> Result<Option<&Value>, String> {
+        self.parsed[field as usize]
+            .get_or_init(|| match field.raw(&self.event) {
+                None => Ok(None),
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map(Some)
+                    .map_err(|e| format!("{}: {e}", field.name())),
+            })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+
+    /// `eventID`, or an empty string.
+    pub fn event_id(&self) -> &str {
+        self.event.event_id.as_deref().unwrap_or("")
+    }
+}
+
+/// At most `max` characters of `s`, for messages that quote input.
+pub fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or(s)),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_name_parses() {
+        let t = types();
+        for kind in PrincipalKind::ALL {
+            assert_eq!(t.principal(kind).to_string(), kind.type_name());
+        }
+        for field in Field::ALL {
+            assert_eq!(t.field(field).to_string(), field.type_name());
+        }
+        assert_eq!(
+            action_uid("s3:PutObject").to_string(),
+            r#"Action::"s3:PutObject""#
+        );
+    }
+
+    #[test]
+    fn view_rejects_bad_times_and_parses_ips() {
+        let e = r#"{"eventTime":"yesterday","eventSource":"s3.amazonaws.com","eventName":"X"}"#;
+        assert!(EventView::parse(e).unwrap_err().contains("eventTime"));
+        let e = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"X","sourceIPAddress":"AWS Internal","requestParameters":{"a":{"b":1}}}"#;
+        let v = EventView::parse(e).unwrap();
+        assert_eq!(v.source_ip(), None);
+        assert_eq!(
+            v.field(Field::RequestParameters).unwrap().unwrap()["a"]["b"],
+            1
+        );
+        assert!(v.field(Field::ResponseElements).unwrap().is_none());
+        let deep = format!(
+            r#"{{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s","eventName":"X","requestParameters":{{"a":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let v = EventView::parse(&deep).unwrap();
+        assert!(
+            v.field(Field::RequestParameters)
+                .unwrap_err()
+                .contains("recursion limit")
+        );
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("日本語テキスト", 3), "日本語…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
+}

@@ -1,0 +1,474 @@
+//! The principal: who made the call, from `userIdentity`.
+//!
+//! The entity type is `userIdentity.type`. Every principal type has the same attributes (see
+//! [`ATTRIBUTES`]), so `principal.accessKeyId` validates whatever the type; what CloudTrail does
+//! not record for a type is simply absent (`principal has ...`).
+
+use super::{types, uid};
+use crate::event::UserIdentity;
+use crate::time::Timestamp;
+use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use serde_json::value::RawValue;
+
+/// `userIdentity.type`, as an entity type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PrincipalKind {
+    IamUser,
+    AssumedRole,
+    Root,
+    AwsService,
+    AwsAccount,
+    FederatedUser,
+    IdentityCenterUser,
+    SamlUser,
+    WebIdentityUser,
+    Unknown,
+}
+
+impl PrincipalKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [PrincipalKind; 10] = [
+        PrincipalKind::IamUser,
+        PrincipalKind::AssumedRole,
+        PrincipalKind::Root,
+        PrincipalKind::AwsService,
+        PrincipalKind::AwsAccount,
+        PrincipalKind::FederatedUser,
+        PrincipalKind::IdentityCenterUser,
+        PrincipalKind::SamlUser,
+        PrincipalKind::WebIdentityUser,
+        PrincipalKind::Unknown,
+    ];
+
+    /// The Cedar entity type name, which is CloudTrail's `userIdentity.type`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            PrincipalKind::IamUser => "IAMUser",
+            PrincipalKind::AssumedRole => "AssumedRole",
+            PrincipalKind::Root => "Root",
+            PrincipalKind::AwsService => "AWSService",
+            PrincipalKind::AwsAccount => "AWSAccount",
+            PrincipalKind::FederatedUser => "FederatedUser",
+            PrincipalKind::IdentityCenterUser => "IdentityCenterUser",
+            PrincipalKind::SamlUser => "SAMLUser",
+            PrincipalKind::WebIdentityUser => "WebIdentityUser",
+            PrincipalKind::Unknown => "Unknown",
+        }
+    }
+
+    /// The kind for a `userIdentity.type` value; anything unrecognised is `Unknown`.
+    pub fn from_identity_type(t: &str) -> PrincipalKind {
+        PrincipalKind::ALL
+            .into_iter()
+            .find(|k| k.type_name() == t)
+            .unwrap_or(PrincipalKind::Unknown)
+    }
+
+    /// The kind for a Cedar entity type name.
+    pub fn from_type_name(t: &str) -> Option<PrincipalKind> {
+        PrincipalKind::ALL.into_iter().find(|k| k.type_name() == t)
+    }
+}
+
+/// The attributes every principal type has, with their Cedar schema types (`?`: optional).
+pub const ATTRIBUTES: &[(&str, &str)] = &[
+    ("type", "String"),
+    ("arn?", "String"),
+    ("accountId?", "String"),
+    ("principalId?", "String"),
+    ("accessKeyId?", "String"),
+    ("longTermKey", "Bool"),
+    ("temporaryKey", "Bool"),
+    ("userName?", "String"),
+    ("roleArn?", "String"),
+    ("roleName?", "String"),
+    ("sessionName?", "String"),
+    ("sessionCreationDate?", "datetime"),
+    ("mfaAuthenticated", "Bool"),
+    ("instanceId?", "String"),
+    ("invokedBy?", "String"),
+    ("sourceIdentity?", "String"),
+    ("identityProvider?", "String"),
+    ("ec2RoleDelivery?", "String"),
+    ("anonymous", "Bool"),
+];
+
+/// A principal and the entities it brings: itself, its role, its account.
+#[derive(Debug, Clone)]
+pub struct PrincipalModel {
+    pub kind: PrincipalKind,
+    pub uid: EntityUid,
+    pub arn: Option<String>,
+    pub account_id: Option<String>,
+    pub access_key_id: Option<String>,
+    /// `aws`, `aws-cn` or `aws-us-gov`, from the ARN.
+    pub partition: String,
+    /// The principal first, then its ancestors.
+    pub entities: Vec<Entity>,
+}
+
+impl PrincipalModel {
+    /// Builds the principal of a raw `userIdentity` (absent: an `Unknown` principal).
+    pub fn from_identity(raw: Option<&RawValue>) -> Result<Self, String> {
+        let identity: UserIdentity = match raw {
+            Some(raw) => {
+                serde_json::from_str(raw.get()).map_err(|e| format!("userIdentity: {e}"))?
+            }
+            None => UserIdentity::default(),
+        };
+        Self::build(&identity)
+    }
+
+    fn build(id: &UserIdentity) -> Result<Self, String> {
+        let t = types();
+        let kind = PrincipalKind::from_identity_type(id.kind.as_deref().unwrap_or("Unknown"));
+        let arn = id.arn.as_deref().filter(|s| !s.is_empty());
+        let arn_parts = arn.and_then(Arn::parse);
+        let account_id = id
+            .account_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(arn_parts
+                .as_ref()
+                .map(|a| a.account)
+                .filter(|a| !a.is_empty()))
+            .map(str::to_string);
+        let partition = arn_parts
+            .as_ref()
+            .map(|a| a.partition)
+            .unwrap_or("aws")
+            .to_string();
+        let session = id.session_context.as_ref();
+        let issuer = session.and_then(|s| s.session_issuer.as_ref());
+        let attributes = session.and_then(|s| s.attributes.as_ref());
+
+        let principal_id = id.principal_id.as_deref().filter(|s| !s.is_empty());
+        let entity_id = match kind {
+            PrincipalKind::AwsService => id.invoked_by.as_deref().or(arn),
+            PrincipalKind::AwsAccount => account_id.as_deref().or(principal_id),
+            PrincipalKind::IdentityCenterUser => id
+                .on_behalf_of
+                .as_ref()
+                .and_then(|o| o.user_id.as_deref())
+                .or(principal_id),
+            _ => arn.or(principal_id),
+        }
+        .or(principal_id)
+        .unwrap_or("unknown");
+        let principal_uid = uid(t.principal(kind), entity_id);
+
+        let mut attrs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(16);
+        let mut s = |name: &str, v: Option<&str>| {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                attrs.push((
+                    name.to_string(),
+                    RestrictedExpression::new_string(v.to_string()),
+                ));
+            }
+        };
+        let access_key = id.access_key_id.as_deref().filter(|s| !s.is_empty());
+        let (role_arn, role_name) = match (kind, issuer) {
+            (PrincipalKind::AssumedRole, Some(i)) => (i.arn.as_deref(), i.user_name.as_deref()),
+            _ => (None, None),
+        };
+        let session_name = match kind {
+            PrincipalKind::AssumedRole => arn.and_then(|a| a.rsplit_once('/')).map(|(_, n)| n),
+            PrincipalKind::FederatedUser => arn.and_then(|a| a.rsplit_once('/')).map(|(_, n)| n),
+            _ => None,
+        };
+        let instance_id = session_name.filter(|n| is_instance_id(n));
+        s("type", Some(kind.type_name()));
+        s("arn", arn);
+        s("accountId", account_id.as_deref());
+        s("principalId", principal_id);
+        s("accessKeyId", access_key);
+        s("userName", id.user_name.as_deref());
+        s("roleArn", role_arn);
+        s("roleName", role_name);
+        s("sessionName", session_name);
+        s("instanceId", instance_id);
+        s("invokedBy", id.invoked_by.as_deref());
+        s(
+            "sourceIdentity",
+            session.and_then(|s| s.source_identity.as_deref()),
+        );
+        s(
+            "identityProvider",
+            id.identity_provider.as_deref().or(session
+                .and_then(|s| s.web_id_federation_data.as_ref())
+                .and_then(|w| w.federated_provider.as_deref())),
+        );
+        s(
+            "ec2RoleDelivery",
+            session.and_then(|s| s.ec2_role_delivery.as_deref()),
+        );
+        if let Some(created) = attributes
+            .and_then(|a| a.creation_date.as_deref())
+            .and_then(|d| Timestamp::parse(d).ok())
+        {
+            attrs.push((
+                "sessionCreationDate".to_string(),
+                RestrictedExpression::new_datetime(created.to_cedar_string()),
+            ));
+        }
+        let mut b =
+            |name: &str, v: bool| attrs.push((name.to_string(), RestrictedExpression::new_bool(v)));
+        b(
+            "longTermKey",
+            access_key.is_some_and(|k| k.starts_with("AKIA")),
+        );
+        b(
+            "temporaryKey",
+            access_key.is_some_and(|k| k.starts_with("ASIA")),
+        );
+        b(
+            "mfaAuthenticated",
+            attributes
+                .and_then(|a| a.mfa_authenticated)
+                .unwrap_or(false),
+        );
+        b(
+            "anonymous",
+            [account_id.as_deref(), principal_id].contains(&Some("ANONYMOUS_PRINCIPAL")),
+        );
+
+        let account_uid = account_id.as_deref().map(|a| uid(&t.account, a));
+        let mut parents: Vec<EntityUid> = account_uid.iter().cloned().collect();
+        let mut entities = Vec::with_capacity(3);
+        let mut ancestors = Vec::new();
+        match (kind, issuer) {
+            (PrincipalKind::AssumedRole, Some(i)) if i.kind.as_deref() == Some("Role") => {
+                if let Some(role_arn) = i.arn.as_deref().filter(|a| !a.is_empty()) {
+                    let role_uid = uid(&t.role, role_arn);
+                    let role_account = i
+                        .account_id
+                        .as_deref()
+                        .filter(|a| !a.is_empty())
+                        .or(account_id.as_deref());
+                    let mut role_attrs = vec![(
+                        "arn".to_string(),
+                        RestrictedExpression::new_string(role_arn.to_string()),
+                    )];
+                    if let Some(n) = i.user_name.as_deref() {
+                        role_attrs.push((
+                            "roleName".to_string(),
+                            RestrictedExpression::new_string(n.to_string()),
+                        ));
+                    }
+                    if let Some(a) = role_account {
+                        role_attrs.push((
+                            "accountId".to_string(),
+                            RestrictedExpression::new_string(a.to_string()),
+                        ));
+                    }
+                    let role_parents: Vec<EntityUid> = role_account
+                        .map(|a| uid(&t.account, a))
+                        .into_iter()
+                        .collect();
+                    ancestors.push(
+                        Entity::new_with_tags(
+                            role_uid.clone(),
+                            role_attrs,
+                            role_parents.clone(),
+                            [],
+                        )
+                        .map_err(|e| e.to_string())?,
+                    );
+                    parents.push(role_uid);
+                    parents.extend(role_parents);
+                }
+            }
+            (PrincipalKind::FederatedUser, Some(i)) if i.kind.as_deref() == Some("IAMUser") => {
+                if let Some(user_arn) = i.arn.as_deref().filter(|a| !a.is_empty()) {
+                    parents.push(uid(t.principal(PrincipalKind::IamUser), user_arn));
+                }
+            }
+            _ => {}
+        }
+        parents.sort_by_key(|u| u.to_string());
+        parents.dedup();
+        for account in parents.iter().filter(|p| p.type_name() == &t.account) {
+            ancestors.push(account_entity(account.clone()));
+        }
+        entities.push(
+            Entity::new_with_tags(principal_uid.clone(), attrs, parents, [])
+                .map_err(|e| e.to_string())?,
+        );
+        entities.extend(ancestors);
+        Ok(PrincipalModel {
+            kind,
+            uid: principal_uid,
+            arn: arn.map(str::to_string),
+            account_id,
+            access_key_id: access_key.map(str::to_string),
+            partition,
+            entities,
+        })
+    }
+
+    /// The best name for people: the ARN, else the entity id.
+    pub fn display(&self) -> String {
+        self.arn
+            .clone()
+            .unwrap_or_else(|| self.uid.id().unescaped().to_string())
+    }
+}
+
+/// `Account::"<id>"` with its one attribute.
+pub fn account_entity(account: EntityUid) -> Entity {
+    let id = account.id().unescaped().to_string();
+    Entity::new_with_tags(
+        account,
+        [(
+            "accountId".to_string(),
+            RestrictedExpression::new_string(id),
+        )],
+        [],
+        [],
+    )
+    .unwrap_or_else(|_| Entity::with_uid(uid(&types().account, "")))
+}
+
+/// `i-` followed by 8 or 17 hexadecimal digits: an EC2 instance id.
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// The parts of an ARN: `arn:partition:service:region:account:resource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Splits an ARN; `None` if it is not one.
+    pub fn parse(s: &'a str) -> Option<Self> {
+        let mut it = s.splitn(6, ':');
+        if it.next()? != "arn" {
+            return None;
+        }
+        Some(Arn {
+            partition: it.next()?,
+            service: it.next()?,
+            region: it.next()?,
+            account: it.next()?,
+            resource: it.next()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(json: &str) -> PrincipalModel {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        PrincipalModel::from_identity(Some(&raw)).unwrap()
+    }
+
+    fn attr(p: &PrincipalModel, name: &str) -> Option<String> {
+        p.entities[0].attr(name).map(|v| v.unwrap().to_string())
+    }
+
+    #[test]
+    fn instance_profile_session() {
+        let p = principal(
+            r#"{"type":"AssumedRole","principalId":"AROAQ4BT4DHFO2FNYZAOZ:i-0f48040475b4f3464",
+            "arn":"arn:aws:sts::123456789012:assumed-role/s3readonly/i-0f48040475b4f3464",
+            "accountId":"123456789012","accessKeyId":"ASIAQ123456789012345",
+            "sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROAQ4BT4DHFO2FNYZAOZ",
+            "arn":"arn:aws:iam::123456789012:role/s3readonly","accountId":"123456789012","userName":"s3readonly"},
+            "webIdFederationData":{},"attributes":{"creationDate":"2022-06-28T00:11:43Z","mfaAuthenticated":"false"},
+            "ec2RoleDelivery":"2.0"}}"#,
+        );
+        assert_eq!(p.kind, PrincipalKind::AssumedRole);
+        assert_eq!(
+            p.uid.to_string(),
+            r#"AssumedRole::"arn:aws:sts::123456789012:assumed-role/s3readonly/i-0f48040475b4f3464""#
+        );
+        assert_eq!(
+            attr(&p, "instanceId").as_deref(),
+            Some(r#""i-0f48040475b4f3464""#)
+        );
+        assert_eq!(attr(&p, "roleName").as_deref(), Some(r#""s3readonly""#));
+        assert_eq!(attr(&p, "temporaryKey").as_deref(), Some("true"));
+        assert_eq!(attr(&p, "longTermKey").as_deref(), Some("false"));
+        assert!(
+            attr(&p, "sessionCreationDate")
+                .unwrap()
+                .contains("2022-06-28T00:11:43")
+        );
+        let ancestors: Vec<String> = p
+            .entities
+            .iter()
+            .skip(1)
+            .map(|e| e.uid().to_string())
+            .collect();
+        assert_eq!(
+            ancestors,
+            vec![
+                r#"Role::"arn:aws:iam::123456789012:role/s3readonly""#,
+                r#"Account::"123456789012""#
+            ]
+        );
+    }
+
+    #[test]
+    fn iam_user_with_long_term_key() {
+        let p = principal(
+            r#"{"type":"IAMUser","principalId":"AIDAQ4BT4DHFPP4W7TSKU","arn":"arn:aws:iam::123456789012:user/access-key-on-ec2",
+            "accountId":"123456789012","accessKeyId":"AKIAIOSFODNN7EXAMPLE","userName":"access-key-on-ec2"}"#,
+        );
+        assert_eq!(p.kind, PrincipalKind::IamUser);
+        assert_eq!(attr(&p, "longTermKey").as_deref(), Some("true"));
+        assert_eq!(
+            attr(&p, "userName").as_deref(),
+            Some(r#""access-key-on-ec2""#)
+        );
+        assert_eq!(attr(&p, "instanceId"), None);
+    }
+
+    #[test]
+    fn services_anonymous_and_unknown() {
+        let s = principal(r#"{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}"#);
+        assert_eq!(s.uid.to_string(), r#"AWSService::"ec2.amazonaws.com""#);
+        let a = principal(
+            r#"{"type":"AWSAccount","principalId":"","accountId":"ANONYMOUS_PRINCIPAL"}"#,
+        );
+        assert_eq!(attr(&a, "anonymous").as_deref(), Some("true"));
+        let u = principal(r#"{"type":"Directory","principalId":"x"}"#);
+        assert_eq!(u.kind, PrincipalKind::Unknown);
+        assert_eq!(attr(&u, "type").as_deref(), Some(r#""Unknown""#));
+        let none = PrincipalModel::from_identity(None).unwrap();
+        assert_eq!(none.uid.to_string(), r#"Unknown::"unknown""#);
+        assert!(
+            PrincipalModel::from_identity(Some(
+                &serde_json::from_str::<Box<RawValue>>("5").unwrap()
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn root_account_from_arn() {
+        let r = principal(
+            r#"{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root"}"#,
+        );
+        assert_eq!(r.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(r.entities.len(), 2);
+    }
+
+    #[test]
+    fn instance_ids() {
+        assert!(is_instance_id("i-0f48040475b4f3464"));
+        assert!(is_instance_id("i-1a2b3c4d"));
+        assert!(!is_instance_id("i-xyz"));
+        assert!(!is_instance_id("botocore-session-1656375659"));
+    }
+}

@@ -1,0 +1,147 @@
+//! The Cedar schema of the model, generated from the same tables the model is built from.
+//!
+//! Policies are validated against it in strict mode when a pack loads, so a misspelt attribute
+//! or a type error is a load error, not a detection that silently never fires.
+
+use super::Field;
+use super::context::ATTRS;
+use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind};
+use super::resource::ATTRIBUTES as RESOURCE_ATTRS;
+use cedar_policy::Schema;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+fn attr_line(out: &mut String, name: &str, ty: &str) {
+    let (name, optional) = match name.strip_suffix('?') {
+        Some(n) => (n, "?"),
+        None => (name, ""),
+    };
+    let _ = writeln!(out, "  \"{name}\"{optional}: {ty},");
+}
+
+/// The parent types a principal type may have.
+fn principal_parents(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::AssumedRole => "Role, Account",
+        PrincipalKind::FederatedUser => "IAMUser, Account",
+        _ => "Account",
+    }
+}
+
+/// The schema in Cedar's human-readable format, declaring `actions` (`<service>:<eventName>`)
+/// and a group per service.
+pub fn schema_text(actions: &BTreeSet<String>) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "// The trailcedar model: a CloudTrail event as a Cedar request. See docs/model.md.\n\n",
+    );
+    out.push_str("type TlsDetails = {\n");
+    for name in ["tlsVersion?", "cipherSuite?", "clientProvidedHostHeader?"] {
+        attr_line(&mut out, name, "String");
+    }
+    out.push_str("};\n\n");
+
+    out.push_str("type EventContext = {\n");
+    for info in &ATTRS {
+        let name = if info.required {
+            info.name.to_string()
+        } else {
+            format!("{}?", info.name)
+        };
+        attr_line(&mut out, &name, info.cedar_type);
+    }
+    out.push_str("};\n\n");
+
+    out.push_str("entity Account = {\n  \"accountId\": String,\n} tags String;\n\n");
+    out.push_str(
+        "entity Role in [Account] = {\n  \"arn\": String,\n  \"roleName\"?: String,\n  \"accountId\"?: String,\n} tags String;\n\n",
+    );
+    // Every principal type has the same attributes, so `principal.<attr>` validates for all.
+    for kind in PrincipalKind::ALL {
+        let _ = writeln!(
+            out,
+            "entity {} in [{}] = {{",
+            kind.type_name(),
+            principal_parents(kind)
+        );
+        for (name, ty) in PRINCIPAL_ATTRS {
+            attr_line(&mut out, name, ty);
+        }
+        out.push_str("} tags String;\n\n");
+    }
+    out.push_str("entity Resource in [Resource, Account] = {\n");
+    for (name, ty) in RESOURCE_ATTRS {
+        attr_line(&mut out, name, ty);
+    }
+    out.push_str("} tags String;\n\n");
+    for field in Field::ALL {
+        let _ = writeln!(out, "entity {} tags String;", field.type_name());
+    }
+    out.push('\n');
+
+    let principals: Vec<&str> = PrincipalKind::ALL.iter().map(|k| k.type_name()).collect();
+    let principals = principals.join(", ");
+    let services: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| a.split_once(':').map(|(s, _)| s))
+        .collect();
+    for service in &services {
+        let _ = writeln!(out, "action {};", quote(service));
+    }
+    for action in actions {
+        let group = match action.split_once(':') {
+            Some((service, _)) => format!(" in [{}]", quote(service)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "action {}{group} appliesTo {{\n  principal: [{principals}],\n  resource: [Resource],\n  context: EventContext,\n}};",
+            quote(action)
+        );
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{}\"", s.escape_default()))
+}
+
+/// The schema, parsed.
+pub fn schema(actions: &BTreeSet<String>) -> Result<Schema, String> {
+    let text = schema_text(actions);
+    Schema::from_cedarschema_str(&text)
+        .map(|(schema, _warnings)| schema)
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_parses_and_lists_actions() {
+        let actions: BTreeSet<String> = ["s3:PutObject", "iam:CreateUser"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let schema = schema(&actions).unwrap();
+        let names: Vec<String> = schema.actions().map(|a| a.to_string()).collect();
+        assert!(
+            names.contains(&r#"Action::"s3:PutObject""#.to_string()),
+            "{names:?}"
+        );
+        assert!(names.contains(&r#"Action::"iam""#.to_string()), "{names:?}");
+        let types: Vec<String> = schema.entity_types().map(|t| t.to_string()).collect();
+        for t in [
+            "IAMUser",
+            "AssumedRole",
+            "Root",
+            "Resource",
+            "RequestParameters",
+            "Account",
+            "Role",
+        ] {
+            assert!(types.contains(&t.to_string()), "{t} in {types:?}");
+        }
+    }
+}

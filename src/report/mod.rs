@@ -1,0 +1,448 @@
+//! Reports: findings as a terminal table, JSON lines, a JSON array or CSV, and the summary.
+
+pub mod sanitize;
+pub mod summary;
+
+use crate::engine::Severity;
+use sanitize::{csv_cell, json_line, terminal};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// A flagged event and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub detection: DetectionInfo,
+    pub event: EventInfo,
+    pub location: Location,
+    /// The event values the deciding policy reads, in the policy's terms.
+    pub values: Vec<ReadValue>,
+}
+
+/// The detection that fired.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectionInfo {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitre: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    /// `file:line` of the policy.
+    pub policy: String,
+}
+
+/// What identifies the event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInfo {
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub event_time: String,
+    /// `<service>:<eventName>`.
+    pub action: String,
+    pub principal: String,
+    pub principal_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    pub resource: String,
+    #[serde(rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+/// Where the event was read.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    /// 0-based index of the record in the file.
+    pub record: u64,
+}
+
+/// One value a policy read: `requestParameters["x-amz-acl"] = "public-read"`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReadValue {
+    pub field: String,
+    /// In Cedar syntax (strings quoted); `None` when the event has no such value, which can be
+    /// the reason too (`unless { context has errorCode }`).
+    pub value: Option<String>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Readable blocks, coloured on a terminal.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// A destination for findings.
+pub trait FindingWriter {
+    fn write(&mut self, finding: &Finding) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// The writer for `format`, writing to `out`.
+pub fn writer<'w>(
+    format: Format,
+    out: Box<dyn Write + 'w>,
+    color: bool,
+) -> Box<dyn FindingWriter + 'w> {
+    match format {
+        Format::Table => Box::new(TableWriter {
+            out,
+            color,
+            count: 0,
+        }),
+        Format::Jsonl => Box::new(JsonWriter {
+            out,
+            array: false,
+            count: 0,
+        }),
+        Format::Json => Box::new(JsonWriter {
+            out,
+            array: true,
+            count: 0,
+        }),
+        Format::Csv => Box::new(CsvWriter {
+            out: csv::Writer::from_writer(out),
+            header: false,
+        }),
+    }
+}
+
+struct JsonWriter<'w> {
+    out: Box<dyn Write + 'w>,
+    array: bool,
+    count: u64,
+}
+
+impl FindingWriter for JsonWriter<'_> {
+    fn write(&mut self, finding: &Finding) -> io::Result<()> {
+        let line = json_line(finding)?;
+        if self.array {
+            self.out
+                .write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
+        }
+        self.out.write_all(&line)?;
+        if !self.array {
+            self.out.write_all(b"\n")?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if self.array {
+            self.out
+                .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The CSV columns, in order.
+pub const CSV_HEADER: [&str; 19] = [
+    "severity",
+    "detection",
+    "title",
+    "mitre",
+    "eventTime",
+    "eventID",
+    "action",
+    "principal",
+    "principalType",
+    "accessKeyId",
+    "resource",
+    "sourceIPAddress",
+    "awsRegion",
+    "recipientAccountId",
+    "userAgent",
+    "errorCode",
+    "values",
+    "file",
+    "record",
+];
+
+struct CsvWriter<'w> {
+    out: csv::Writer<Box<dyn Write + 'w>>,
+    header: bool,
+}
+
+impl FindingWriter for CsvWriter<'_> {
+    fn write(&mut self, f: &Finding) -> io::Result<()> {
+        if !self.header {
+            self.out.write_record(CSV_HEADER)?;
+            self.header = true;
+        }
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        let values = f
+            .values
+            .iter()
+            .map(|v| match &v.value {
+                Some(value) => format!("{} = {value}", v.field),
+                None => format!("{} absent", v.field),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let e = &f.event;
+        let record = [
+            f.detection.severity.to_string(),
+            f.detection.id.clone(),
+            f.detection.title.clone(),
+            o(&f.detection.mitre),
+            e.event_time.clone(),
+            e.event_id.clone(),
+            e.action.clone(),
+            e.principal.clone(),
+            e.principal_type.clone(),
+            o(&e.access_key_id),
+            e.resource.clone(),
+            o(&e.source_ip_address),
+            o(&e.aws_region),
+            o(&e.recipient_account_id),
+            o(&e.user_agent),
+            o(&e.error_code),
+            values,
+            f.location.file.clone(),
+            f.location.record.to_string(),
+        ];
+        self.out
+            .write_record(record.iter().map(|c| csv_cell(c).into_owned()))?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if !self.header {
+            self.out.write_record(CSV_HEADER)?;
+        }
+        self.out.flush()
+    }
+}
+
+struct TableWriter<'w> {
+    out: Box<dyn Write + 'w>,
+    color: bool,
+    count: u64,
+}
+
+fn severity_color(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "\x1b[1;97;41m",
+        Severity::High => "\x1b[1;31m",
+        Severity::Medium => "\x1b[1;33m",
+        Severity::Low => "\x1b[1;36m",
+        Severity::Info => "\x1b[1;37m",
+    }
+}
+
+impl TableWriter<'_> {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("{code}{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl FindingWriter for TableWriter<'_> {
+    fn write(&mut self, f: &Finding) -> io::Result<()> {
+        let t = |s: &str| terminal(s).into_owned();
+        let e = &f.event;
+        let sev = format!("{:<8}", f.detection.severity.as_str().to_uppercase());
+        let mut block = String::new();
+        if self.count > 0 {
+            block.push('\n');
+        }
+        block.push_str(&format!(
+            "{} {}  {}\n",
+            self.paint(severity_color(f.detection.severity), &sev),
+            self.paint("\x1b[1m", &t(&f.detection.id)),
+            t(&f.detection.title)
+        ));
+        let label = |name: &str| self.paint("\x1b[2m", &format!("  {name:<10}"));
+        let key = e
+            .access_key_id
+            .as_deref()
+            .map(|k| format!("  key {}", t(k)))
+            .unwrap_or_default();
+        block.push_str(&format!(
+            "{}{} {}{key}\n",
+            label("principal"),
+            t(&e.principal_type),
+            t(&e.principal)
+        ));
+        let failed = e
+            .error_code
+            .as_deref()
+            .map(|c| format!("  (failed: {})", t(c)))
+            .unwrap_or_default();
+        block.push_str(&format!(
+            "{}{} on {}{failed}\n",
+            label("action"),
+            t(&e.action),
+            t(&e.resource)
+        ));
+        let region = e
+            .aws_region
+            .as_deref()
+            .map(|r| format!("  in {}", t(r)))
+            .unwrap_or_default();
+        let source = e.source_ip_address.as_deref().unwrap_or("-");
+        block.push_str(&format!(
+            "{}{}  from {}{region}\n",
+            label("when"),
+            t(&e.event_time),
+            t(source)
+        ));
+        for v in &f.values {
+            if let Some(value) = &v.value {
+                block.push_str(&format!(
+                    "{}{} = {}\n",
+                    label("because"),
+                    t(&v.field),
+                    t(value)
+                ));
+            }
+        }
+        let absent: Vec<String> = f
+            .values
+            .iter()
+            .filter(|v| v.value.is_none())
+            .map(|v| t(&v.field))
+            .collect();
+        if !absent.is_empty() {
+            block.push_str(&format!("{}{}\n", label("absent"), absent.join(", ")));
+        }
+        if let Some(m) = &f.detection.mitre {
+            block.push_str(&format!("{}{}\n", label("mitre"), t(m)));
+        }
+        if let Some(r) = &f.detection.runbook {
+            block.push_str(&format!("{}{}\n", label("runbook"), t(r)));
+        }
+        block.push_str(&format!(
+            "{}{}  {}#{}  policy {}\n",
+            label("event"),
+            t(&e.event_id),
+            t(&f.location.file),
+            f.location.record,
+            t(&f.detection.policy)
+        ));
+        self.out.write_all(block.as_bytes())?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Finding {
+        Finding {
+            detection: DetectionInfo {
+                id: "s3-public-object-acl".into(),
+                title: "Public ACL".into(),
+                severity: Severity::High,
+                mitre: Some("T1530".into()),
+                description: None,
+                runbook: None,
+                policy: "policies/s3/public_object_acl.cedar:1".into(),
+            },
+            event: EventInfo {
+                event_id: "e1".into(),
+                event_time: "2020-02-03T15:34:11Z".into(),
+                action: "s3:PutObject".into(),
+                principal: "arn:aws:iam::123456789012:user/a".into(),
+                principal_type: "IAMUser".into(),
+                access_key_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+                resource: "arn:aws:s3:::b/k".into(),
+                source_ip_address: Some("203.0.113.10".into()),
+                aws_region: Some("ap-northeast-1".into()),
+                recipient_account_id: None,
+                user_agent: Some("=cmd|' /C calc'!A0 \u{1b}[2J".into()),
+                error_code: None,
+            },
+            location: Location {
+                file: "f.json".into(),
+                record: 3,
+            },
+            values: vec![
+                ReadValue {
+                    field: "requestParameters[\"x-amz-acl\"]".into(),
+                    value: Some("\"public-read\"".into()),
+                },
+                ReadValue {
+                    field: "errorCode".into(),
+                    value: None,
+                },
+            ],
+        }
+    }
+
+    fn render(format: Format) -> String {
+        let mut buf = Vec::new();
+        {
+            let mut w = writer(format, Box::new(&mut buf), false);
+            w.write(&sample()).unwrap();
+            w.finish().unwrap();
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn no_escape_sequence_reaches_any_format() {
+        for format in [Format::Table, Format::Jsonl, Format::Json, Format::Csv] {
+            let out = render(format);
+            assert!(!out.contains('\u{1b}'), "{format:?}: {out}");
+        }
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_and_json_parses() {
+        let csv = render(Format::Csv);
+        assert!(csv.contains("'=cmd"), "{csv}");
+        let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
+        assert_eq!(
+            json[0]["event"]["userAgent"], "=cmd|' /C calc'!A0 \u{1b}[2J",
+            "JSON keeps the value, escaped"
+        );
+        let line: serde_json::Value = serde_json::from_str(render(Format::Jsonl).trim()).unwrap();
+        assert_eq!(line["detection"]["severity"], "high");
+        assert_eq!(line["values"][0]["value"], "\"public-read\"");
+    }
+
+    #[test]
+    fn table_reads_well() {
+        let t = render(Format::Table);
+        assert!(
+            t.starts_with("HIGH     s3-public-object-acl  Public ACL\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("because   requestParameters[\"x-amz-acl\"] = \"public-read\""),
+            "{t}"
+        );
+        assert!(t.contains("absent    errorCode\n"), "{t}");
+    }
+}

@@ -1,0 +1,252 @@
+//! The scan summary: every file found and every event read is accounted for.
+//!
+//! `events read = evaluated + outside the time window + Insights records + rejected`, and each
+//! file is read, skipped (with the reason) or unreadable (with the reason).
+
+use super::sanitize::terminal;
+use crate::engine::Severity;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write};
+use std::time::Duration;
+
+/// An input or record that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    /// The record index within the input, for a rejected event.
+    pub record: Option<u64>,
+    pub reason: String,
+}
+
+/// Counts of one scan.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub files_read: u64,
+    pub files_skipped_digest: u64,
+    pub files_skipped_insight: u64,
+    pub files_skipped_out_of_range: u64,
+    pub files_skipped_not_log: u64,
+    /// Digest files recognised by their content (not their path).
+    pub digest_values: u64,
+    pub unreadable: Vec<Problem>,
+
+    pub events_read: u64,
+    pub events_evaluated: u64,
+    pub events_out_of_range: u64,
+    pub events_insight: u64,
+    pub events_rejected: u64,
+    pub rejected: Vec<Problem>,
+
+    pub events_flagged: u64,
+    pub findings: u64,
+    /// Findings per detection id, with its severity.
+    pub by_detection: BTreeMap<String, (Severity, u64)>,
+    pub rule_errors: u64,
+    pub rule_error_examples: Vec<Problem>,
+    pub bytes_read: u64,
+    pub elapsed: Duration,
+}
+
+/// How many examples of each kind of problem are kept for the summary.
+pub const EXAMPLES: usize = 20;
+
+impl Summary {
+    /// Adds another summary's counts (of another input) to this one.
+    pub fn absorb(&mut self, other: Summary) {
+        self.files_read += other.files_read;
+        self.files_skipped_digest += other.files_skipped_digest;
+        self.files_skipped_insight += other.files_skipped_insight;
+        self.files_skipped_out_of_range += other.files_skipped_out_of_range;
+        self.files_skipped_not_log += other.files_skipped_not_log;
+        self.digest_values += other.digest_values;
+        self.unreadable.extend(other.unreadable);
+        self.events_read += other.events_read;
+        self.events_evaluated += other.events_evaluated;
+        self.events_out_of_range += other.events_out_of_range;
+        self.events_insight += other.events_insight;
+        self.events_rejected += other.events_rejected;
+        for r in other.rejected {
+            if self.rejected.len() < EXAMPLES {
+                self.rejected.push(r);
+            }
+        }
+        self.events_flagged += other.events_flagged;
+        self.findings += other.findings;
+        for (id, (sev, n)) in other.by_detection {
+            self.by_detection.entry(id).or_insert((sev, 0)).1 += n;
+        }
+        self.rule_errors += other.rule_errors;
+        for r in other.rule_error_examples {
+            if self.rule_error_examples.len() < EXAMPLES {
+                self.rule_error_examples.push(r);
+            }
+        }
+        self.bytes_read += other.bytes_read;
+    }
+
+    /// Whether the accounting identity holds.
+    pub fn balanced(&self) -> bool {
+        self.events_read
+            == self.events_evaluated
+                + self.events_out_of_range
+                + self.events_insight
+                + self.events_rejected
+    }
+
+    /// Whether anything could not be read or evaluated.
+    pub fn has_errors(&self) -> bool {
+        !self.unreadable.is_empty() || self.events_rejected > 0 || self.rule_errors > 0
+    }
+
+    /// The highest severity among the findings.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.by_detection.values().map(|(s, _)| *s).max()
+    }
+
+    /// The summary as printed on standard error.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = self.write_to(&mut out);
+        out
+    }
+
+    fn write_to(&self, out: &mut String) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.events_read as f64 / secs
+        } else {
+            0.0
+        };
+        writeln!(
+            out,
+            "trailcedar: {} event(s) in {} file(s), {:.2} s ({:.0} events/s)",
+            self.events_read, self.files_read, secs, rate
+        )?;
+        let skipped = [
+            (self.files_skipped_digest + self.digest_values, "digest"),
+            (self.files_skipped_insight, "Insights"),
+            (self.files_skipped_out_of_range, "outside --since/--until"),
+            (self.files_skipped_not_log, "not a log file name"),
+        ];
+        let skipped: Vec<String> = skipped
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        if !skipped.is_empty() {
+            writeln!(out, "  files skipped: {}", skipped.join(", "))?;
+        }
+        writeln!(
+            out,
+            "  events: {} read = {} evaluated + {} outside --since/--until + {} Insights records + {} rejected",
+            self.events_read,
+            self.events_evaluated,
+            self.events_out_of_range,
+            self.events_insight,
+            self.events_rejected
+        )?;
+        writeln!(
+            out,
+            "  flagged: {} event(s), {} finding(s)",
+            self.events_flagged, self.findings
+        )?;
+        let mut by: Vec<(&String, &(Severity, u64))> = self.by_detection.iter().collect();
+        by.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        for (id, (sev, n)) in by {
+            writeln!(out, "    {:<8} {:<44} {n}", sev.as_str(), terminal(id))?;
+        }
+        if !self.unreadable.is_empty() {
+            writeln!(out, "  unreadable: {} input(s)", self.unreadable.len())?;
+            for p in &self.unreadable {
+                writeln!(out, "    {}: {}", terminal(&p.path), terminal(&p.reason))?;
+            }
+        }
+        if self.events_rejected > 0 {
+            writeln!(out, "  rejected: {} event(s)", self.events_rejected)?;
+            for p in &self.rejected {
+                writeln!(
+                    out,
+                    "    {}#{}: {}",
+                    terminal(&p.path),
+                    p.record.unwrap_or(0),
+                    terminal(&p.reason)
+                )?;
+            }
+            if self.events_rejected as usize > self.rejected.len() {
+                writeln!(
+                    out,
+                    "    ... and {} more",
+                    self.events_rejected as usize - self.rejected.len()
+                )?;
+            }
+        }
+        if self.rule_errors > 0 {
+            writeln!(
+                out,
+                "  rule errors: {} (a rule that errs on an event did not decide it)",
+                self.rule_errors
+            )?;
+            for p in &self.rule_error_examples {
+                writeln!(
+                    out,
+                    "    {}#{}: {}",
+                    terminal(&p.path),
+                    p.record.unwrap_or(0),
+                    terminal(&p.reason)
+                )?;
+            }
+            if self.rule_errors as usize > self.rule_error_examples.len() {
+                writeln!(
+                    out,
+                    "    ... and {} more",
+                    self.rule_errors as usize - self.rule_error_examples.len()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_and_caps_examples() {
+        let mut a = Summary::default();
+        for i in 0..30 {
+            let mut s = Summary {
+                events_read: 2,
+                events_evaluated: 1,
+                events_rejected: 1,
+                ..Summary::default()
+            };
+            s.rejected.push(Problem {
+                path: format!("f{i}"),
+                record: Some(0),
+                reason: "bad".into(),
+            });
+            s.by_detection.insert("x".into(), (Severity::High, 1));
+            a.absorb(s);
+        }
+        assert_eq!(a.events_read, 60);
+        assert!(a.balanced());
+        assert_eq!(a.rejected.len(), EXAMPLES);
+        assert_eq!(a.by_detection["x"], (Severity::High, 30));
+        assert!(a.render().contains("... and 10 more"));
+        assert!(a.has_errors());
+    }
+
+    #[test]
+    fn render_escapes_file_names() {
+        let s = Summary {
+            unreadable: vec![Problem {
+                path: "evil\u{1b}]0;pwned\u{7}.json".into(),
+                record: None,
+                reason: "x".into(),
+            }],
+            ..Summary::default()
+        };
+        assert!(!s.render().contains('\u{1b}'));
+    }
+}

@@ -1,0 +1,241 @@
+//! Sources: the paths a user names become a list of inputs, before any of them is opened.
+//!
+//! Directories are walked in name order so that a scan is reproducible. Files that the path
+//! alone says not to read are counted here and never opened: CloudTrail digest and Insights
+//! deliveries, and S3-layout files whose delivery day lies outside `--since`/`--until`.
+
+use crate::time::Timestamp;
+use std::path::{Component, Path, PathBuf};
+
+/// Where events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file on disk, `.json` or gzip-compressed (recognised by its magic bytes).
+    File(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl Input {
+    /// The name shown in findings and errors.
+    pub fn display_name(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// The time window of a scan: `since <= eventTime < until`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl TimeRange {
+    /// Whether an event at `t` is inside the window.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// Whether a file delivered on the UTC day starting at `day` can hold events in the window.
+    ///
+    /// A delivery file holds events up to its delivery time, and events of the previous day
+    /// that were delivered after midnight, so the day before is kept as a margin.
+    pub fn may_hold(&self, day: Timestamp) -> bool {
+        let earliest = day.plus_days(-1);
+        let latest = day.plus_days(1);
+        self.since.is_none_or(|s| latest > s) && self.until.is_none_or(|u| earliest < u)
+    }
+
+    /// Whether any bound is set.
+    pub fn is_bounded(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
+}
+
+/// Why a file was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Under `CloudTrail-Digest/`: integrity digests, not events.
+    Digest,
+    /// Under `CloudTrail-Insight/`: Insights analyses, not API calls.
+    Insight,
+    /// An S3-layout file delivered on a day outside the time window.
+    OutOfRange,
+    /// In a walked directory, a file whose name is not a log file's.
+    NotLog,
+}
+
+/// A path that could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The result of resolving the user's paths.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub inputs: Vec<Input>,
+    pub skipped: Vec<(PathBuf, Skip)>,
+    pub errors: Vec<InputError>,
+}
+
+impl Inputs {
+    /// How many files were skipped for `reason`.
+    pub fn skipped(&self, reason: Skip) -> usize {
+        self.skipped.iter().filter(|(_, r)| *r == reason).count()
+    }
+}
+
+/// Resolves paths (files, directories, `-`) into inputs, skipping by path what need not be read.
+pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
+    let mut out = Inputs::default();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.inputs.push(Input::Stdin);
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk_dir(path, range, &mut out),
+            Ok(_) => classify(path.clone(), range, &mut out),
+            Err(e) => out.errors.push(InputError {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walker {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() => {
+                let path = entry.into_path();
+                if is_log_name(&path) {
+                    classify(path, range, out);
+                } else {
+                    out.skipped.push((path, Skip::NotLog));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => out.errors.push(InputError {
+                path: e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| root.display().to_string()),
+                reason: e
+                    .io_error()
+                    .map(|io| io.to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            }),
+        }
+    }
+}
+
+fn classify(path: PathBuf, range: &TimeRange, out: &mut Inputs) {
+    if let Some(skip) = skip_by_name(&path) {
+        out.skipped.push((path, skip));
+    } else if range.is_bounded() && s3_delivery_day(&path).is_some_and(|day| !range.may_hold(day)) {
+        out.skipped.push((path, Skip::OutOfRange));
+    } else {
+        out.inputs.push(Input::File(path));
+    }
+}
+
+/// Names a walk reads: `.json`, `.jsonl`, `.ndjson`, each optionally `.gz`.
+fn is_log_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if name.starts_with('.') {
+        return false;
+    }
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    [".json", ".jsonl", ".ndjson"]
+        .iter()
+        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+fn skip_by_name(path: &Path) -> Option<Skip> {
+    path.components().find_map(|c| match c {
+        Component::Normal(name) if name == "CloudTrail-Digest" => Some(Skip::Digest),
+        Component::Normal(name) if name == "CloudTrail-Insight" => Some(Skip::Insight),
+        _ => None,
+    })
+}
+
+/// The delivery day of a file in the S3 layout `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/`.
+pub fn s3_delivery_day(path: &Path) -> Option<Timestamp> {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    let at = parts.iter().rposition(|p| *p == "CloudTrail")?;
+    let tail = parts.get(at + 2..at + 5)?;
+    let [y, m, d] = tail else { return None };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    Timestamp::from_date(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_s3_layout() {
+        let p = Path::new(
+            "x/AWSLogs/123456789012/CloudTrail/ap-northeast-1/2022/06/28/123456789012_CloudTrail_ap-northeast-1_20220628T0025Z_abc.json.gz",
+        );
+        assert_eq!(s3_delivery_day(p), Timestamp::from_date(2022, 6, 28));
+        let org =
+            Path::new("AWSLogs/o-abc123/123456789012/CloudTrail/us-east-1/2024/01/02/f.json.gz");
+        assert_eq!(s3_delivery_day(org), Timestamp::from_date(2024, 1, 2));
+        assert_eq!(s3_delivery_day(Path::new("logs/2022/06/28/f.json")), None);
+        assert_eq!(
+            s3_delivery_day(Path::new("AWSLogs/1/CloudTrail/r/2022/13/01/f.json")),
+            None
+        );
+    }
+
+    #[test]
+    fn window_keeps_a_day_of_margin() {
+        let range = TimeRange {
+            since: Timestamp::parse("2022-06-28T00:00:00Z").ok(),
+            until: Timestamp::parse("2022-06-29T00:00:00Z").ok(),
+        };
+        let day = |d| Timestamp::from_date(2022, 6, d).unwrap();
+        assert!(!range.may_hold(day(26)));
+        assert!(
+            !range.may_hold(day(27)),
+            "delivered on the 27th: events up to the 27th only"
+        );
+        assert!(range.may_hold(day(28)));
+        assert!(
+            range.may_hold(day(29)),
+            "events of the 28th delivered after midnight"
+        );
+        assert!(!range.may_hold(day(30)));
+    }
+
+    #[test]
+    fn log_names() {
+        for ok in ["a.json", "a.json.gz", "b.jsonl", "c.ndjson.gz"] {
+            assert!(is_log_name(Path::new(ok)), "{ok}");
+        }
+        for no in [".json", ".hidden.json", "a.txt", "a.gz", "README.md"] {
+            assert!(!is_log_name(Path::new(no)), "{no}");
+        }
+    }
+}

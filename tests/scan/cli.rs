@@ -1,0 +1,185 @@
+//! The command line as a user runs it: exit codes, formats, stdin, diagnostics.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+pub fn trailcedar(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailcedar"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_codes_follow_findings_and_errors() {
+    let archive = "fixtures/archive";
+    assert_eq!(trailcedar(&["scan", "-q", archive], None).0, 1, "findings");
+    assert_eq!(
+        trailcedar(&["scan", "-q", "--fail-on", "never", archive], None).0,
+        0
+    );
+    assert_eq!(
+        trailcedar(&["scan", "-q", "--fail-on", "critical", archive], None).0,
+        1,
+        "the archive has critical findings"
+    );
+    let near_misses = "fixtures/events/iam/user_created.allow.json";
+    assert_eq!(trailcedar(&["scan", "-q", near_misses], None).0, 0, "clean");
+    let low_only = "fixtures/events/sts/get_caller_identity_long_term_key.flag.json";
+    assert_eq!(
+        trailcedar(&["scan", "-q", "--fail-on", "medium", low_only], None).0,
+        0
+    );
+    assert_eq!(
+        trailcedar(&["scan", "-q", "--fail-on", "low", low_only], None).0,
+        1
+    );
+    let (code, _, err) = trailcedar(&["scan", "no/such/dir"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no/such/dir"), "{err}");
+    assert_eq!(trailcedar(&["scan"], None).0, 2, "usage error");
+    assert_eq!(
+        trailcedar(&["scan", "--fail-on", "loud", archive], None).0,
+        2
+    );
+}
+
+#[test]
+fn a_typo_in_a_policy_is_a_pointed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo.cedar"),
+        "@id(\"typo\")\n@title(\"t\")\n@severity(\"low\")\nforbid (principal, action, resource)\nwhen { context.sourceIPAdress == \"1.2.3.4\" };\n",
+    )
+    .unwrap();
+    let (code, out, err) = trailcedar(
+        &[
+            "scan",
+            "-p",
+            dir.path().to_str().unwrap(),
+            "fixtures/archive",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("typo.cedar:5:"), "file and line: {err}");
+    assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
+}
+
+#[test]
+fn formats_are_machine_readable() {
+    let file = "fixtures/events/iam/administrator_access_attached.flag.json";
+    let (_, jsonl, _) = trailcedar(&["scan", "-q", "-f", "jsonl", file], None);
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0]["detection"]["id"],
+        "iam-administrator-access-attached"
+    );
+    assert_eq!(
+        lines[0]["values"][0]["field"],
+        "requestParameters[\"policyArn\"]"
+    );
+    assert_eq!(
+        lines[0]["values"][0]["value"],
+        "\"arn:aws:iam::aws:policy/AdministratorAccess\""
+    );
+    assert_eq!(lines[0]["location"]["record"], 0);
+    let (_, json, _) = trailcedar(&["scan", "-q", "-f", "json", file], None);
+    let array: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(array, lines);
+    let (_, csv, _) = trailcedar(&["scan", "-q", "-f", "csv", file], None);
+    let mut rows = csv.lines();
+    assert!(
+        rows.next()
+            .unwrap()
+            .starts_with("severity,detection,title,mitre,eventTime")
+    );
+    assert_eq!(rows.count(), 2);
+    let (_, empty, _) = trailcedar(
+        &[
+            "scan",
+            "-q",
+            "-f",
+            "json",
+            "fixtures/events/iam/user_created.allow.json",
+        ],
+        None,
+    );
+    assert_eq!(empty.trim(), "[]");
+}
+
+#[test]
+fn standard_input_and_output_files() {
+    let flag = std::fs::read_to_string("fixtures/events/iam/user_created.flag.json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&flag).unwrap();
+    let ndjson: String = v["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    let (code, out, err) = trailcedar(&["scan", "-f", "jsonl", "-"], Some(ndjson.as_bytes()));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.contains("\"file\":\"<stdin>\""), "{out}");
+    assert!(err.contains("events: 1 read = 1 evaluated"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("findings.csv");
+    let (code, out, _) = trailcedar(
+        &[
+            "scan",
+            "-q",
+            "-f",
+            "csv",
+            "-o",
+            target.to_str().unwrap(),
+            "fixtures/archive",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(std::fs::read_to_string(target).unwrap().lines().count() > 30);
+}
+
+#[test]
+fn summary_accounts_for_the_sample_archive() {
+    let (_, out, err) = trailcedar(&["scan", "--color", "never", "fixtures/archive"], None);
+    assert!(
+        err.contains("13 policies from embedded pack (detection mode)"),
+        "{err}"
+    );
+    assert!(err.contains("files skipped: 1 digest, 1 Insights"), "{err}");
+    assert!(err.contains("events: 1275 read = 1275 evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected"), "{err}");
+    assert!(
+        out.contains("because   requestParameters[\"x-amz-acl\"] = \"public-read\""),
+        "seed 002 explained: {out}"
+    );
+    assert!(
+        out.contains("CRITICAL cloudtrail-logging-impaired"),
+        "{out}"
+    );
+}

@@ -1,0 +1,160 @@
+//! The shipped pack: every detection has a flagging case and a near miss, and all pass.
+
+use crate::support::{engine_from, shipped};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use trailcedar::cases::{self, Expect, Outcome};
+use trailcedar::engine::pack;
+
+fn policy_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new("policies")
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cedar"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_shipped_case_passes() {
+    let engine = shipped();
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for policy in policy_files() {
+        let own: Vec<String> = engine
+            .pack
+            .detections
+            .iter()
+            .filter(|d| Path::new(&d.file) == policy)
+            .map(|d| d.id.clone())
+            .collect();
+        assert!(!own.is_empty(), "{} defines no detection", policy.display());
+        let case_file = cases::case_file_for(&policy);
+        let results = cases::run_file(engine, &case_file, &own).unwrap_or_else(|e| panic!("{e}"));
+        let expects: BTreeSet<_> = results.iter().map(|r| format!("{:?}", r.expect)).collect();
+        assert!(
+            results.iter().any(|r| r.expect == Expect::Flag)
+                && results.iter().any(|r| r.expect == Expect::Allow),
+            "{} needs a flagging case and a near miss, has {expects:?}",
+            case_file.display()
+        );
+        for r in results {
+            match r.outcome {
+                Outcome::Pass => passed += 1,
+                Outcome::Fail(msgs) => failures.push(format!(
+                    "{} / {}:\n    {}",
+                    r.file.display(),
+                    r.name,
+                    msgs.join("\n    ")
+                )),
+                Outcome::Todo { .. } => {}
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} passed, {} failed:\n{}",
+        passed,
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(passed >= 26, "{passed} cases");
+}
+
+#[test]
+fn a_broken_detection_fails_its_cases() {
+    // The same pack with the public-ACL rule looking at the wrong header must fail its flag case.
+    let mut sources = pack::sources_from_dir(Path::new("policies")).unwrap();
+    for s in &mut sources {
+        if s.name.ends_with("public_canned_acl.cedar") {
+            s.text = s.text.replace("\"public-read\", ", "").into();
+        }
+    }
+    let engine = engine_from(sources);
+    let own = vec!["s3-public-canned-acl".to_string()];
+    let results = cases::run_file(
+        &engine,
+        Path::new("policies/s3/public_canned_acl.test.json"),
+        &own,
+    )
+    .unwrap();
+    let flag = results.iter().find(|r| r.expect == Expect::Flag).unwrap();
+    match &flag.outcome {
+        Outcome::Fail(msgs) => {
+            assert_eq!(
+                msgs.len(),
+                2,
+                "PutObject and CopyObject used public-read: {msgs:?}"
+            );
+            assert!(
+                msgs[0].contains("expected s3-public-canned-acl to flag it"),
+                "{msgs:?}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn embedded_pack_is_the_policies_directory() {
+    let embedded = pack::load(pack::embedded_sources(), "embedded").unwrap();
+    let ids = |p: &pack::Pack| {
+        p.detections
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(ids(&embedded), ids(&shipped().pack));
+    assert_eq!(embedded.mode, pack::Mode::Detection);
+}
+
+#[test]
+fn every_detection_is_annotated() {
+    for d in &shipped().pack.detections {
+        assert!(d.severity.is_some(), "{}", d.id);
+        assert!(
+            d.mitre.as_deref().is_some_and(|m| m.starts_with('T')),
+            "{} needs @mitre",
+            d.id
+        );
+        assert!(d.runbook.is_some(), "{} needs @runbook", d.id);
+        let text = std::fs::read_to_string(&d.file).unwrap();
+        assert!(
+            text.starts_with("//"),
+            "{} starts with a doc comment",
+            d.file
+        );
+    }
+}
+
+#[test]
+fn model_reference_documents_every_attribute() {
+    use trailcedar::model::{context, principal, resource};
+    let doc = std::fs::read_to_string("docs/model.md").unwrap();
+    let names = context::ATTRS
+        .iter()
+        .map(|a| a.name)
+        .chain(
+            principal::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| n.trim_end_matches('?')),
+        )
+        .chain(
+            resource::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| n.trim_end_matches('?')),
+        )
+        .chain(
+            trailcedar::model::PrincipalKind::ALL
+                .iter()
+                .map(|k| k.type_name()),
+        );
+    for name in names {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/model.md does not document `{name}`"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! The scan pipeline: accounting, time windows, shapes, parallelism, modes and rule errors.
+
+use crate::support::*;
+use std::io::Read;
+use std::path::PathBuf;
+use trailcedar::scan::ScanOptions;
+
+#[test]
+fn sample_archive_accounts_for_every_file_and_event() {
+    let (findings, s) = scan(shipped(), &["fixtures/archive"]);
+    assert!(s.balanced(), "{}", s.render());
+    assert!(!s.has_errors(), "{}", s.render());
+    assert_eq!(s.files_read, 12);
+    assert_eq!((s.files_skipped_digest, s.files_skipped_insight), (1, 1));
+    assert_eq!(s.events_read, s.events_evaluated);
+    assert_eq!(s.findings as usize, findings.len());
+    // The seed scenarios all show up.
+    for id in [
+        "s3-public-canned-acl",
+        "ec2-instance-credentials-used-outside-aws",
+        "iam-access-key-for-another-user",
+        "iam-login-profile-changed",
+        "iam-user-created",
+        "iam-administrator-access-attached",
+        "ec2-instance-given-role",
+        "root-account-activity",
+        "root-access-key-created",
+        "cloudtrail-logging-impaired",
+        "sts-get-caller-identity-long-term-key",
+    ] {
+        assert!(
+            findings.iter().any(|f| f.detection.id == id),
+            "{id} missing"
+        );
+    }
+}
+
+#[test]
+fn time_window_skips_files_by_path_and_events_by_time() {
+    let (all, _) = scan(shipped(), &["fixtures/archive"]);
+    let opts = window("2024-05-14T02:00:00Z", "2024-05-14T03:00:00Z");
+    let (findings, s) = scan_paths(shipped(), &[PathBuf::from("fixtures/archive")], &opts);
+    assert!(s.balanced(), "{}", s.render());
+    assert!(s.events_out_of_range > 0);
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.event.event_time.starts_with("2024-05-14T02:")),
+        "{}",
+        render(&findings)
+    );
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|f| f.event.event_time.starts_with("2024-05-14T02:"))
+        .collect();
+    assert_eq!(findings.len(), expected.len());
+    assert!(
+        findings.len() >= 10,
+        "the seed 004 attack happens between 02:00 and 03:00"
+    );
+
+    // A window days away from the archive's day skips every delivery file unopened.
+    let far = window("2024-06-01", "2024-06-02");
+    let (none, s) = scan_paths(shipped(), &[PathBuf::from("fixtures/archive")], &far);
+    assert!(none.is_empty());
+    assert_eq!(
+        (s.files_read, s.files_skipped_out_of_range, s.events_read),
+        (0, 12, 0)
+    );
+}
+
+#[test]
+fn parallel_output_is_the_sequential_output() {
+    let paths = [
+        PathBuf::from("fixtures/archive"),
+        PathBuf::from("fixtures/events"),
+    ];
+    let one = ScanOptions {
+        window: 1,
+        ..ScanOptions::default()
+    };
+    let many = ScanOptions {
+        window: 64,
+        ..ScanOptions::default()
+    };
+    let (a, sa) = scan_paths(shipped(), &paths, &one);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let (b, sb) = pool.install(|| scan_paths(shipped(), &paths, &many));
+    assert_eq!(a, b, "same findings in the same order");
+    assert_eq!(render_summary(&sa), render_summary(&sb));
+}
+
+#[test]
+fn every_cloudtrail_shape_gives_the_same_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = r#"{"eventVersion":"1.09","userIdentity":{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root","accountId":"123456789012"},"eventTime":"2024-05-14T09:02:41Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.44","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{"ConsoleLogin":"Success"},"eventID":"11111111-2222-4333-8444-555555555555","eventType":"AwsConsoleSignIn","recipientAccountId":"123456789012"}"#;
+    let quoted = serde_json::to_string(event).unwrap();
+    let shapes = [
+        ("records.json", format!(r#"{{"Records":[{event}]}}"#)),
+        ("array.json", format!("[{event}]")),
+        ("single.json", event.to_string()),
+        ("lines.jsonl", format!("{event}\n")),
+        (
+            "lookup.json",
+            format!(
+                r#"{{"Events":[{{"EventId":"11111111-2222-4333-8444-555555555555","EventName":"ConsoleLogin","CloudTrailEvent":{quoted}}}]}}"#
+            ),
+        ),
+        (
+            "bridge.json",
+            format!(
+                r#"{{"version":"0","id":"x","detail-type":"AWS Console Sign In via CloudTrail","source":"aws.signin","account":"123456789012","time":"2024-05-14T09:02:41Z","region":"us-east-1","resources":[],"detail":{event}}}"#
+            ),
+        ),
+    ];
+    for (name, text) in shapes {
+        let path = write(dir.path(), name, text.as_bytes());
+        let (findings, s) = scan(shipped(), &[path.to_str().unwrap()]);
+        assert!(!s.has_errors(), "{name}: {}", s.render());
+        let ids: Vec<&str> = findings.iter().map(|f| f.detection.id.as_str()).collect();
+        assert_eq!(ids, vec!["root-account-activity"], "{name}");
+        assert_eq!(
+            findings[0].event.event_id,
+            "11111111-2222-4333-8444-555555555555"
+        );
+    }
+}
+
+#[test]
+fn insights_records_and_digests_are_counted_not_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let insight = r#"{"Records":[{"eventVersion":"1.08","eventTime":"2024-05-14T02:15:00Z","awsRegion":"us-east-1","eventID":"x","eventType":"AwsCloudTrailInsight","recipientAccountId":"123456789012","insightDetails":{"state":"Start"},"eventCategory":"Insight","eventSource":"iam.amazonaws.com","eventName":"CreateAccessKey"}]}"#;
+    let digest =
+        r#"{"awsAccountId":"123456789012","digestStartTime":"2024-05-14T00:00:00Z","logFiles":[]}"#;
+    let a = write(dir.path(), "insight.json", insight.as_bytes());
+    let b = write(dir.path(), "digest.json", digest.as_bytes());
+    let (findings, s) = scan(shipped(), &[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(findings.is_empty());
+    assert_eq!(
+        (
+            s.events_read,
+            s.events_insight,
+            s.events_evaluated,
+            s.digest_values
+        ),
+        (1, 1, 0, 1)
+    );
+    assert!(s.balanced() && !s.has_errors());
+}
+
+#[test]
+fn allow_list_mode_flags_what_no_permit_covers() {
+    let engine = engine_of(
+        r#"
+@id("sessions-read") @title("Sessions may read S3")
+permit (principal is AssumedRole, action in [Action::"s3:ListBuckets", Action::"s3:GetObject"], resource);
+@id("whoami") @title("Anyone may ask who they are")
+permit (principal, action == Action::"sts:GetCallerIdentity", resource);
+@id("no-root") @title("Root is never expected") @severity("high")
+forbid (principal is Root, action, resource);
+"#,
+    );
+    let (findings, s) = scan(
+        &engine,
+        &[
+            "fixtures/events/ec2/instance_credentials_outside_aws.allow.json",
+            "fixtures/events/root/root_activity.flag.json",
+        ],
+    );
+    assert!(!s.has_errors(), "{}", s.render());
+    let got: Vec<(String, String)> = findings
+        .iter()
+        .map(|f| (f.detection.id.clone(), f.event.action.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("not-allowed".to_string(), "kms:Decrypt".to_string()),
+            ("no-root".to_string(), "signin:ConsoleLogin".to_string()),
+            ("no-root".to_string(), "signin:ConsoleLogin".to_string()),
+            ("no-root".to_string(), "iam:ListUsers".to_string()),
+        ],
+        "ListBuckets by sessions is permitted; KMS Decrypt is not; root is forbidden"
+    );
+    assert!(
+        findings[0]
+            .values
+            .iter()
+            .any(|v| v.field == "candidate permits")
+    );
+}
+
+#[test]
+fn a_rule_that_errs_is_reported_not_allowed() {
+    let engine = engine_of(
+        r#"@id("overflow") @title("Overflows on every event") @severity("low")
+forbid (principal, action == Action::"sts:GetCallerIdentity", resource) when { 9223372036854775807 + (if context.sourceInAws then 1 else 2) > 0 };"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "e.json", event("").as_bytes());
+    let (findings, s) = scan(&engine, &[path.to_str().unwrap()]);
+    assert!(findings.is_empty());
+    assert_eq!(s.rule_errors, 1);
+    assert!(s.has_errors());
+    let reason = &s.rule_error_examples[0].reason;
+    assert!(reason.contains("overflow"), "{reason}");
+}
+
+#[test]
+fn sample_archive_is_what_the_generator_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = trailcedar::corpus::write_sample_archive(
+        dir.path(),
+        std::path::Path::new("fixtures/events"),
+    )
+    .unwrap();
+    let gunzip = |p: &std::path::Path| {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    for p in &written {
+        let rel = p.strip_prefix(dir.path()).unwrap();
+        let shipped = PathBuf::from("fixtures/archive").join(rel);
+        assert!(
+            shipped.exists(),
+            "{} is missing: run `cargo run --example sample_archive`",
+            shipped.display()
+        );
+        assert_eq!(
+            gunzip(p),
+            gunzip(&shipped),
+            "{} is stale: run `cargo run --example sample_archive`",
+            shipped.display()
+        );
+    }
+    let count = walkdir::WalkDir::new("fixtures/archive")
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(
+        count,
+        written.len(),
+        "fixtures/archive holds files the generator does not write"
+    );
+}

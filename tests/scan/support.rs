@@ -1,0 +1,143 @@
+//! Shared helpers: the shipped pack from `policies/`, scans of text and paths, finding rendering.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use trailcedar::engine::Engine;
+use trailcedar::engine::pack::{self, PolicySource};
+use trailcedar::model::aws_ranges::AwsRanges;
+use trailcedar::report::Finding;
+use trailcedar::report::summary::Summary;
+use trailcedar::scan::{self, ScanOptions};
+use trailcedar::source::{self, TimeRange};
+
+/// The shipped pack, loaded from `policies/` so that file names are repository paths.
+pub fn shipped() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let sources = pack::sources_from_dir(Path::new("policies")).expect("policies/ loads");
+        engine_from(sources)
+    })
+}
+
+/// An engine from policy sources; panics with the diagnostics if they do not load.
+pub fn engine_from(sources: Vec<PolicySource>) -> Engine {
+    let pack = pack::load(sources, "test").unwrap_or_else(|e| panic!("{e}"));
+    Engine::new(pack, AwsRanges::embedded()).expect("index builds")
+}
+
+/// An engine from one policy text.
+pub fn engine_of(text: &str) -> Engine {
+    engine_from(vec![PolicySource {
+        name: "test.cedar".into(),
+        text: text.into(),
+    }])
+}
+
+/// Scans paths with the given options; returns the findings in output order and the summary.
+pub fn scan_paths(
+    engine: &Engine,
+    paths: &[PathBuf],
+    opts: &ScanOptions,
+) -> (Vec<Finding>, Summary) {
+    let inputs = source::resolve(paths, &opts.range);
+    let mut findings = Vec::new();
+    let summary = scan::run(engine, &inputs, opts, &(), &mut |r| {
+        findings.extend(r.findings);
+        Ok(())
+    })
+    .expect("scan runs");
+    (findings, summary)
+}
+
+/// Scans paths with default options.
+pub fn scan(engine: &Engine, paths: &[&str]) -> (Vec<Finding>, Summary) {
+    let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+    scan_paths(engine, &paths, &ScanOptions::default())
+}
+
+/// Options with a time window.
+pub fn window(since: &str, until: &str) -> ScanOptions {
+    ScanOptions {
+        range: TimeRange {
+            since: trailcedar::time::Timestamp::parse(since).ok(),
+            until: trailcedar::time::Timestamp::parse(until).ok(),
+        },
+        ..ScanOptions::default()
+    }
+}
+
+/// Findings as sorted, stable text: what a reviewer reads in a snapshot diff.
+pub fn render(findings: &[Finding]) -> String {
+    let mut blocks: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let e = &f.event;
+            let mut s = format!(
+                "{} [{}] {} {}\n  {} {} by {} ({})\n  on {}\n",
+                f.detection.id,
+                f.detection.severity,
+                e.event_time,
+                e.event_id,
+                e.action,
+                e.source_ip_address.as_deref().unwrap_or("-"),
+                e.principal,
+                e.principal_type,
+                e.resource
+            );
+            for v in &f.values {
+                match &v.value {
+                    Some(value) => s.push_str(&format!("  {} = {value}\n", v.field)),
+                    None => s.push_str(&format!("  {} absent\n", v.field)),
+                }
+            }
+            s
+        })
+        .collect();
+    blocks.sort();
+    blocks.join("")
+}
+
+/// A summary's counts as stable text (no timing).
+pub fn render_summary(s: &Summary) -> String {
+    let mut out = format!(
+        "files: {} read, skipped {} digest / {} insight / {} out of range / {} not logs, {} unreadable\n\
+         events: {} read = {} evaluated + {} out of range + {} insight + {} rejected\n\
+         flagged {} events, {} findings, {} rule errors\n",
+        s.files_read,
+        s.files_skipped_digest + s.digest_values,
+        s.files_skipped_insight,
+        s.files_skipped_out_of_range,
+        s.files_skipped_not_log,
+        s.unreadable.len(),
+        s.events_read,
+        s.events_evaluated,
+        s.events_out_of_range,
+        s.events_insight,
+        s.events_rejected,
+        s.events_flagged,
+        s.findings,
+        s.rule_errors
+    );
+    for (id, (sev, n)) in &s.by_detection {
+        out.push_str(&format!("  {id} [{sev}] {n}\n"));
+    }
+    out
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A minimal valid event with the given extra top-level fields (a JSON object body without braces).
+pub fn event(extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::123456789012:user/alice","accountId":"123456789012","accessKeyId":"AKIAIOSFODNN7EXAMPLE","userName":"alice"}},"eventTime":"2024-05-14T02:10:05Z","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","awsRegion":"ap-northeast-1","sourceIPAddress":"198.51.100.23","userAgent":"aws-cli/2.15.30","requestParameters":null,"responseElements":null,"eventID":"00000000-0000-4000-8000-000000000001","readOnly":true,"eventType":"AwsApiCall","recipientAccountId":"123456789012"{sep}{extra}}}"#
+    )
+}
