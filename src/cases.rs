@@ -206,8 +206,11 @@ fn event_id_of(text: &str, record: u64) -> String {
     let mut id = String::new();
     let _ = crate::decode::for_each_record(text, 0, &mut |r| {
         if r.index == record {
-            id = crate::model::EventView::parse(r.json)
-                .map(|v| v.event_id().to_string())
+            id = r
+                .data
+                .into_event()
+                .ok()
+                .and_then(|e| e.event_id.map(|i| i.into_owned()))
                 .unwrap_or_default();
         }
     });

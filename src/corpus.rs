@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// Changes whenever the generator writes different bytes for the same spec, so that cached
+/// corpora are regenerated.
+pub const GENERATOR_VERSION: u32 = 2;
+
 /// SplitMix64: small, fast, and good enough for synthetic traffic.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -413,7 +417,11 @@ pub fn file_events(spec: &CorpusSpec, index: u64) -> (String, Timestamp, Vec<Val
         let t = Timestamp(start.0 + (slice * i as i64) / per_file.max(1) as i64);
         let roll = rng.below(1000);
         let actor = rng.pick(&actors);
-        let mut e = if roll < 150 {
+        // About one event in five thousand is one the default pack flags.
+        let suspicious = rng.below(5000) == 0;
+        let mut e = if suspicious {
+            suspicious_event(&mut rng, actor, region, account)
+        } else if roll < 150 {
             s3_data_event(&mut rng, actor, region, account)
         } else if roll < 190 {
             service_event(&mut rng, region, account)
@@ -554,6 +562,56 @@ fn s3_data_event(rng: &mut Rng, actor: &Actor, region: &str, account: &str) -> V
         obj.insert("requestID".into(), json!(rng.alnum(16)));
     }
     e
+}
+
+/// A call the default pack flags: root activity, a public object, a key for another user.
+fn suspicious_event(rng: &mut Rng, actor: &Actor, region: &str, account: &str) -> Value {
+    match rng.below(3) {
+        0 => {
+            let root = json!({"type": "Root", "principalId": account, "arn": format!("arn:aws:iam::{account}:root"), "accountId": account});
+            base(
+                rng,
+                &root,
+                "iam",
+                "ListUsers",
+                region,
+                "192.0.2.44",
+                "AWS Internal",
+                account,
+            )
+        }
+        1 => {
+            let mut e = s3_data_event(rng, actor, region, account);
+            if let Some(obj) = e.as_object_mut() {
+                obj.insert("eventName".into(), json!("PutObject"));
+                obj.insert("readOnly".into(), json!(false));
+                if let Some(p) = obj
+                    .get_mut("requestParameters")
+                    .and_then(Value::as_object_mut)
+                {
+                    p.insert("x-amz-acl".into(), json!("public-read"));
+                }
+            }
+            e
+        }
+        _ => {
+            let mut e = api_event(
+                rng,
+                actor,
+                &Call {
+                    source: "iam",
+                    name: "CreateAccessKey",
+                    read_only: false,
+                },
+                region,
+                account,
+            );
+            if let Some(obj) = e.as_object_mut() {
+                obj.insert("requestParameters".into(), json!({"userName": "ci-runner"}));
+            }
+            e
+        }
+    }
 }
 
 fn service_event(rng: &mut Rng, region: &str, account: &str) -> Value {

@@ -12,6 +12,7 @@
 //! | an array | `[value, ...]` of any of the above |
 //! | digest file | `{"digestStartTime": ..., "logFiles": [...]}`: counted, never read as events |
 
+use crate::event::Event;
 use crate::source::Input;
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
@@ -21,13 +22,32 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read};
 
-/// One record as found in its input: its position and its JSON text.
-#[derive(Debug, Clone, Copy)]
+/// One record as found in its input: its position, and its JSON text or the event parsed from it.
+#[derive(Debug)]
 pub struct RawRecord<'a> {
     /// 0-based position of the record in its input.
     pub index: u64,
-    /// The record's JSON text.
-    pub json: &'a str,
+    pub data: RecordData<'a>,
+}
+
+/// A record's content.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once per record; a box would cost an allocation
+pub enum RecordData<'a> {
+    /// The JSON text, still to be parsed as an [`Event`].
+    Json(&'a str),
+    /// Already parsed, by the single-pass reader of delivery files.
+    Event(Event<'a>),
+}
+
+impl<'a> RecordData<'a> {
+    /// The event, parsing the text if need be.
+    pub fn into_event(self) -> Result<Event<'a>, String> {
+        match self {
+            RecordData::Json(json) => serde_json::from_str(json).map_err(|e| e.to_string()),
+            RecordData::Event(e) => Ok(e),
+        }
+    }
 }
 
 /// What a buffer turned out to hold, besides its records.
@@ -53,42 +73,96 @@ impl fmt::Display for DecodeError {
 pub fn read_input(input: &Input, limit: u64) -> Result<Vec<u8>, DecodeError> {
     match input {
         Input::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| DecodeError(e.to_string()))?;
-            let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
-            read_all(io::BufReader::with_capacity(64 * 1024, file), limit, hint)
+            let mut file = std::fs::File::open(path).map_err(|e| DecodeError(e.to_string()))?;
+            let expected = gzip_size(&mut file)
+                .unwrap_or_else(|| file.metadata().map(|m| m.len()).unwrap_or(0));
+            read_all(
+                io::BufReader::with_capacity(64 * 1024, file),
+                limit,
+                expected,
+            )
         }
         Input::Stdin => read_all(io::stdin().lock(), limit, 0),
     }
 }
 
+/// The uncompressed size a gzip file records in its last four bytes (exact for a single member
+/// under 4 GiB, as CloudTrail writes them), to size the buffer once. The file is left at its start.
+fn gzip_size(file: &mut std::fs::File) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).ok()?;
+    let size = if magic == [0x1f, 0x8b] && file.seek(SeekFrom::End(-4)).is_ok() {
+        let mut isize = [0u8; 4];
+        file.read_exact(&mut isize)
+            .ok()
+            .map(|_| u64::from(u32::from_le_bytes(isize)))
+    } else {
+        None
+    };
+    file.seek(SeekFrom::Start(0)).ok()?;
+    size
+}
+
 /// Reads `reader` to the end, gunzipping when it starts with the gzip magic bytes.
+///
+/// `expected` is the size the content is expected to have (0: unknown), to allocate once.
 pub fn read_all(
     mut reader: impl io::BufRead,
     limit: u64,
-    size_hint: u64,
+    expected: u64,
 ) -> Result<Vec<u8>, DecodeError> {
     let head = reader.fill_buf().map_err(|e| DecodeError(e.to_string()))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let mut out = Vec::new();
     let result = if gzip {
-        // CloudTrail compresses about 10:1; a good first guess avoids most reallocations.
-        out.reserve(size_hint.saturating_mul(10).min(limit) as usize);
-        MultiGzDecoder::new(reader)
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut out)
+        read_bounded(MultiGzDecoder::new(reader), limit, expected)
     } else {
-        out.reserve(size_hint.min(limit) as usize);
-        reader.take(limit.saturating_add(1)).read_to_end(&mut out)
+        read_bounded(reader, limit, expected)
     };
     match result {
-        Ok(_) if out.len() as u64 > limit => Err(DecodeError(format!(
+        Ok(Some(out)) => Ok(out),
+        Ok(None) => Err(DecodeError(format!(
             "{} exceeds the limit of {limit} bytes (--max-file-size)",
             if gzip { "decompressed size" } else { "size" }
         ))),
-        Ok(_) => Ok(out),
         Err(e) if gzip => Err(DecodeError(format!("gzip: {e}"))),
         Err(e) => Err(DecodeError(e.to_string())),
     }
+}
+
+/// Reads to the end into a buffer sized once from `expected`; `None` past `limit` bytes.
+///
+/// The buffer is zero-allocated (pages the kernel zeroes on demand) and read into directly,
+/// which avoids `read_to_end` initialising every chunk of a large buffer before each read.
+fn read_bounded(mut reader: impl Read, limit: u64, expected: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut out = vec![0u8; expected.min(limit).max(8 * 1024) as usize + 1];
+    let mut filled = 0usize;
+    loop {
+        if filled == out.len() {
+            if filled as u64 > limit {
+                return Ok(None);
+            }
+            let grown = (out.len() as u64)
+                .saturating_mul(2)
+                .min(limit.saturating_add(1))
+                .max(filled as u64 + 1);
+            out.resize(grown as usize, 0);
+        }
+        let Some(spare) = out.get_mut(filled..) else {
+            return Ok(None);
+        };
+        match reader.read(spare) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if filled as u64 > limit {
+        return Ok(None);
+    }
+    out.truncate(filled);
+    Ok(Some(out))
 }
 
 /// The buffer as UTF-8 text, without a byte-order mark.
@@ -152,18 +226,103 @@ pub fn for_each_record(
     Ok(counts)
 }
 
-fn visit(
-    value: &RawValue,
+/// Whether a JSON object's first key is `Records`, as in every CloudTrail delivery file.
+fn starts_with_records(json: &str) -> bool {
+    json.strip_prefix('{')
+        .map(str::trim_start)
+        .is_some_and(|rest| rest.starts_with("\"Records\""))
+}
+
+/// Reads a delivery file in one pass, handing each record to `f` as soon as it is parsed.
+struct DeliveryFile<'s> {
+    index: &'s mut u64,
+    f: &'s mut dyn FnMut(RawRecord<'_>),
+}
+
+impl<'de> serde::de::Visitor<'de> for DeliveryFile<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a CloudTrail delivery file")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let DeliveryFile { index, f } = self;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "Records" {
+                map.next_value_seed(Records {
+                    index: &mut *index,
+                    f: &mut *f,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Records<'s> {
+    index: &'s mut u64,
+    f: &'s mut dyn FnMut(RawRecord<'_>),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Records<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of CloudTrail records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(event) = seq.next_element::<Event<'de>>()? {
+            (self.f)(RawRecord {
+                index: *self.index,
+                data: RecordData::Event(event),
+            });
+            *self.index += 1;
+        }
+        Ok(())
+    }
+}
+
+fn visit<'t>(
+    value: &'t RawValue,
     depth: u8,
     index: &mut u64,
     counts: &mut ShapeCounts,
     f: &mut dyn FnMut(RawRecord<'_>),
 ) -> Result<(), DecodeError> {
     let json = value.get();
+    // The common case, a delivery file, is parsed in one pass. If a record does not parse, the
+    // rest of the file is read again record by record, so that only the bad ones are rejected.
+    let mut skip = 0u64;
+    if starts_with_records(json) {
+        let start = *index;
+        let mut de = serde_json::Deserializer::from_str(json);
+        let fast = serde::Deserializer::deserialize_map(
+            &mut de,
+            DeliveryFile {
+                index: &mut *index,
+                f: &mut *f,
+            },
+        );
+        if fast.is_ok() {
+            return Ok(());
+        }
+        skip = *index - start;
+    }
     let mut emit = |json: &str, index: &mut u64| {
         f(RawRecord {
             index: *index,
-            json,
+            data: RecordData::Json(json),
         });
         *index += 1;
     };
@@ -180,7 +339,7 @@ fn visit(
             let envelope: Envelope = serde_json::from_str(json)
                 .map_err(|e| DecodeError(format!("unrecognised JSON object: {e}")))?;
             if let Some(records) = envelope.records {
-                for record in records {
+                for record in records.into_iter().skip(skip as usize) {
                     emit(record.get(), index);
                 }
             } else if let Some(events) = envelope.events {
@@ -327,16 +486,28 @@ mod tests {
 
     fn records(text: &str) -> Result<(Vec<String>, ShapeCounts), DecodeError> {
         let mut out = Vec::new();
-        let counts = for_each_record(text, 0, &mut |r| out.push(r.json.to_string()))?;
+        let counts = for_each_record(text, 0, &mut |r| {
+            out.push(match r.data {
+                RecordData::Json(json) => json.to_string(),
+                RecordData::Event(e) => e.event_name.to_string(),
+            })
+        })?;
         Ok((out, counts))
     }
 
     const EV: &str = r#"{"eventVersion":"1.08","eventName":"ListBuckets"}"#;
+    const FULL: &str = r#"{"eventTime":"2024-05-14T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#;
 
     #[test]
     fn reads_every_shape() {
         let s3 = format!(r#"{{"Records":[{EV},{EV}]}}"#);
         assert_eq!(records(&s3).unwrap().0.len(), 2);
+        let parsed = format!(r#"{{"Records":[{FULL},{FULL}]}}"#);
+        assert_eq!(
+            records(&parsed).unwrap().0,
+            vec!["GetObject", "GetObject"],
+            "single pass"
+        );
         let array = format!("[{EV},{EV},{EV}]");
         assert_eq!(records(&array).unwrap().0.len(), 3);
         let ndjson = format!("{EV}\n{EV}\n");
@@ -365,6 +536,23 @@ mod tests {
         assert!(records("[[1]]").is_err());
         let err = records(&format!("{EV}\n{{oops")).unwrap_err();
         assert!(err.0.contains("invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_record_falls_back_without_repeating_the_good_ones() {
+        let bad = r#"{"eventTime":5,"eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#;
+        let text = format!(r#"{{"Records":[{FULL},{bad},{FULL}]}}"#);
+        let mut seen = Vec::new();
+        for_each_record(&text, 0, &mut |r| {
+            let parsed = matches!(r.data, RecordData::Event(_));
+            seen.push((r.index, parsed, r.data.into_event().is_ok()));
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![(0, true, true), (1, false, false), (2, false, true)],
+            "the first record from the fast pass, the rest one by one"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn scan_text(
                 });
             }
         };
-        let view = match EventView::parse(record.json) {
+        let view = match record.data.into_event().and_then(EventView::new) {
             Ok(v) => v,
             Err(e) => return reject(summary, e),
         };

@@ -115,6 +115,9 @@ pub struct Analysis {
     pub reads: Vec<Read>,
     /// Every `Action::"..."` the policy names, for the schema.
     pub action_ids: BTreeSet<String>,
+    /// The policy's whole condition, scope included, as one Cedar expression: the policy is
+    /// satisfied exactly when it evaluates to `true`.
+    pub condition: String,
 }
 
 /// Analyses a static policy.
@@ -161,7 +164,45 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
         walk(e, &mut a, &mut reads);
     }
     a.reads = reads;
+    a.condition = condition(body)?;
     Ok(a)
+}
+
+/// `scope && when && !unless`, Cedar's meaning of a policy, as an expression.
+fn condition(body: &pst::Template) -> Result<String, String> {
+    let mut parts = Vec::new();
+    let scope = [
+        (
+            "principal",
+            body.principal.to_string(),
+            body.principal.has_slot(),
+        ),
+        ("action", body.action.to_string(), false),
+        (
+            "resource",
+            body.resource.to_string(),
+            body.resource.has_slot(),
+        ),
+    ];
+    for (var, constraint, slot) in scope {
+        if slot {
+            return Err("templates (with ?principal or ?resource) are not supported".to_string());
+        }
+        if !constraint.is_empty() {
+            parts.push(format!("({var} {constraint})"));
+        }
+    }
+    for clause in body.clauses() {
+        match clause {
+            pst::Clause::When(e) => parts.push(format!("({e})")),
+            pst::Clause::Unless(e) => parts.push(format!("!({e})")),
+        }
+    }
+    Ok(if parts.is_empty() {
+        "true".to_string()
+    } else {
+        parts.join(" && ")
+    })
 }
 
 fn note_action(a: &mut Analysis, id: &str) {
@@ -360,6 +401,10 @@ mod tests {
         assert_eq!(
             a.principal_kinds,
             Some(BTreeSet::from([PrincipalKind::Root]))
+        );
+        assert_eq!(
+            a.condition,
+            r#"(principal is Root) && (action in [Action::"s3:PutObject", Action::"iam"])"#
         );
         assert!(
             a.needs.action_entity,

@@ -7,8 +7,9 @@
 use super::analysis::{ActionKey, Needs};
 use super::pack::Pack;
 use crate::model::PrincipalKind;
-use cedar_policy::{Effect, PolicySet};
-use std::collections::{BTreeSet, HashMap};
+use cedar_policy::Effect;
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The policies that can apply to a kind of event, ready to evaluate.
@@ -18,7 +19,6 @@ pub struct CandidateSet {
     pub id: usize,
     /// Detection indices in the pack.
     pub members: Vec<usize>,
-    pub policies: PolicySet,
     /// What the members read, merged.
     pub needs: Needs,
     pub has_permit: bool,
@@ -45,8 +45,8 @@ impl Index {
     /// Indexes a pack by its policies' scopes.
     pub fn build(pack: &Pack) -> Result<Index, String> {
         let mut unscoped: Vec<usize> = Vec::new();
-        let mut exact: HashMap<&str, HashMap<&str, Vec<usize>>> = HashMap::new();
-        let mut group: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut exact: HashMap<&str, HashMap<&str, Vec<usize>>> = HashMap::default();
+        let mut group: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, d) in pack.detections.iter().enumerate() {
             match &d.analysis.actions {
                 None => unscoped.push(i),
@@ -70,18 +70,18 @@ impl Index {
 
         let mut builder = Builder {
             pack,
-            list_ids: HashMap::new(),
+            list_ids: HashMap::default(),
             lists: Vec::new(),
-            sets: HashMap::new(),
+            sets: HashMap::default(),
         };
         let default = builder.list(unscoped.clone())?;
         let names: BTreeSet<&str> = exact.keys().chain(group.keys()).copied().collect();
-        let mut services = HashMap::new();
+        let mut services = HashMap::default();
         for service in names {
             let in_group: Vec<usize> = group.get(service).cloned().unwrap_or_default();
             let base: Vec<usize> = unscoped.iter().chain(&in_group).copied().collect();
             let group_list = builder.list(base.clone())?;
-            let mut by_name = HashMap::new();
+            let mut by_name = HashMap::default();
             for (name, members) in exact.get(service).into_iter().flatten() {
                 let all = base.iter().chain(members).copied().collect();
                 by_name.insert(name.to_string(), builder.list(all)?);
@@ -166,8 +166,6 @@ impl Builder<'_> {
             .iter()
             .filter_map(|i| self.pack.detections.get(*i))
             .collect();
-        let policies = PolicySet::from_policies(detections.iter().map(|d| d.policy.clone()))
-            .map_err(|e| e.to_string())?;
         let mut needs = Needs::default();
         for d in &detections {
             needs.merge(&d.analysis.needs);
@@ -176,7 +174,6 @@ impl Builder<'_> {
             id: self.sets.len(),
             has_permit: detections.iter().any(|d| d.effect == Effect::Permit),
             members: members.clone(),
-            policies,
             needs,
         });
         self.sets.insert(members, set.clone());
@@ -236,7 +233,7 @@ mod tests {
         assert!(
             index
                 .candidates("ec2", "X", PrincipalKind::IamUser)
-                .policies
+                .members
                 .is_empty()
         );
     }

@@ -12,18 +12,19 @@ pub mod pack;
 
 use crate::model::aws_ranges::AwsRanges;
 use crate::model::context::{self, AttrSet};
-use crate::model::fields::{self, FieldNeed};
+use crate::model::fields;
 use crate::model::resource::resources_of;
 use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
 use analysis::Needs;
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityUid, Expression, Request,
-    eval_expression,
+    Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,
+    PolicyId, PolicySet, Request, Response, eval_expression,
 };
 use index::{CandidateSet, Index};
 use pack::{Mode, Pack};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
+use std::fmt::Write;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,7 +37,12 @@ pub struct Engine {
     pub ranges: AwsRanges,
     index: Index,
     authorizer: Authorizer,
+    /// The whole pack as Cedar sees it, with the baseline permit in detection mode.
+    policy_set: PolicySet,
 }
+
+/// The id of the baseline permit trailcedar adds in detection mode.
+pub const BASELINE: &str = "trailcedar-baseline-permit";
 
 /// A detection that fired on an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +75,16 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    fn error(&mut self, detection: usize, d: &Detection, message: String) {
+        if !self.errors.iter().any(|x| x.detection == Some(detection)) {
+            self.errors.push(RuleError {
+                detection: Some(detection),
+                policy_id: d.id.clone(),
+                message: format!("error while evaluating policy `{}`: {message}", d.id),
+            });
+        }
+    }
+
     /// Whether the event is flagged.
     pub fn flagged(&self) -> bool {
         !self.hits.is_empty() || self.not_allowed
@@ -82,11 +98,22 @@ impl Engine {
     /// Indexes a pack.
     pub fn new(pack: Pack, ranges: AwsRanges) -> Result<Engine, String> {
         let index = Index::build(&pack)?;
+        let mut policies: Vec<Policy> = pack.detections.iter().map(|d| d.policy.clone()).collect();
+        if pack.mode == Mode::Detection {
+            let baseline = Policy::parse(
+                Some(PolicyId::new(BASELINE)),
+                "permit (principal, action, resource);",
+            )
+            .map_err(|e| e.to_string())?;
+            policies.push(baseline);
+        }
+        let policy_set = PolicySet::from_policies(policies).map_err(|e| e.to_string())?;
         Ok(Engine {
             pack,
             ranges,
             index,
             authorizer: Authorizer::new(),
+            policy_set,
         })
     }
 
@@ -102,7 +129,9 @@ impl Engine {
             principals: FxHashMap::default(),
             contexts: FxHashMap::default(),
             entities: FxHashMap::default(),
+            actions: FxHashMap::default(),
             key: String::new(),
+            no_resource: uid(&types().resource, ""),
         }
     }
 
@@ -115,7 +144,9 @@ impl Engine {
     ) -> Result<(Request, Entities), String> {
         let needs = Needs::everything();
         let resources = std::slice::from_ref(resource);
-        let entities = build_entities(view, principal, &needs, resources)?;
+        let entities = build_entities(view, principal, &needs, resources)?
+            .add_entities(field_entities(view, &needs)?, None)
+            .map_err(|e| e.to_string())?;
         let ctx = context::build(view, needs.context, &self.ranges)?;
         let request = Request::new(
             principal.uid.clone(),
@@ -126,6 +157,24 @@ impl Engine {
         )
         .map_err(|e| e.to_string())?;
         Ok((request, entities))
+    }
+
+    /// Cedar's own authorizer, on the full request for each resource of the event, with the
+    /// whole pack: the reference the engine's decisions are held to, and what `explain` shows.
+    pub fn cedar_responses(
+        &self,
+        view: &EventView,
+        principal: &PrincipalModel,
+    ) -> Result<Vec<(ResourceModel, Response)>, String> {
+        let mut out = Vec::new();
+        for resource in resources_of(view, principal)? {
+            let (request, entities) = self.full_request(view, principal, &resource)?;
+            let response = self
+                .authorizer
+                .is_authorized(&request, &self.policy_set, &entities);
+            out.push((resource, response));
+        }
+        Ok(out)
     }
 
     /// The values a detection reads, evaluated on the event: its explanation.
@@ -167,7 +216,10 @@ pub struct Evaluator<'e> {
     principals: FxHashMap<Box<str>, Rc<PrincipalModel>>,
     contexts: FxHashMap<String, Context>,
     entities: FxHashMap<String, Arc<Entities>>,
+    actions: FxHashMap<String, EntityUid>,
     key: String,
+    /// The resource of a request whose policies do not read the resource.
+    no_resource: EntityUid,
 }
 
 impl Evaluator<'_> {
@@ -217,13 +269,13 @@ impl Evaluator<'_> {
         };
         let ctx = self.context(view, &candidates)?;
         let entities = self.entities(view, &principal, needs, resources.as_deref())?;
-        let action = action_uid(&view.event.action_id());
-        let placeholder = [uid(&types().resource, "")];
-        let resource_uids: Vec<&EntityUid> = match &resources {
-            Some(rs) => rs.iter().map(|r| &r.uid).collect(),
-            None => placeholder.iter().collect(),
-        };
-        for (ri, resource) in resource_uids.into_iter().enumerate() {
+        let action = self.action(view);
+        let requests = resources.as_ref().map_or(1, Vec::len);
+        for ri in 0..requests {
+            let resource = resources
+                .as_ref()
+                .and_then(|rs| rs.get(ri))
+                .map_or(&self.no_resource, |r| &r.uid);
             let request = Request::new(
                 principal.uid.clone(),
                 action.clone(),
@@ -232,43 +284,62 @@ impl Evaluator<'_> {
                 None,
             )
             .map_err(|e| e.to_string())?;
-            let response =
-                engine
-                    .authorizer
-                    .is_authorized(&request, &candidates.policies, &entities);
             let resource_index = resources.as_ref().map(|_| ri);
+            // Cedar's authorization, policy by policy: a policy is satisfied when its condition
+            // (scope and clauses) is true; an error skips it and is reported; any satisfied
+            // forbid denies; otherwise a satisfied permit allows, else the default deny. The
+            // baseline permit of detection mode is implied. `tests/scan/pipeline.rs` checks
+            // these decisions against `Authorizer::is_authorized` on full requests.
             let mut forbade = false;
-            if response.decision() == Decision::Deny {
-                for id in response.diagnostics().reason() {
-                    forbade = true;
-                    if let Some(d) = engine.pack.index_of(id)
-                        && !verdict.hits.iter().any(|h| h.detection == d)
-                    {
-                        verdict.hits.push(Hit {
-                            detection: d,
-                            resource: resource_index,
-                        });
+            let mut permitted = false;
+            for &member in &candidates.members {
+                let Some(d) = engine.pack.detections.get(member) else {
+                    continue;
+                };
+                match eval_expression(&request, &entities, &d.condition) {
+                    Ok(EvalResult::Bool(true)) if d.effect == Effect::Forbid => {
+                        forbade = true;
+                        if !verdict.hits.iter().any(|h| h.detection == member) {
+                            verdict.hits.push(Hit {
+                                detection: member,
+                                resource: resource_index,
+                            });
+                        }
                     }
-                }
-                if allow_list && !forbade {
-                    verdict.not_allowed = true;
+                    Ok(EvalResult::Bool(true)) => permitted = true,
+                    Ok(EvalResult::Bool(false)) => {}
+                    Ok(other) => verdict.error(
+                        member,
+                        d,
+                        format!("the condition is {other}, not a boolean"),
+                    ),
+                    Err(e) => verdict.error(member, d, e.to_string()),
                 }
             }
-            for e in response.diagnostics().errors() {
-                let cedar_policy::AuthorizationError::PolicyEvaluationError(err) = e;
-                let policy_id = err.policy_id().to_string();
-                if !verdict.errors.iter().any(|x| x.policy_id == policy_id) {
-                    verdict.errors.push(RuleError {
-                        detection: engine.pack.index_of(err.policy_id()),
-                        policy_id,
-                        message: err.to_string(),
-                    });
-                }
+            if allow_list && !forbade && !permitted {
+                verdict.not_allowed = true;
             }
         }
         verdict.hits.sort_by_key(|h| h.detection);
         verdict.resources = resources;
         Ok(verdict)
+    }
+
+    /// `Action::"<service>:<eventName>"`, built once per action in the input.
+    fn action(&mut self, view: &EventView) -> EntityUid {
+        self.key.clear();
+        self.key.push_str(view.event.service());
+        self.key.push(':');
+        self.key.push_str(&view.event.event_name);
+        if let Some(a) = self.actions.get(self.key.as_str()) {
+            return a.clone();
+        }
+        let a = action_uid(&self.key);
+        if self.actions.len() >= CACHE_LIMIT {
+            self.actions.clear();
+        }
+        self.actions.insert(self.key.clone(), a.clone());
+        a
     }
 
     fn context(&mut self, view: &EventView, candidates: &CandidateSet) -> Result<Context, String> {
@@ -278,8 +349,7 @@ impl Evaluator<'_> {
             return context::build(view, attrs, ranges);
         }
         context::cache_key(view, attrs, &mut self.key);
-        self.key.push('#');
-        self.key.push_str(&candidates.id.to_string());
+        let _ = write!(self.key, "#{}", candidates.id);
         if let Some(c) = self.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
         }
@@ -298,38 +368,61 @@ impl Evaluator<'_> {
         needs: &Needs,
         resources: Option<&[ResourceModel]>,
     ) -> Result<Arc<Entities>, String> {
-        let per_event = Field::ALL.iter().any(|f| needs.field(*f).is_needed());
         let resources = resources.unwrap_or_default();
-        if per_event {
-            return build_entities(view, principal, needs, resources).map(Arc::new);
-        }
         // Principal, action and resources repeat: reuse the store built for the same ones.
         self.key.clear();
-        self.key
-            .push_str(&(Rc::as_ptr(principal) as usize).to_string());
+        let _ = write!(self.key, "{:x}", Rc::as_ptr(principal) as usize);
         if needs.action_entity {
-            self.key.push('|');
-            self.key.push_str(&view.event.event_source);
-            self.key.push(':');
-            self.key.push_str(&view.event.event_name);
+            let _ = write!(
+                self.key,
+                "|{}:{}",
+                view.event.event_source, view.event.event_name
+            );
         }
         for r in resources {
-            self.key.push('|');
-            self.key.push_str(&r.uid.to_string());
+            let _ = write!(self.key, "|{}", r.uid);
         }
-        if let Some(e) = self.entities.get(self.key.as_str()) {
-            return Ok(e.clone());
+        let base = match self.entities.get(self.key.as_str()) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(build_entities(view, principal, needs, resources)?);
+                if self.entities.len() >= CACHE_LIMIT {
+                    self.entities.clear();
+                }
+                self.entities.insert(self.key.clone(), e.clone());
+                e
+            }
+        };
+        // The free-form fields are the event's own: added to a copy of the shared store.
+        let fields = field_entities(view, needs)?;
+        if fields.is_empty() {
+            return Ok(base);
         }
-        let e = Arc::new(build_entities(view, principal, needs, resources)?);
-        if self.entities.len() >= CACHE_LIMIT {
-            self.entities.clear();
-        }
-        self.entities.insert(self.key.clone(), e.clone());
-        Ok(e)
+        Entities::clone(&base)
+            .add_entities(fields, None)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 }
 
-/// The entity store for a request: principal and ancestors, action, resources, free-form fields.
+/// The entities of the free-form fields the policies read.
+fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String> {
+    let mut out = Vec::new();
+    for field in Field::ALL {
+        let need = needs.field(field);
+        if !need.is_needed() {
+            continue;
+        }
+        let tags = fields::tags(view.field(field)?, need);
+        out.push(
+            Entity::new_with_tags(context::field_uid(field), [], [], tags)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(out)
+}
+
+/// The entity store shared by events: principal and ancestors, action, resources.
 fn build_entities(
     view: &EventView,
     principal: &PrincipalModel,
@@ -346,20 +439,6 @@ fn build_entities(
     }
     for r in resources {
         all.extend(r.entities());
-    }
-    for field in Field::ALL {
-        let need = needs.field(field);
-        if !need.is_needed() {
-            continue;
-        }
-        let tags = match need {
-            FieldNeed::Nothing => Vec::new(),
-            need => fields::tags(view.field(field)?, need),
-        };
-        all.push(
-            Entity::new_with_tags(context::field_uid(view, field), [], [], tags)
-                .map_err(|e| e.to_string())?,
-        );
     }
     let mut seen = HashSet::new();
     all.retain(|e| seen.insert(e.uid()));

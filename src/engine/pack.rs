@@ -13,7 +13,7 @@
 use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::diagnostic::InFile;
 use crate::model::schema;
-use cedar_policy::{Effect, Policy, PolicyId, PolicySet, ValidationMode, Validator};
+use cedar_policy::{Effect, Expression, Policy, PolicyId, PolicySet, ValidationMode, Validator};
 use miette::{NamedSource, Report};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -95,6 +95,8 @@ pub struct Detection {
     pub line: usize,
     pub policy: Policy,
     pub analysis: Analysis,
+    /// [`Analysis::condition`], parsed: what the engine evaluates.
+    pub condition: Expression,
 }
 
 /// How events that no policy decides are treated.
@@ -296,6 +298,16 @@ pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors
                     continue;
                 }
             };
+            let condition = match Expression::from_str(&analysis.condition) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(err(
+                        format!("internal error: the condition of {id:?} does not parse: {e}"),
+                        None,
+                    ));
+                    continue;
+                }
+            };
             detections.push(Detection {
                 id,
                 title,
@@ -308,6 +320,7 @@ pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors
                 line: line_of(&source.text, offset),
                 policy: renamed,
                 analysis,
+                condition,
             });
         }
     }

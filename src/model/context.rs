@@ -6,6 +6,7 @@
 use super::aws_ranges::AwsRanges;
 use super::{EventView, Field, types, uid};
 use cedar_policy::{Context, RestrictedExpression};
+use std::fmt::Write;
 
 /// A context attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -262,7 +263,7 @@ pub const ATTRS: [AttrInfo; 28] = [
         "requestParameters",
         "RequestParameters",
         true,
-        true,
+        false,
         "`requestParameters`: tags are the fields",
     ),
     a(
@@ -270,7 +271,7 @@ pub const ATTRS: [AttrInfo; 28] = [
         "responseElements",
         "ResponseElements",
         true,
-        true,
+        false,
         "`responseElements`: tags are the fields",
     ),
     a(
@@ -278,7 +279,7 @@ pub const ATTRS: [AttrInfo; 28] = [
         "additionalEventData",
         "AdditionalEventData",
         true,
-        true,
+        false,
         "`additionalEventData`: tags are the fields",
     ),
     a(
@@ -286,7 +287,7 @@ pub const ATTRS: [AttrInfo; 28] = [
         "serviceEventDetails",
         "ServiceEventDetails",
         true,
-        true,
+        false,
         "`serviceEventDetails`: tags are the fields",
     ),
 ];
@@ -414,14 +415,17 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
         | Attr::AdditionalEventData
         | Attr::ServiceEventDetails => {
             let field = attr.field()?;
-            Some(RestrictedExpression::new_entity_uid(field_uid(view, field)))
+            Some(RestrictedExpression::new_entity_uid(field_uid(field)))
         }
     }
 }
 
-/// The uid of the entity that carries a free-form field's tags.
-pub fn field_uid(view: &EventView, field: Field) -> cedar_policy::EntityUid {
-    uid(types().field(field), view.event_id())
+/// The uid of the entity that carries a free-form field's tags: `RequestParameters::"event"`.
+///
+/// The same for every event (each request has its own entity store), so that a context that
+/// refers to it can be reused across events.
+pub fn field_uid(field: Field) -> cedar_policy::EntityUid {
+    uid(types().field(field), "event")
 }
 
 /// The context with the attributes in `attrs` that the event has.
@@ -440,6 +444,7 @@ pub fn build(view: &EventView, attrs: AttrSet, ranges: &AwsRanges) -> Result<Con
 pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
     key.clear();
     let e = &view.event;
+    let mut address_keyed = false;
     for attr in attrs.iter() {
         let part: Option<&str> = match attr {
             Attr::EventName => Some(&e.event_name),
@@ -448,8 +453,10 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::EventType => e.event_type.as_deref(),
             Attr::EventCategory => e.event_category.as_deref(),
             Attr::AwsRegion => e.aws_region.as_deref(),
-            // The address determines `sourceIP` and `sourceInAws` as well.
+            // The address determines `sourceIP` and `sourceInAws` as well: keyed once.
+            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws if address_keyed => continue,
             Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws => {
+                address_keyed = true;
                 e.source_ip_address.as_deref()
             }
             Attr::UserAgent => e.user_agent.as_deref(),
@@ -468,10 +475,7 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
         // Presence and value, separated so that ("a", "bc") and ("ab", "c") differ.
         match part {
             Some(p) => {
-                key.push('+');
-                key.push_str(&p.len().to_string());
-                key.push(':');
-                key.push_str(p);
+                let _ = write!(key, "+{}:{p}", p.len());
             }
             None => key.push('-'),
         }
@@ -530,7 +534,7 @@ mod tests {
             full.get("requestParameters")
                 .unwrap()
                 .to_string()
-                .contains(r#"RequestParameters::"e1""#)
+                .contains(r#"RequestParameters::"event""#)
         );
     }
 

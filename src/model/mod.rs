@@ -98,7 +98,11 @@ pub struct EventView<'a> {
 impl<'a> EventView<'a> {
     /// Parses one record; the error says why it cannot be evaluated.
     pub fn parse(json: &'a str) -> Result<Self, String> {
-        let event: Event<'a> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Self::new(serde_json::from_str(json).map_err(|e| e.to_string())?)
+    }
+
+    /// Checks a parsed event; the error says why it cannot be evaluated.
+    pub fn new(event: Event<'a>) -> Result<Self, String> {
         let time = Timestamp::parse(&event.event_time)
             .map_err(|e| format!("eventTime {:?}: {e}", truncate(&event.event_time, 40)))?;
         if event.event_name.is_empty() || event.event_source.is_empty() {

@@ -250,3 +250,87 @@ fn sample_archive_is_what_the_generator_writes() {
         "fixtures/archive holds files the generator does not write"
     );
 }
+
+/// The engine evaluates only the candidate policies, on requests built with only what they
+/// read; Cedar's own authorizer, on full requests with the whole pack, must decide the same.
+fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str]) -> usize {
+    use std::collections::BTreeSet;
+    use trailcedar::decode;
+    use trailcedar::model::EventView;
+    let inputs = trailcedar::source::resolve(
+        &paths.iter().map(PathBuf::from).collect::<Vec<_>>(),
+        &Default::default(),
+    );
+    let mut checked = 0;
+    for input in &inputs.inputs {
+        let bytes = decode::read_input(input, 1 << 30).unwrap();
+        let text = decode::as_text(&bytes).unwrap();
+        let mut evaluator = engine.evaluator();
+        decode::for_each_record(text, 0, &mut |r| {
+            let Ok(view) = r.data.into_event().and_then(EventView::new) else {
+                return;
+            };
+            let verdict = evaluator.evaluate(&view).unwrap();
+            let ours: BTreeSet<String> = verdict
+                .hits
+                .iter()
+                .map(|h| engine.pack.detections[h.detection].id.clone())
+                .collect();
+            let our_errors: BTreeSet<String> =
+                verdict.errors.iter().map(|e| e.policy_id.clone()).collect();
+            let responses = engine.cedar_responses(&view, &verdict.principal).unwrap();
+            let mut theirs = BTreeSet::new();
+            let mut their_errors = BTreeSet::new();
+            let mut not_allowed = false;
+            for (_, response) in &responses {
+                let forbids: Vec<String> = response
+                    .diagnostics()
+                    .reason()
+                    .map(|id| id.to_string())
+                    .filter(|id| {
+                        engine
+                            .pack
+                            .detections
+                            .iter()
+                            .any(|d| &d.id == id && d.effect == cedar_policy::Effect::Forbid)
+                    })
+                    .collect();
+                not_allowed |=
+                    response.decision() == cedar_policy::Decision::Deny && forbids.is_empty();
+                theirs.extend(forbids);
+                for e in response.diagnostics().errors() {
+                    let cedar_policy::AuthorizationError::PolicyEvaluationError(err) = e;
+                    their_errors.insert(err.policy_id().to_string());
+                }
+            }
+            let id = view.event_id().to_string();
+            assert_eq!(
+                ours,
+                theirs,
+                "detections on {id} in {}",
+                input.display_name()
+            );
+            assert_eq!(verdict.not_allowed, not_allowed, "not-allowed on {id}");
+            assert_eq!(our_errors, their_errors, "errors on {id}");
+            checked += 1;
+        })
+        .unwrap();
+    }
+    checked
+}
+
+#[test]
+fn decisions_agree_with_cedars_authorizer() {
+    let n = assert_agrees_with_cedar(shipped(), &["fixtures/events", "fixtures/archive"]);
+    assert!(n > 1300, "{n} events checked");
+    let allow_list = engine_of(
+        r#"
+@id("sessions-read") @title("Sessions may read") permit (principal is AssumedRole, action, resource) when { context has readOnly && context.readOnly };
+@id("services") @title("Services") permit (principal is AWSService, action, resource);
+@id("buckets") @title("Own buckets") permit (principal, action in Action::"s3", resource in Resource::"arn:aws:s3:::cm-app-logs");
+@id("no-public") @title("No public ACL") @severity("high") forbid (principal, action == Action::"s3:PutObject", resource)
+  when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameters.getTag("x-amz-acl") like "public-*" };
+"#,
+    );
+    assert_agrees_with_cedar(&allow_list, &["fixtures/events", "fixtures/archive"]);
+}
