@@ -64,7 +64,7 @@ pub enum Skip {
     Insight,
     /// An S3-layout file delivered on a day outside the time window.
     OutOfRange,
-    /// In a walked directory, a file whose name is not a log file's.
+    /// In a walked directory, a file whose name is not a log file's, or not a regular file.
     NotLog,
 }
 
@@ -111,9 +111,9 @@ pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
 }
 
 fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name();
+    // Symbolic links are followed (synced archives are often made of them); a link cycle is
+    // reported as an error by the walk.
+    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
     for entry in walker {
         match entry {
             Ok(entry) if entry.file_type().is_file() => {
@@ -124,7 +124,9 @@ fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
                     out.skipped.push((path, Skip::NotLog));
                 }
             }
-            Ok(_) => {}
+            Ok(entry) if entry.file_type().is_dir() => {}
+            // Sockets, pipes, devices: never opened, but counted.
+            Ok(entry) => out.skipped.push((entry.into_path(), Skip::NotLog)),
             Err(e) => out.errors.push(InputError {
                 path: e
                     .path()
@@ -227,6 +229,25 @@ mod tests {
             "events of the 28th delivered after midnight"
         );
         assert!(!range.may_hold(day(30)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walks_follow_links_and_count_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("a.json"), "{}").unwrap();
+        std::fs::write(real.join("notes.txt"), "").unwrap();
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(real.join("a.json"), linked.join("b.json")).unwrap();
+        std::os::unix::fs::symlink(&linked, linked.join("loop")).unwrap();
+        let got = resolve(&[linked.clone()], &TimeRange::default());
+        assert_eq!(got.inputs, vec![Input::File(linked.join("b.json"))]);
+        assert_eq!(got.errors.len(), 1, "the cycle is reported: {:?}", got.errors);
+        let all = resolve(&[dir.path().to_path_buf()], &TimeRange::default());
+        assert_eq!(all.skipped(Skip::NotLog), 1);
     }
 
     #[test]

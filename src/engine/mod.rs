@@ -142,10 +142,20 @@ impl Engine {
         principal: &PrincipalModel,
         resource: &ResourceModel,
     ) -> Result<(Request, Entities), String> {
-        let needs = Needs::everything();
+        self.request_for(view, principal, resource, &Needs::everything())
+    }
+
+    /// The request and entities of an event with what `needs` says is read.
+    fn request_for(
+        &self,
+        view: &EventView,
+        principal: &PrincipalModel,
+        resource: &ResourceModel,
+        needs: &Needs,
+    ) -> Result<(Request, Entities), String> {
         let resources = std::slice::from_ref(resource);
-        let entities = build_entities(view, principal, &needs, resources)?
-            .add_entities(field_entities(view, &needs)?, None)
+        let entities = build_entities(view, principal, needs, resources)?
+            .add_entities(field_entities(view, needs)?, None)
             .map_err(|e| e.to_string())?;
         let ctx = context::build(view, needs.context, &self.ranges)?;
         let request = Request::new(
@@ -185,7 +195,16 @@ impl Engine {
         principal: &PrincipalModel,
         resource: &ResourceModel,
     ) -> Vec<(String, Option<String>)> {
-        let Ok((request, entities)) = self.full_request(view, principal, resource) else {
+        // Only what these detections read: an explanation costs no more than the decision did.
+        let mut needs = Needs {
+            resource: true,
+            action_entity: true,
+            ..Needs::default()
+        };
+        for d in detections.iter().filter_map(|i| self.pack.detections.get(*i)) {
+            needs.merge(&d.analysis.needs);
+        }
+        let Ok((request, entities)) = self.request_for(view, principal, resource, &needs) else {
             return Vec::new();
         };
         let mut seen = HashSet::new();
@@ -380,7 +399,8 @@ impl Evaluator<'_> {
             );
         }
         for r in resources {
-            let _ = write!(self.key, "|{}", r.uid);
+            self.key.push('|');
+            r.write_key(&mut self.key);
         }
         let base = match self.entities.get(self.key.as_str()) {
             Some(e) => e.clone(),
@@ -413,7 +433,7 @@ fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String
         if !need.is_needed() {
             continue;
         }
-        let tags = fields::tags(view.field(field)?, need);
+        let tags = fields::tags(field, view.field(field)?, need)?;
         out.push(
             Entity::new_with_tags(context::field_uid(field), [], [], tags)
                 .map_err(|e| e.to_string())?,

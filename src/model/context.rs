@@ -376,9 +376,7 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
         Attr::EventCategory => opt(&e.event_category),
         Attr::AwsRegion => opt(&e.aws_region),
         Attr::SourceIpAddress => opt(&e.source_ip_address),
-        Attr::SourceIp => view
-            .source_ip()
-            .map(|ip| RestrictedExpression::new_ip(ip.to_string())),
+        Attr::SourceIp => view.source_ip().map(|ip| RestrictedExpression::new_ip(cedar_ip(ip))),
         Attr::SourceInAws => Some(RestrictedExpression::new_bool(
             view.source_ip().is_some_and(|ip| ranges.contains(ip)),
         )),
@@ -416,6 +414,18 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
         | Attr::ServiceEventDetails => {
             let field = attr.field()?;
             Some(RestrictedExpression::new_entity_uid(field_uid(field)))
+        }
+    }
+}
+
+/// An address as Cedar's `ip()` reads it: IPv6 in full, as Cedar refuses IPv4 written inside
+/// an IPv6 address (`::1.2.3.4`), which is how Rust prints some.
+fn cedar_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}:{e:x}:{f:x}:{g:x}:{h:x}")
         }
     }
 }
@@ -536,6 +546,21 @@ mod tests {
                 .to_string()
                 .contains(r#"RequestParameters::"event""#)
         );
+    }
+
+    #[test]
+    fn every_address_form_builds() {
+        let ranges = AwsRanges::embedded();
+        let mut attrs = AttrSet::default();
+        attrs.insert(Attr::SourceIp);
+        for addr in ["::ffff:198.51.100.7", "::1.2.3.4", "2001:db8::1", "::1", "203.0.113.9"] {
+            let e = format!(
+                r#"{{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s","eventName":"X","sourceIPAddress":"{addr}"}}"#
+            );
+            let view = EventView::parse(&e).unwrap();
+            let ctx = build(&view, attrs, &ranges).unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert!(ctx.get("sourceIP").is_some(), "{addr}");
+        }
     }
 
     #[test]

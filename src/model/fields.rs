@@ -104,15 +104,20 @@ impl FieldNeed {
     }
 }
 
-/// Upper bound on the tags one field contributes, so a hostile payload cannot blow up an entity.
+/// Most tags one field may have when a policy reads every tag.
 pub const MAX_TAGS: usize = 10_000;
 
-/// The tags of a field for `need`.
-pub fn tags(value: Option<&Value>, need: &FieldNeed) -> Vec<(String, RestrictedExpression)> {
+/// Most bytes of tag values one field may have when a policy reads every tag (an object's tag
+/// holds its JSON text, so deep nesting multiplies the size of a payload).
+pub const MAX_TAG_BYTES: usize = 16 << 20;
+
+/// The tags of `field` for `need`. A payload too large to be represented in full is an error,
+/// never a partial set of tags that a policy could be evaded with.
+pub fn tags(field: Field, value: Option<&Value>, need: &FieldNeed) -> Result<Vec<(String, RestrictedExpression)>, String> {
     let Some(value) = value else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    match need {
+    Ok(match need {
         FieldNeed::Nothing => Vec::new(),
         FieldNeed::Keys(keys) => keys
             .iter()
@@ -121,56 +126,72 @@ pub fn tags(value: Option<&Value>, need: &FieldNeed) -> Vec<(String, RestrictedE
                 Some((k.clone(), RestrictedExpression::new_string(text)))
             })
             .collect(),
-        FieldNeed::All => {
-            let mut out = Vec::new();
-            let mut path = String::new();
-            flatten(value, &mut path, &mut out);
-            out.into_iter()
-                .map(|(k, v)| (k, RestrictedExpression::new_string(v)))
-                .collect()
+        FieldNeed::All => flattened(value)
+            .map_err(|e| format!("{}: {e}", field.name()))?
+            .into_iter()
+            .map(|(k, v)| (k, RestrictedExpression::new_string(v)))
+            .collect(),
+    })
+}
+
+/// Every (path, value) of a field, as `getTag` sees them: each path's value is the one
+/// [`lookup`] finds, so reading every tag and reading one key always agree, even where a key
+/// containing `.` makes two paths spell the same.
+pub fn flattened(value: &Value) -> Result<Vec<(String, String)>, String> {
+    let mut paths = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut path = String::new();
+    collect_paths(value, &mut path, &mut paths, &mut seen)?;
+    let mut bytes = 0usize;
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        if let Some(text) = lookup(value, &p).and_then(tag_text) {
+            bytes += p.len() + text.len();
+            if bytes > MAX_TAG_BYTES {
+                return Err(format!("more than {MAX_TAG_BYTES} bytes of fields"));
+            }
+            out.push((p, text));
         }
     }
+    Ok(out)
 }
 
-/// Every (path, value) of a field, as `getTag` sees them.
-pub fn flattened(value: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut path = String::new();
-    flatten(value, &mut path, &mut out);
-    out
-}
-
-fn flatten(value: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
-    if out.len() >= MAX_TAGS {
-        return;
-    }
-    if !path.is_empty()
-        && let Some(text) = tag_text(value)
-    {
-        out.push((path.clone(), text));
+fn collect_paths(
+    value: &Value,
+    path: &mut String,
+    out: &mut Vec<String>,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<(), String> {
+    if !path.is_empty() && !value.is_null() && seen.insert(path.clone()) {
+        if out.len() >= MAX_TAGS {
+            return Err(format!("more than {MAX_TAGS} fields"));
+        }
+        out.push(path.clone());
     }
     let len = path.len();
-    let child = |key: &str, v: &Value, path: &mut String, out: &mut Vec<(String, String)>| {
+    let mut child = |key: &str, v: &Value, path: &mut String| {
         if !path.is_empty() {
             path.push('.');
         }
         path.push_str(key);
-        flatten(v, path, out);
+        let r = collect_paths(v, path, out, seen);
         path.truncate(len);
+        r
     };
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                child(k, v, path, out);
+                child(k, v, path)?;
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                child(&i.to_string(), v, path, out);
+                child(&i.to_string(), v, path)?;
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// The tag value of a JSON node; `None` for null.
@@ -230,7 +251,7 @@ mod tests {
 
     #[test]
     fn flattens_paths_and_scalars() {
-        let flat = flattened(&sg_ingress());
+        let flat = flattened(&sg_ingress()).unwrap();
         let get = |k: &str| flat.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
         assert_eq!(
             get("ipPermissions.items.0.ipRanges.items.0.cidrIp"),
@@ -249,7 +270,7 @@ mod tests {
     #[test]
     fn lookup_agrees_with_flatten() {
         let v = sg_ingress();
-        for (path, text) in flattened(&v) {
+        for (path, text) in flattened(&v).unwrap() {
             assert_eq!(lookup(&v, &path).and_then(tag_text), Some(text), "{path}");
         }
         assert_eq!(lookup(&v, "a.b"), Some(&json!("dotted key")));
@@ -261,7 +282,7 @@ mod tests {
     fn builds_only_the_needed_keys() {
         let v = json!({"x-amz-acl": "public-read", "bucketName": "b", "key": "k"});
         let need = FieldNeed::Keys(["x-amz-acl".to_string(), "missing".to_string()].into());
-        let tags = tags(Some(&v), &need);
+        let tags = tags(Field::RequestParameters, Some(&v), &need).unwrap();
         assert_eq!(tags.len(), 1);
         assert_eq!(tags[0].0, "x-amz-acl");
     }
@@ -271,7 +292,23 @@ mod tests {
         let wide: serde_json::Map<String, Value> = (0..MAX_TAGS * 2)
             .map(|i| (format!("k{i}"), json!(i)))
             .collect();
-        assert_eq!(flattened(&Value::Object(wide)).len(), MAX_TAGS);
+        let err = tags(Field::RequestParameters, Some(&Value::Object(wide)), &FieldNeed::All).unwrap_err();
+        assert_eq!(err, format!("requestParameters: more than {MAX_TAGS} fields"));
+        let mut deep = json!("x".repeat(1 << 20));
+        for _ in 0..40 {
+            deep = json!({ "k": deep });
+        }
+        assert!(flattened(&deep).unwrap_err().contains("bytes"), "nesting multiplies the bytes");
+    }
+
+    #[test]
+    fn every_tag_agrees_with_its_lookup() {
+        // Two spellings of `a.b.c`: the one lookup finds is the tag's value in both modes.
+        let v = json!({"a": {"b.c": "x"}, "a.b": {"c": "y"}});
+        let all = flattened(&v).unwrap();
+        let abc: Vec<&str> = all.iter().filter(|(p, _)| p == "a.b.c").map(|(_, t)| t.as_str()).collect();
+        assert_eq!(abc, vec!["x"]);
+        assert_eq!(lookup(&v, "a.b.c").and_then(tag_text).as_deref(), Some("x"));
     }
 
     #[test]

@@ -116,13 +116,15 @@ impl<'a> EventView<'a> {
         })
     }
 
-    /// `sourceIPAddress` when it is an address (it can also be a service name or `AWS Internal`).
+    /// `sourceIPAddress` when it is an address (it can also be a service name or `AWS Internal`);
+    /// an IPv4-mapped IPv6 address (`::ffff:198.51.100.7`) is the IPv4 address it maps.
     pub fn source_ip(&self) -> Option<IpAddr> {
         *self.source_ip.get_or_init(|| {
-            self.event
-                .source_ip_address
-                .as_deref()
-                .and_then(|s| IpAddr::from_str(s).ok())
+            let ip = IpAddr::from_str(self.event.source_ip_address.as_deref()?).ok()?;
+            Some(match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                v4 => v4,
+            })
         })
     }
 
@@ -184,6 +186,8 @@ mod tests {
         let e = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"X","sourceIPAddress":"AWS Internal","requestParameters":{"a":{"b":1}}}"#;
         let v = EventView::parse(e).unwrap();
         assert_eq!(v.source_ip(), None);
+        let mapped = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s","eventName":"X","sourceIPAddress":"::ffff:198.51.100.7"}"#;
+        assert_eq!(EventView::parse(mapped).unwrap().source_ip(), "198.51.100.7".parse().ok());
         assert_eq!(
             v.field(Field::RequestParameters).unwrap().unwrap()["a"]["b"],
             1

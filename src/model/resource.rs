@@ -99,6 +99,29 @@ impl ResourceModel {
         }
     }
 
+    /// Appends a key equal for two resources exactly when their entities are: everything the
+    /// entities are built from, length-prefixed.
+    pub fn write_key(&self, out: &mut String) {
+        use std::fmt::Write;
+        for part in [Some(&self.kind), self.arn.as_ref(), self.name.as_ref(), self.account_id.as_ref(), self.region.as_ref()] {
+            match part {
+                Some(p) => {
+                    let _ = write!(out, "+{}:{p}", p.len());
+                }
+                None => out.push('-'),
+            }
+        }
+        let _ = write!(out, "{}", self.uid);
+        match &self.container {
+            Some(c) => {
+                out.push('<');
+                c.write_key(out);
+                out.push('>');
+            }
+            None => out.push('.'),
+        }
+    }
+
     /// The resource entity, its container, and its account.
     pub fn entities(&self) -> Vec<Entity> {
         let mut out = Vec::with_capacity(3);
@@ -182,7 +205,7 @@ pub fn resources_of(
     view: &EventView,
     principal: &PrincipalModel,
 ) -> Result<Vec<ResourceModel>, String> {
-    let mut out = from_resources_field(view);
+    let mut out = from_resources_field(view)?;
     if out.is_empty() {
         out = from_request_parameters(view, principal)?;
     }
@@ -195,16 +218,18 @@ pub fn resources_of(
             .unwrap_or("unknown");
         out.push(ResourceModel::account(account));
     }
-    out.dedup_by(|a, b| a.uid == b.uid);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(r.uid.clone()));
     Ok(out)
 }
 
-fn from_resources_field(view: &EventView) -> Vec<ResourceModel> {
+fn from_resources_field(view: &EventView) -> Result<Vec<ResourceModel>, String> {
     let Some(raw) = view.event.resources else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let entries: Vec<ResourceEntry> = serde_json::from_str(raw.get()).unwrap_or_default();
-    entries
+    let entries: Vec<ResourceEntry> =
+        serde_json::from_str(raw.get()).map_err(|e| format!("resources: {e}"))?;
+    let mut out: Vec<ResourceModel> = entries
         .into_iter()
         .filter_map(|e| {
             let arn = e.arn.or(e.arn_prefix).filter(|a| !a.is_empty())?;
@@ -214,7 +239,22 @@ fn from_resources_field(view: &EventView) -> Vec<ResourceModel> {
                 e.account_id,
             ))
         })
-        .collect()
+        .collect();
+    // An S3 data event lists the object and its bucket; only the bucket entry says who owns
+    // it. The object's container is that entry, and the object is in the owner's account too,
+    // so that every copy of an entity in a request's store is the same.
+    let listed = out.clone();
+    for r in &mut out {
+        if let Some(container) = &r.container
+            && let Some(entry) = listed.iter().find(|l| l.uid == container.uid)
+        {
+            r.container = Some(Box::new(entry.clone()));
+            if r.account_id.is_none() {
+                r.account_id = entry.account_id.clone();
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn from_request_parameters(
@@ -399,8 +439,19 @@ mod tests {
             object_entities,
             vec![
                 r#"Resource::"arn:aws:s3:::hoge0108/hoge.txt""#,
-                r#"Resource::"arn:aws:s3:::hoge0108""#
+                r#"Resource::"arn:aws:s3:::hoge0108""#,
+                r#"Account::"123456789012""#
             ]
+        );
+        assert_eq!(
+            rs[0].account_id.as_deref(),
+            Some("123456789012"),
+            "the bucket owner's"
+        );
+        assert_eq!(
+            rs[0].container.as_deref(),
+            Some(&rs[1]),
+            "the container is the listed bucket"
         );
     }
 

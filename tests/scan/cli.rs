@@ -169,11 +169,11 @@ fn standard_input_and_output_files() {
 fn summary_accounts_for_the_sample_archive() {
     let (_, out, err) = trailcedar(&["scan", "--color", "never", "fixtures/archive"], None);
     assert!(
-        err.contains("13 policies from embedded pack (detection mode)"),
+        err.contains("15 policies from embedded pack (detection mode)"),
         "{err}"
     );
     assert!(err.contains("files skipped: 1 digest, 1 Insights"), "{err}");
-    assert!(err.contains("events: 1275 read = 1275 evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected"), "{err}");
+    assert!(err.contains("events: 1303 read = 1303 evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected"), "{err}");
     assert!(
         out.contains("because   requestParameters[\"x-amz-acl\"] = \"public-read\""),
         "seed 002 explained: {out}"

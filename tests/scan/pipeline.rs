@@ -334,3 +334,54 @@ fn decisions_agree_with_cedars_authorizer() {
     );
     assert_agrees_with_cedar(&allow_list, &["fixtures/events", "fixtures/archive"]);
 }
+
+#[test]
+fn caches_never_change_a_decision() {
+    // The same principal reads the same bucket twice; the owners differ. Each event alone and
+    // both in one file must be decided alike.
+    let engine = engine_of(
+        r#"@id("foreign-bucket") @title("Bucket of another account") @severity("medium")
+forbid (principal, action == Action::"s3:GetObject", resource is Resource)
+when { resource.type == "AWS::S3::Bucket" && resource has accountId && principal has accountId && resource.accountId != principal.accountId };"#,
+    );
+    let get = |owner: &str, id: &str| {
+        event("")
+            .replace(r#""eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity""#, r#""eventSource":"s3.amazonaws.com","eventName":"GetObject""#)
+            .replace("00000000-0000-4000-8000-000000000001", id)
+            .replace(r#""requestParameters":null"#, &format!(
+                r#""requestParameters":{{"bucketName":"shared","key":"k"}},"resources":[{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::shared/k"}},{{"accountId":"{owner}","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::shared"}}]"#
+            ))
+    };
+    let ours = get("123456789012", "00000000-0000-4000-8000-00000000000a");
+    let theirs = get("444455556666", "00000000-0000-4000-8000-00000000000b");
+    let dir = tempfile::tempdir().unwrap();
+    let both = write(dir.path(), "both.json", format!(r#"{{"Records":[{ours},{theirs}]}}"#).as_bytes());
+    let alone = write(dir.path(), "alone.json", format!(r#"{{"Records":[{theirs}]}}"#).as_bytes());
+    let (a, _) = scan(&engine, &[both.to_str().unwrap()]);
+    let (b, _) = scan(&engine, &[alone.to_str().unwrap()]);
+    assert_eq!(a.len(), 1, "{}", render(&a));
+    assert_eq!(a[0].event.event_id, "00000000-0000-4000-8000-00000000000b");
+    assert_eq!(b.len(), 1);
+    // And the object is in the bucket owner's account, as the bucket entry says.
+    let object_owner = engine_of(
+        r#"@id("object-in-account") @title("Object of account 444455556666") @severity("low")
+forbid (principal, action == Action::"s3:GetObject", resource in Account::"444455556666")
+when { resource.type == "AWS::S3::Object" };"#,
+    );
+    let (c, _) = scan(&object_owner, &[both.to_str().unwrap()]);
+    assert_eq!(c.len(), 1, "{}", render(&c));
+}
+
+#[test]
+fn ipv4_mapped_addresses_are_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = event("").replace("198.51.100.23", "::ffff:198.51.100.23");
+    let path = write(dir.path(), "mapped.json", text.as_bytes());
+    let engine = engine_of(
+        r#"@id("doc-range") @title("From the documentation range") @severity("low")
+forbid (principal, action, resource) when { context has sourceIP && context.sourceIP.isInRange(ip("198.51.100.0/24")) };"#,
+    );
+    let (findings, s) = scan(&engine, &[path.to_str().unwrap()]);
+    assert!(!s.has_errors(), "{}", s.render());
+    assert_eq!(findings.len(), 1);
+}

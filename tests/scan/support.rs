@@ -85,10 +85,13 @@ pub fn render(findings: &[Finding]) -> String {
                 e.resource
             );
             for v in &f.values {
-                match &v.value {
-                    Some(value) => s.push_str(&format!("  {} = {value}\n", v.field)),
-                    None => s.push_str(&format!("  {} absent\n", v.field)),
+                if let Some(value) = &v.value {
+                    s.push_str(&format!("  {} = {value}\n", v.field));
                 }
+            }
+            let absent: Vec<&str> = f.values.iter().filter(|v| v.value.is_none()).map(|v| v.field.as_str()).collect();
+            if !absent.is_empty() {
+                s.push_str(&format!("  absent: {}\n", absent.join(", ")));
             }
             s
         })
