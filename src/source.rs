@@ -113,7 +113,9 @@ pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
 fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
     // Symbolic links are followed (synced archives are often made of them); a link cycle is
     // reported as an error by the walk.
-    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name();
     for entry in walker {
         match entry {
             Ok(entry) if entry.file_type().is_file() => {
@@ -243,9 +245,14 @@ mod tests {
         std::fs::create_dir(&linked).unwrap();
         std::os::unix::fs::symlink(real.join("a.json"), linked.join("b.json")).unwrap();
         std::os::unix::fs::symlink(&linked, linked.join("loop")).unwrap();
-        let got = resolve(&[linked.clone()], &TimeRange::default());
+        let got = resolve(std::slice::from_ref(&linked), &TimeRange::default());
         assert_eq!(got.inputs, vec![Input::File(linked.join("b.json"))]);
-        assert_eq!(got.errors.len(), 1, "the cycle is reported: {:?}", got.errors);
+        assert_eq!(
+            got.errors.len(),
+            1,
+            "the cycle is reported: {:?}",
+            got.errors
+        );
         let all = resolve(&[dir.path().to_path_buf()], &TimeRange::default());
         assert_eq!(all.skipped(Skip::NotLog), 1);
     }

@@ -22,6 +22,9 @@ pub struct CandidateSet {
     /// What the members read, merged.
     pub needs: Needs,
     pub has_permit: bool,
+    /// Whether some member's condition depends on the action (its scope names actions, or its
+    /// clauses read `action`).
+    pub reads_action: bool,
 }
 
 type PerKind = [Arc<CandidateSet>; PrincipalKind::ALL.len()];
@@ -173,6 +176,9 @@ impl Builder<'_> {
         let set = Arc::new(CandidateSet {
             id: self.sets.len(),
             has_permit: detections.iter().any(|d| d.effect == Effect::Permit),
+            reads_action: detections
+                .iter()
+                .any(|d| d.analysis.actions.is_some() || d.analysis.needs.action_entity),
             members: members.clone(),
             needs,
         });

@@ -91,6 +91,14 @@ impl Verdict {
     }
 }
 
+/// A decision without resources, remembered for requests equal to the one it was made for.
+#[derive(Clone)]
+struct Decided {
+    hits: Vec<usize>,
+    not_allowed: bool,
+    errors: Vec<RuleError>,
+}
+
 /// Cache sizes past which a file's caches start over: bounded memory on hostile input.
 const CACHE_LIMIT: usize = 4096;
 
@@ -130,7 +138,9 @@ impl Engine {
             contexts: FxHashMap::default(),
             entities: FxHashMap::default(),
             actions: FxHashMap::default(),
+            decisions: FxHashMap::default(),
             key: String::new(),
+            memo_key: String::new(),
             no_resource: uid(&types().resource, ""),
         }
     }
@@ -201,7 +211,10 @@ impl Engine {
             action_entity: true,
             ..Needs::default()
         };
-        for d in detections.iter().filter_map(|i| self.pack.detections.get(*i)) {
+        for d in detections
+            .iter()
+            .filter_map(|i| self.pack.detections.get(*i))
+        {
             needs.merge(&d.analysis.needs);
         }
         let Ok((request, entities)) = self.request_for(view, principal, resource, &needs) else {
@@ -236,7 +249,10 @@ pub struct Evaluator<'e> {
     contexts: FxHashMap<String, Context>,
     entities: FxHashMap<String, Arc<Entities>>,
     actions: FxHashMap<String, EntityUid>,
+    /// Decisions of requests that are equal by construction (same principal, context, action).
+    decisions: FxHashMap<String, Decided>,
     key: String,
+    memo_key: String,
     /// The resource of a request whose policies do not read the resource.
     no_resource: EntityUid,
 }
@@ -254,6 +270,7 @@ impl Evaluator<'_> {
             // Entity stores are keyed by principal identity: they go with the principals.
             self.principals.clear();
             self.entities.clear();
+            self.decisions.clear();
         }
         self.principals.insert(key.into(), p.clone());
         Ok(p)
@@ -287,6 +304,42 @@ impl Evaluator<'_> {
             None
         };
         let ctx = self.context(view, &candidates)?;
+        // A request made only of the principal, a reusable context and (when some policy reads
+        // it) the action is decided once: Cedar's evaluation is a function of the request and
+        // the entities, and these entities are the principal's.
+        let memoizable = !needs.resource
+            && needs.context.cacheable()
+            && !Field::ALL.iter().any(|f| needs.field(*f).is_needed());
+        if memoizable {
+            self.memo_key.clear();
+            // `self.key` still holds the context's key (with the candidate set) from `context`.
+            let _ = write!(
+                self.memo_key,
+                "{:x}|{}",
+                Rc::as_ptr(&principal) as usize,
+                self.key
+            );
+            if candidates.reads_action {
+                let _ = write!(
+                    self.memo_key,
+                    "|{}:{}",
+                    view.event.event_source, view.event.event_name
+                );
+            }
+            if let Some(d) = self.decisions.get(self.memo_key.as_str()) {
+                verdict.hits = d
+                    .hits
+                    .iter()
+                    .map(|&detection| Hit {
+                        detection,
+                        resource: None,
+                    })
+                    .collect();
+                verdict.not_allowed = d.not_allowed;
+                verdict.errors = d.errors.clone();
+                return Ok(verdict);
+            }
+        }
         let entities = self.entities(view, &principal, needs, resources.as_deref())?;
         let action = self.action(view);
         let requests = resources.as_ref().map_or(1, Vec::len);
@@ -340,6 +393,18 @@ impl Evaluator<'_> {
             }
         }
         verdict.hits.sort_by_key(|h| h.detection);
+        if memoizable {
+            if self.decisions.len() >= CACHE_LIMIT {
+                self.decisions.clear();
+            }
+            let decided = Decided {
+                hits: verdict.hits.iter().map(|h| h.detection).collect(),
+                not_allowed: verdict.not_allowed,
+                errors: verdict.errors.clone(),
+            };
+            self.decisions
+                .insert(std::mem::take(&mut self.memo_key), decided);
+        }
         verdict.resources = resources;
         Ok(verdict)
     }

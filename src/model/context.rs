@@ -376,7 +376,9 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
         Attr::EventCategory => opt(&e.event_category),
         Attr::AwsRegion => opt(&e.aws_region),
         Attr::SourceIpAddress => opt(&e.source_ip_address),
-        Attr::SourceIp => view.source_ip().map(|ip| RestrictedExpression::new_ip(cedar_ip(ip))),
+        Attr::SourceIp => view
+            .source_ip()
+            .map(|ip| RestrictedExpression::new_ip(cedar_ip(ip))),
         Attr::SourceInAws => Some(RestrictedExpression::new_bool(
             view.source_ip().is_some_and(|ip| ranges.contains(ip)),
         )),
@@ -553,7 +555,13 @@ mod tests {
         let ranges = AwsRanges::embedded();
         let mut attrs = AttrSet::default();
         attrs.insert(Attr::SourceIp);
-        for addr in ["::ffff:198.51.100.7", "::1.2.3.4", "2001:db8::1", "::1", "203.0.113.9"] {
+        for addr in [
+            "::ffff:198.51.100.7",
+            "::1.2.3.4",
+            "2001:db8::1",
+            "::1",
+            "203.0.113.9",
+        ] {
             let e = format!(
                 r#"{{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s","eventName":"X","sourceIPAddress":"{addr}"}}"#
             );

@@ -113,7 +113,11 @@ pub const MAX_TAG_BYTES: usize = 16 << 20;
 
 /// The tags of `field` for `need`. A payload too large to be represented in full is an error,
 /// never a partial set of tags that a policy could be evaded with.
-pub fn tags(field: Field, value: Option<&Value>, need: &FieldNeed) -> Result<Vec<(String, RestrictedExpression)>, String> {
+pub fn tags(
+    field: Field,
+    value: Option<&Value>,
+    need: &FieldNeed,
+) -> Result<Vec<(String, RestrictedExpression)>, String> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
@@ -292,13 +296,24 @@ mod tests {
         let wide: serde_json::Map<String, Value> = (0..MAX_TAGS * 2)
             .map(|i| (format!("k{i}"), json!(i)))
             .collect();
-        let err = tags(Field::RequestParameters, Some(&Value::Object(wide)), &FieldNeed::All).unwrap_err();
-        assert_eq!(err, format!("requestParameters: more than {MAX_TAGS} fields"));
+        let err = tags(
+            Field::RequestParameters,
+            Some(&Value::Object(wide)),
+            &FieldNeed::All,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!("requestParameters: more than {MAX_TAGS} fields")
+        );
         let mut deep = json!("x".repeat(1 << 20));
         for _ in 0..40 {
             deep = json!({ "k": deep });
         }
-        assert!(flattened(&deep).unwrap_err().contains("bytes"), "nesting multiplies the bytes");
+        assert!(
+            flattened(&deep).unwrap_err().contains("bytes"),
+            "nesting multiplies the bytes"
+        );
     }
 
     #[test]
@@ -306,7 +321,11 @@ mod tests {
         // Two spellings of `a.b.c`: the one lookup finds is the tag's value in both modes.
         let v = json!({"a": {"b.c": "x"}, "a.b": {"c": "y"}});
         let all = flattened(&v).unwrap();
-        let abc: Vec<&str> = all.iter().filter(|(p, _)| p == "a.b.c").map(|(_, t)| t.as_str()).collect();
+        let abc: Vec<&str> = all
+            .iter()
+            .filter(|(p, _)| p == "a.b.c")
+            .map(|(_, t)| t.as_str())
+            .collect();
         assert_eq!(abc, vec!["x"]);
         assert_eq!(lookup(&v, "a.b.c").and_then(tag_text).as_deref(), Some("x"));
     }

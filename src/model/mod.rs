@@ -187,7 +187,10 @@ mod tests {
         let v = EventView::parse(e).unwrap();
         assert_eq!(v.source_ip(), None);
         let mapped = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s","eventName":"X","sourceIPAddress":"::ffff:198.51.100.7"}"#;
-        assert_eq!(EventView::parse(mapped).unwrap().source_ip(), "198.51.100.7".parse().ok());
+        assert_eq!(
+            EventView::parse(mapped).unwrap().source_ip(),
+            "198.51.100.7".parse().ok()
+        );
         assert_eq!(
             v.field(Field::RequestParameters).unwrap().unwrap()["a"]["b"],
             1

@@ -103,7 +103,13 @@ impl ResourceModel {
     /// entities are built from, length-prefixed.
     pub fn write_key(&self, out: &mut String) {
         use std::fmt::Write;
-        for part in [Some(&self.kind), self.arn.as_ref(), self.name.as_ref(), self.account_id.as_ref(), self.region.as_ref()] {
+        for part in [
+            Some(&self.kind),
+            self.arn.as_ref(),
+            self.name.as_ref(),
+            self.account_id.as_ref(),
+            self.region.as_ref(),
+        ] {
             match part {
                 Some(p) => {
                     let _ = write!(out, "+{}:{p}", p.len());

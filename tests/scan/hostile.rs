@@ -131,13 +131,25 @@ fn payloads_too_large_to_model_are_rejected_not_truncated() {
 forbid (principal, action, resource) when { principal has userName && context.requestParameters.hasTag(principal.userName) };"#,
     );
     let keys: Vec<String> = (0..50_000).map(|i| format!(r#""k{i}":{i}"#)).collect();
-    let text = event("").replace(r#""requestParameters":null"#, &format!(r#""requestParameters":{{{},"alice":"yes"}}"#, keys.join(",")));
+    let text = event("").replace(
+        r#""requestParameters":null"#,
+        &format!(
+            r#""requestParameters":{{{},"alice":"yes"}}"#,
+            keys.join(",")
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "wide.json", text.as_bytes());
     let (findings, s) = scan_paths(&engine, &[path], &ScanOptions::default());
     assert!(findings.is_empty());
     assert_eq!(s.events_rejected, 1, "{}", s.render());
-    assert!(s.rejected[0].reason.contains("requestParameters: more than 10000 fields"), "{}", s.rejected[0].reason);
+    assert!(
+        s.rejected[0]
+            .reason
+            .contains("requestParameters: more than 10000 fields"),
+        "{}",
+        s.rejected[0].reason
+    );
     // A policy reading literal keys does not need the whole payload and still decides.
     let literal = engine_of(
         r#"@id("literal-key") @title("Reads one key") @severity("low")

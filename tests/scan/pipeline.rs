@@ -355,8 +355,16 @@ when { resource.type == "AWS::S3::Bucket" && resource has accountId && principal
     let ours = get("123456789012", "00000000-0000-4000-8000-00000000000a");
     let theirs = get("444455556666", "00000000-0000-4000-8000-00000000000b");
     let dir = tempfile::tempdir().unwrap();
-    let both = write(dir.path(), "both.json", format!(r#"{{"Records":[{ours},{theirs}]}}"#).as_bytes());
-    let alone = write(dir.path(), "alone.json", format!(r#"{{"Records":[{theirs}]}}"#).as_bytes());
+    let both = write(
+        dir.path(),
+        "both.json",
+        format!(r#"{{"Records":[{ours},{theirs}]}}"#).as_bytes(),
+    );
+    let alone = write(
+        dir.path(),
+        "alone.json",
+        format!(r#"{{"Records":[{theirs}]}}"#).as_bytes(),
+    );
     let (a, _) = scan(&engine, &[both.to_str().unwrap()]);
     let (b, _) = scan(&engine, &[alone.to_str().unwrap()]);
     assert_eq!(a.len(), 1, "{}", render(&a));

@@ -89,7 +89,12 @@ pub fn render(findings: &[Finding]) -> String {
                     s.push_str(&format!("  {} = {value}\n", v.field));
                 }
             }
-            let absent: Vec<&str> = f.values.iter().filter(|v| v.value.is_none()).map(|v| v.field.as_str()).collect();
+            let absent: Vec<&str> = f
+                .values
+                .iter()
+                .filter(|v| v.value.is_none())
+                .map(|v| v.field.as_str())
+                .collect();
             if !absent.is_empty() {
                 s.push_str(&format!("  absent: {}\n", absent.join(", ")));
             }
