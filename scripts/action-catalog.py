@@ -38,8 +38,16 @@ EXTRA = {
     "sso": ["Authenticate", "Federate", "Logout", "ListAccountRoles", "ListAccounts",
             "GetRoleCredentials", "ListApplications", "ListProfilesForApplication"],
     "sts": ["RenewRoleCredentials"],
-    "s3": ["ListObjects", "ListObjectVersions", "HeadObject", "HeadBucket"],
+    # S3 logs some calls under names other than their SDK operations' (DeletePublicAccessBlock is
+    # DeleteBucketPublicAccessBlock; S3 Control's account-level calls have names of their own).
+    "s3": ["ListObjects", "ListObjectVersions", "HeadObject", "HeadBucket",
+           "DeleteBucketPublicAccessBlock", "GetBucketPublicAccessBlock", "PutBucketPublicAccessBlock",
+           "DeleteAccountPublicAccessBlock", "GetAccountPublicAccessBlock", "PutAccountPublicAccessBlock",
+           "PutBucketLifecycle", "GetBucketLifecycle", "PutBucketNotification", "GetBucketNotification"],
     "cloudtrail": ["ConsoleAction"],
+    # Lambda operations whose CloudTrail names carry a second version suffix.
+    "lambda": ["UpdateFunctionCode20150331v2", "UpdateFunctionConfiguration20150331v2",
+               "GetFunctionConfiguration20150331v2", "PublishVersion20150331v2"],
 }
 
 LAMBDA_VERSIONED = re.compile(r"^/(\d{4})-(\d{2})-(\d{2})/")

@@ -5,20 +5,25 @@
 //!   { "name": "public-read PutObject", "log": "../../fixtures/events/s3/public_canned_acl.flag.json", "expect": "flag" },
 //!   { "name": "private ACL, failed call", "log": "../../fixtures/events/s3/public_canned_acl.allow.json", "expect": "allow" },
 //!   { "name": "inline", "events": [ { "eventVersion": "1.09", ... } ], "expect": "flag",
-//!     "detections": ["s3-public-canned-acl"] },
+//!     "detections": ["s3-public-canned-acl"],
+//!     "values": { "requestParameters[\"x-amz-acl\"]": "public-read", "errorCode": null } },
 //!   { "name": "a known gap", "log": "...", "expect": "flag", "todo": "needs the bucket policy" }
 //! ] }
 //! ```
 //!
 //! Every event of a case is checked on its own: `flag` means each event is flagged by the
 //! case's detections (by default, those of the policy file beside it), `allow` that none of them
-//! flags any event. A `todo` case reports its outcome without failing.
+//! flags any event. `values` are explanation values each flagging finding must report (a string
+//! matches a Cedar string of that text, `null` an absent value). A `todo` case reports its outcome
+//! without failing.
 
+use crate::decode;
 use crate::engine::Engine;
+use crate::model::EventView;
 use crate::report::Finding;
-use crate::scan::{ScanOptions, scan_text};
+use crate::scan::findings_of;
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What a case expects.
@@ -44,6 +49,9 @@ pub struct Case {
     /// The detections this case is about; default: those of the policy file beside it.
     #[serde(default)]
     pub detections: Option<Vec<String>>,
+    /// Explanation values every flagging finding must report; `null` for absent.
+    #[serde(default)]
+    pub values: Option<BTreeMap<String, Option<String>>>,
     /// A known gap: the reason it does not pass yet.
     #[serde(default)]
     pub todo: Option<String>,
@@ -60,6 +68,7 @@ pub struct CaseFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
+    /// Each message says which record, what was expected and what happened.
     Fail(Vec<String>),
     /// A `todo` case: whether it would pass now, and its reason.
     Todo {
@@ -74,6 +83,8 @@ pub struct CaseResult {
     pub file: PathBuf,
     pub name: String,
     pub expect: Expect,
+    /// The detections the case was about.
+    pub detections: Vec<String>,
     pub outcome: Outcome,
 }
 
@@ -92,7 +103,8 @@ pub fn run_file(engine: &Engine, path: &Path, own: &[String]) -> Result<Vec<Case
         .cases
         .iter()
         .map(|case| {
-            let outcome = match run_case(engine, base, case, own) {
+            let detections: Vec<String> = case.detections.clone().unwrap_or_else(|| own.to_vec());
+            let outcome = match run_case(engine, base, case, &detections) {
                 Ok(failures) if case.todo.is_some() => Outcome::Todo {
                     passes: failures.is_empty(),
                     reason: case.todo.clone().unwrap_or_default(),
@@ -105,118 +117,192 @@ pub fn run_file(engine: &Engine, path: &Path, own: &[String]) -> Result<Vec<Case
                 file: path.to_path_buf(),
                 name: case.name.clone(),
                 expect: case.expect,
+                detections,
                 outcome,
             }
         })
         .collect())
 }
 
+/// The text of a case's events: its log, or its inline events.
+fn case_text(base: &Path, case: &Case) -> Result<String, String> {
+    match (&case.log, &case.events) {
+        (Some(log), None) => {
+            let path = base.join(log);
+            let file =
+                std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = decode::read_all(std::io::BufReader::new(file), 512 << 20, 0)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            decode::as_text(&bytes)
+                .map(str::to_string)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
+        (None, Some(events)) => serde_json::to_string(events).map_err(|e| e.to_string()),
+        _ => Err("a case needs exactly one of \"log\" and \"events\"".to_string()),
+    }
+}
+
 fn run_case(
     engine: &Engine,
     base: &Path,
     case: &Case,
-    own: &[String],
+    detections: &[String],
 ) -> Result<Vec<String>, String> {
-    let (name, text) = match (&case.log, &case.events) {
-        (Some(log), None) => {
-            let path = base.join(log);
-            let bytes = crate::decode::read_all(
-                std::io::BufReader::new(
-                    std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-                ),
-                512 << 20,
-                0,
-            )
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-            let text = crate::decode::as_text(&bytes)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .to_string();
-            (path.display().to_string(), text)
-        }
-        (None, Some(events)) => (
-            "inline".to_string(),
-            serde_json::to_string(events).map_err(|e| e.to_string())?,
-        ),
-        _ => return Err("a case needs exactly one of \"log\" and \"events\"".to_string()),
-    };
-    let targets: BTreeSet<&str> = match &case.detections {
-        Some(ids) => ids.iter().map(String::as_str).collect(),
-        None => own.iter().map(String::as_str).collect(),
-    };
+    let text = case_text(base, case)?;
+    let targets: BTreeSet<&str> = detections.iter().map(String::as_str).collect();
     if targets.is_empty() {
         return Err("no detections to check: name them in \"detections\"".to_string());
     }
+    let mut indices = BTreeSet::new();
     for t in &targets {
-        if !engine.pack.detections.iter().any(|d| d.id == *t) {
-            return Err(format!("unknown detection {t:?}"));
+        match engine.pack.detections.iter().position(|d| d.id == *t) {
+            Some(i) => {
+                indices.insert(i);
+            }
+            None => return Err(format!("unknown detection {t:?}")),
         }
     }
-    let report = scan_text(engine, &name, &text, 0, &ScanOptions::default());
-    let s = &report.summary;
     let mut failures = Vec::new();
-    if s.events_read == 0 {
-        failures.push("the case holds no events".to_string());
-    }
-    for p in s.rejected.iter().chain(&s.unreadable) {
-        failures.push(format!(
-            "record {}: not evaluated: {}",
-            p.record.unwrap_or(0),
-            p.reason
-        ));
-    }
-    for p in &s.rule_error_examples {
-        failures.push(format!("record {}: {}", p.record.unwrap_or(0), p.reason));
-    }
-    for record in 0..s.events_read {
-        let fired: Vec<&Finding> = report
-            .findings
-            .iter()
-            .filter(|f| f.location.record == record && targets.contains(f.detection.id.as_str()))
+    let mut evaluator = engine.evaluator();
+    let mut events = 0;
+    let result = decode::for_each_record(&text, 0, &mut |record| {
+        events += 1;
+        let index = record.index;
+        let view = match record.data.into_event().and_then(EventView::new) {
+            Ok(v) => v,
+            Err(e) => return failures.push(format!("record {index}: not evaluated: {e}")),
+        };
+        let id = match view.event_id() {
+            "" => format!("record {index}"),
+            id => format!("record {index} ({id})"),
+        };
+        let verdict = match evaluator.evaluate(&view) {
+            Ok(v) => v,
+            Err(e) => return failures.push(format!("{id}: not evaluated: {e}")),
+        };
+        for e in &verdict.errors {
+            failures.push(format!("{id}: {}", e.message));
+        }
+        let findings: Vec<Finding> = findings_of(engine, &view, &verdict, "case", index)
+            .into_iter()
+            .filter(|f| targets.contains(f.detection.id.as_str()))
             .collect();
-        let event_id = event_id_of(&text, record);
         match case.expect {
-            Expect::Flag if fired.is_empty() => failures.push(format!(
-                "record {record} ({event_id}): expected {} to flag it, but it was allowed",
-                join(&targets)
-            )),
-            Expect::Allow if !fired.is_empty() => {
-                let ids: BTreeSet<&str> = fired.iter().map(|f| f.detection.id.as_str()).collect();
-                let values: Vec<String> = fired
+            Expect::Flag if findings.is_empty() => {
+                // Why not: what the expected detections read on this event.
+                let read = explain_reads(engine, &view, &verdict, &indices);
+                failures.push(format!(
+                    "{id}: expected {} to flag it, but it was allowed{read}",
+                    join(&targets)
+                ));
+            }
+            Expect::Flag => {
+                if let Some(expected) = &case.values {
+                    for f in &findings {
+                        for (label, want) in expected {
+                            let got = f
+                                .values
+                                .iter()
+                                .find(|v| &v.field == label)
+                                .and_then(|v| v.value.clone());
+                            if !value_matches(got.as_deref(), want.as_deref()) {
+                                failures.push(format!(
+                                    "{id}: {} read {label} = {}, expected {}",
+                                    f.detection.id,
+                                    got.as_deref().unwrap_or("(absent)"),
+                                    want.as_deref()
+                                        .map(|w| format!("{w:?}"))
+                                        .unwrap_or_else(|| "(absent)".to_string())
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Expect::Allow if !findings.is_empty() => {
+                let fired: BTreeSet<&str> =
+                    findings.iter().map(|f| f.detection.id.as_str()).collect();
+                let values: Vec<String> = findings
                     .iter()
                     .flat_map(|f| f.values.iter())
                     .filter_map(|v| v.value.as_ref().map(|x| format!("{} = {x}", v.field)))
                     .collect();
                 failures.push(format!(
-                    "record {record} ({event_id}): expected it allowed, but {} flagged it ({})",
-                    join(&ids),
+                    "{id}: expected it allowed, but {} flagged it: {}",
+                    join(&fired),
                     values.join("; ")
                 ));
             }
-            _ => {}
+            Expect::Allow => {}
         }
+    });
+    if let Err(e) = result {
+        failures.push(format!("not readable: {e}"));
+    }
+    if events == 0 {
+        failures.push("the case holds no events".to_string());
     }
     Ok(failures)
+}
+
+/// `; it read: a = 1; b absent` for the detections `indices` on this event.
+fn explain_reads(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &crate::engine::Verdict,
+    indices: &BTreeSet<usize>,
+) -> String {
+    let resources = match &verdict.resources {
+        Some(r) => r.clone(),
+        None => crate::model::resource::resources_of(view, &verdict.principal).unwrap_or_default(),
+    };
+    let Some(resource) = resources.first() else {
+        return String::new();
+    };
+    let members: Vec<usize> = indices.iter().copied().collect();
+    let values = engine.explain_values(&members, view, &verdict.principal, resource);
+    if values.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = values
+        .into_iter()
+        .map(|(label, value)| match value {
+            Some(v) => format!("{label} = {v}"),
+            None => format!("{label} absent"),
+        })
+        .collect();
+    format!("; it read: {}", parts.join("; "))
+}
+
+/// Whether an explanation value (Cedar syntax) is the expected one: a string matches the Cedar
+/// string of that text, or the value's Cedar syntax itself (`true`, `ip("1.2.3.4")`).
+pub fn value_matches(got: Option<&str>, want: Option<&str>) -> bool {
+    match (got, want) {
+        (None, None) => true,
+        (Some(g), Some(w)) => g == w || g == format!("\"{}\"", w.escape_debug()),
+        _ => false,
+    }
 }
 
 fn join(ids: &BTreeSet<&str>) -> String {
     ids.iter().copied().collect::<Vec<_>>().join(", ")
 }
 
-fn event_id_of(text: &str, record: u64) -> String {
-    let mut id = String::new();
-    let _ = crate::decode::for_each_record(text, 0, &mut |r| {
-        if r.index == record {
-            id = r
-                .data
-                .into_event()
-                .ok()
-                .and_then(|e| e.event_id.map(|i| i.into_owned()))
-                .unwrap_or_default();
-        }
-    });
-    if id.is_empty() {
-        "no eventID".to_string()
-    } else {
-        id
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_match_cedar_strings_and_literals() {
+        assert!(value_matches(Some("\"public-read\""), Some("public-read")));
+        assert!(value_matches(Some("true"), Some("true")));
+        assert!(value_matches(
+            Some("ip(\"10.0.0.1\")"),
+            Some("ip(\"10.0.0.1\")")
+        ));
+        assert!(value_matches(None, None));
+        assert!(!value_matches(Some("\"private\""), Some("public-read")));
+        assert!(!value_matches(None, Some("x")));
+        assert!(value_matches(Some("\"a\\\"b\""), Some("a\"b")));
     }
 }

@@ -25,6 +25,9 @@ pub struct ScanOptions {
     pub evaluate: bool,
     /// Inputs processed together; their findings are held until the window is written.
     pub window: usize,
+    /// A policy that errs on an event counts as not satisfied and is not reported (for
+    /// investigation queries, where a missing value simply does not match).
+    pub rule_errors_are_false: bool,
 }
 
 impl Default for ScanOptions {
@@ -34,6 +37,7 @@ impl Default for ScanOptions {
             max_file_size: 512 * 1024 * 1024,
             evaluate: true,
             window: 4 * rayon::current_num_threads().max(1),
+            rule_errors_are_false: false,
         }
     }
 }
@@ -123,7 +127,11 @@ pub fn scan_text(
             Err(e) => return reject(summary, e),
         };
         summary.events_evaluated += 1;
-        for e in &verdict.errors {
+        for e in verdict
+            .errors
+            .iter()
+            .filter(|_| !opts.rule_errors_are_false)
+        {
             summary.rule_errors += 1;
             if summary.rule_error_examples.len() < EXAMPLES {
                 summary.rule_error_examples.push(Problem {

@@ -125,6 +125,31 @@ impl Engine {
         })
     }
 
+    /// The policies that can apply to an event, by its action and principal type.
+    pub fn candidates(&self, view: &EventView, principal: &PrincipalModel) -> &Arc<CandidateSet> {
+        self.index
+            .candidates(view.event.service(), &view.event.event_name, principal.kind)
+    }
+
+    /// Whether a detection's condition holds for a request: Cedar's meaning of "satisfied".
+    pub fn satisfied(
+        &self,
+        detection: usize,
+        request: &Request,
+        entities: &Entities,
+    ) -> Result<bool, String> {
+        let d = self
+            .pack
+            .detections
+            .get(detection)
+            .ok_or_else(|| format!("no detection {detection}"))?;
+        match eval_expression(request, entities, &d.condition) {
+            Ok(EvalResult::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("the condition is {other}, not a boolean")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// How many distinct candidate sets the index holds.
     pub fn candidate_sets(&self) -> usize {
         self.index.set_count()

@@ -12,10 +12,12 @@
 
 use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::diagnostic::InFile;
+use crate::model::actions::Catalog;
 use crate::model::schema;
 use cedar_policy::{Effect, Expression, Policy, PolicyId, PolicySet, ValidationMode, Validator};
 use miette::{NamedSource, Report};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
@@ -156,7 +158,9 @@ pub fn sources_from_dir(dir: &Path) -> Result<Vec<PolicySource>, String> {
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| e.to_string())?;
-        if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "cedar") {
+        let is_policy = entry.path().extension().is_some_and(|e| e == "cedar");
+        let is_actions = entry.file_name() == ACTIONS_FILE;
+        if entry.file_type().is_file() && (is_policy || is_actions) {
             let text = std::fs::read_to_string(entry.path())
                 .map_err(|e| format!("{}: {e}", entry.path().display()))?;
             out.push(PolicySource {
@@ -165,11 +169,14 @@ pub fn sources_from_dir(dir: &Path) -> Result<Vec<PolicySource>, String> {
             });
         }
     }
-    if out.is_empty() {
+    if !out.iter().any(|s| s.name.ends_with(".cedar")) {
         return Err(format!("{}: no .cedar files", dir.display()));
     }
     Ok(out)
 }
+
+/// A pack's own additions to the action catalog: `service:EventName` per line.
+pub const ACTIONS_FILE: &str = "actions.txt";
 
 /// The pack compiled into the binary from `policies/`.
 pub fn embedded_sources() -> Vec<PolicySource> {
@@ -189,11 +196,47 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// How strictly a pack is validated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Accept reads of optional attributes and tags without a `has`/`hasTag` guard: for
+    /// investigation queries, where a missing value simply does not match.
+    pub lenient_optional: bool,
+}
+
 /// Parses, annotates and validates a pack. Every problem is reported, not only the first.
 pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors> {
+    load_with(sources, origin, LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(
+    sources: Vec<PolicySource>,
+    origin: &str,
+    options: LoadOptions,
+) -> Result<Pack, PackErrors> {
     let mut errors: Vec<Report> = Vec::new();
     let mut detections: Vec<Detection> = Vec::new();
     let mut file_of: HashMap<String, usize> = HashMap::new();
+
+    // The action catalog, with what the pack adds to it.
+    let (action_files, sources): (Vec<PolicySource>, Vec<PolicySource>) = sources
+        .into_iter()
+        .partition(|s| s.name.ends_with(ACTIONS_FILE));
+    let catalog = if action_files.is_empty() {
+        Cow::Borrowed(Catalog::embedded())
+    } else {
+        let mut c = Catalog::embedded().clone();
+        for f in &action_files {
+            for (line, text) in c.extend_from(&f.text) {
+                errors.push(miette::miette!(
+                    "{}:{line}: {text:?} is not an action: write one `service:EventName` per line",
+                    f.name
+                ));
+            }
+        }
+        Cow::Owned(c)
+    };
 
     for (file_index, source) in sources.iter().enumerate() {
         let named = || NamedSource::new(source.name.clone(), source.text.clone());
@@ -308,6 +351,36 @@ pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors
                     continue;
                 }
             };
+            for action in &analysis.action_ids {
+                if catalog.contains(action) {
+                    continue;
+                }
+                let literal = format!(
+                    "Action::{}",
+                    serde_json::to_string(action).unwrap_or_default()
+                );
+                let at = source
+                    .text
+                    .get(offset..offset + len)
+                    .and_then(|t| t.find(&literal))
+                    .map(|i| (offset + i, literal.len()))
+                    .unwrap_or((offset, len));
+                let help = match catalog.suggest(action) {
+                    Some(s) => format!(
+                        "did you mean `{s}`? (if `{action}` is a new API, list it in the pack's {ACTIONS_FILE})"
+                    ),
+                    None => {
+                        format!("if `{action}` is a new API, list it in the pack's {ACTIONS_FILE}")
+                    }
+                };
+                errors.push(Report::new(InFile::new(
+                    format!("unknown action `{action}` in policy {id:?}: CloudTrail records no such event"),
+                    at.into(),
+                    "not an action of the catalog",
+                    Some(help),
+                    named(),
+                )));
+            }
             detections.push(Detection {
                 id,
                 title,
@@ -328,8 +401,9 @@ pub fn load(sources: Vec<PolicySource>, origin: &str) -> Result<Pack, PackErrors
         errors.push(miette::miette!("the policy pack holds no policies"));
     }
 
-    if errors.is_empty() {
-        validate(&detections, &sources, &file_of, &mut errors);
+    // Type errors are worth reporting alongside annotation and action mistakes.
+    if !detections.is_empty() {
+        validate(&detections, &sources, &file_of, options, &mut errors);
     }
     if !errors.is_empty() {
         return Err(PackErrors(errors));
@@ -365,6 +439,7 @@ fn validate(
     detections: &[Detection],
     sources: &[PolicySource],
     file_of: &HashMap<String, usize>,
+    options: LoadOptions,
     errors: &mut Vec<Report>,
 ) {
     let mut actions: BTreeSet<String> = detections
@@ -412,7 +487,26 @@ fn validate(
         }
     };
     let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+    // The same mistake is reported once for each principal type it applies to: keep one.
+    let mut seen = std::collections::HashSet::new();
     for e in result.validation_errors() {
+        if options.lenient_optional
+            && matches!(
+                e,
+                cedar_policy::ValidationError::UnsafeOptionalAttributeAccess(_)
+                    | cedar_policy::ValidationError::UnsafeTagAccess(_)
+            )
+        {
+            continue;
+        }
+        let spans: Vec<(usize, usize)> = miette::Diagnostic::labels(e)
+            .map(|l| l.map(|l| (l.offset(), l.len())).collect())
+            .unwrap_or_default();
+        let help = miette::Diagnostic::help(e).map(|h| h.to_string());
+        let kind = std::mem::discriminant(e);
+        if !seen.insert((e.policy_id().to_string(), spans, help, format!("{kind:?}"))) {
+            continue;
+        }
         let source = file_of
             .get(AsRef::<str>::as_ref(e.policy_id()))
             .and_then(|i| sources.get(*i));
@@ -491,6 +585,20 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         assert!(e.to_lowercase().contains("tag"), "unguarded getTag: {e}");
         let e = errors("@id(\"x\") forbid (principal, action, resource) when { ");
         assert!(e.contains("t.cedar"), "parse errors name the file: {e}");
+    }
+
+    #[test]
+    fn unknown_actions_are_errors_with_a_suggestion() {
+        let e = errors(
+            r#"@id("x") @title("t") @severity("low") forbid (principal, action == Action::"s3:PutObjetc", resource);"#,
+        );
+        assert!(e.contains("unknown action `s3:PutObjetc`"), "{e}");
+        assert!(e.contains("did you mean `s3:PutObject`?"), "{e}");
+        let with_extension = vec![
+            PolicySource { name: "t.cedar".into(), text: r#"@id("x") @title("t") @severity("low") forbid (principal, action == Action::"s3:BrandNewCall", resource);"#.into() },
+            PolicySource { name: "pack/actions.txt".into(), text: "s3:BrandNewCall\n".into() },
+        ];
+        assert!(load(with_extension, "test").is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   *tags* are the flattened fields ([`fields`]), so that any key can be read and the policy
 //!   still validates against the schema ([`schema`]).
 
+pub mod actions;
 pub mod aws_ranges;
 pub mod context;
 pub mod fields;

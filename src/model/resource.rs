@@ -338,6 +338,14 @@ fn from_request_parameters(
         }
         "ec2" => {
             let mut ids: Vec<&str> = str_of("instanceId").into_iter().collect();
+            // Newer EC2 calls record their request object: {"AssociateIamInstanceProfileRequest": {"InstanceId": ...}}.
+            ids.extend(
+                params
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .filter_map(|v| v.get("InstanceId")?.as_str()),
+            );
             if let Some(items) = params
                 .pointer("/instancesSet/items")
                 .and_then(Value::as_array)

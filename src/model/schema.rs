@@ -4,11 +4,12 @@
 //! or a type error is a load error, not a detection that silently never fires.
 
 use super::Field;
+use super::actions::Catalog;
 use super::context::ATTRS;
 use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind};
 use super::resource::ATTRIBUTES as RESOURCE_ATTRS;
 use cedar_policy::Schema;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 fn attr_line(out: &mut String, name: &str, ty: &str) {
@@ -29,7 +30,7 @@ fn principal_parents(kind: PrincipalKind) -> &'static str {
 }
 
 /// The schema in Cedar's human-readable format, declaring `actions` (`<service>:<eventName>`)
-/// and a group per service.
+/// and a group per service. Every action has the same principals, resource and context.
 pub fn schema_text(actions: &BTreeSet<String>) -> String {
     let mut out = String::new();
     out.push_str(
@@ -79,27 +80,35 @@ pub fn schema_text(actions: &BTreeSet<String>) -> String {
     }
     out.push('\n');
 
+    // One declaration per service: its group, then all its actions in the group.
+    let mut by_service: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for action in actions {
+        if let Some((service, _)) = action.split_once(':') {
+            by_service.entry(service).or_default().push(action);
+        }
+    }
     let principals: Vec<&str> = PrincipalKind::ALL.iter().map(|k| k.type_name()).collect();
     let principals = principals.join(", ");
-    let services: BTreeSet<&str> = actions
-        .iter()
-        .filter_map(|a| a.split_once(':').map(|(s, _)| s))
-        .collect();
-    for service in &services {
+    for (service, names) in by_service {
         let _ = writeln!(out, "action {};", quote(service));
-    }
-    for action in actions {
-        let group = match action.split_once(':') {
-            Some((service, _)) => format!(" in [{}]", quote(service)),
-            None => String::new(),
-        };
+        let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
         let _ = writeln!(
             out,
-            "action {}{group} appliesTo {{\n  principal: [{principals}],\n  resource: [Resource],\n  context: EventContext,\n}};",
-            quote(action)
+            "action {} in [{}] appliesTo {{\n  principal: [{principals}],\n  resource: [Resource],\n  context: EventContext,\n}};",
+            names.join(", "),
+            quote(service)
         );
     }
     out
+}
+
+/// The schema of every action in `catalog`, in Cedar's human-readable format.
+pub fn catalog_schema_text(catalog: &Catalog) -> String {
+    let actions: BTreeSet<String> = catalog
+        .services()
+        .flat_map(|(service, names)| names.iter().map(move |n| format!("{service}:{n}")))
+        .collect();
+    schema_text(&actions)
 }
 
 fn quote(s: &str) -> String {
@@ -143,5 +152,16 @@ mod tests {
         ] {
             assert!(types.contains(&t.to_string()), "{t} in {types:?}");
         }
+    }
+
+    #[test]
+    fn the_full_catalog_schema_loads() {
+        let catalog = Catalog::embedded();
+        let text = catalog_schema_text(catalog);
+        let (schema, _) = Schema::from_cedarschema_str(&text).unwrap();
+        assert_eq!(
+            schema.actions().count(),
+            catalog.len() + catalog.services().count()
+        );
     }
 }

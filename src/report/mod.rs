@@ -1,6 +1,7 @@
 //! Reports: findings as a terminal table, JSON lines, a JSON array or CSV, and the summary.
 
 pub mod sanitize;
+pub mod snapshot;
 pub mod summary;
 
 use crate::engine::Severity;
@@ -123,6 +124,47 @@ pub fn writer<'w>(
             out: csv::Writer::from_writer(out),
             header: false,
         }),
+    }
+}
+
+/// One line per event, for an investigation's timeline.
+pub fn timeline_writer<'w>(out: Box<dyn Write + 'w>) -> Box<dyn FindingWriter + 'w> {
+    Box::new(TimelineWriter { out })
+}
+
+struct TimelineWriter<'w> {
+    out: Box<dyn Write + 'w>,
+}
+
+impl FindingWriter for TimelineWriter<'_> {
+    fn write(&mut self, f: &Finding) -> io::Result<()> {
+        let t = |s: &str| terminal(s).into_owned();
+        let e = &f.event;
+        let key = e
+            .access_key_id
+            .as_deref()
+            .map(|k| format!("  key {}", t(k)))
+            .unwrap_or_default();
+        let failed = e
+            .error_code
+            .as_deref()
+            .map(|c| format!("  failed: {}", t(c)))
+            .unwrap_or_default();
+        writeln!(
+            self.out,
+            "{}  {:<40} {} {}{key}  from {}  on {}{failed}  [{}]",
+            t(&e.event_time),
+            t(&e.action),
+            t(&e.principal_type),
+            t(&e.principal),
+            t(e.source_ip_address.as_deref().unwrap_or("-")),
+            t(&e.resource),
+            t(&e.event_id)
+        )
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The integration tests: one binary (faster links), one module per concern.
 
+mod authoring;
 mod cli;
 mod hostile;
 mod pack;

@@ -66,43 +66,9 @@ pub fn window(since: &str, until: &str) -> ScanOptions {
     }
 }
 
-/// Findings as sorted, stable text: what a reviewer reads in a snapshot diff.
+/// Findings as sorted, stable text (the library's snapshot rendering, without locations).
 pub fn render(findings: &[Finding]) -> String {
-    let mut blocks: Vec<String> = findings
-        .iter()
-        .map(|f| {
-            let e = &f.event;
-            let mut s = format!(
-                "{} [{}] {} {}\n  {} {} by {} ({})\n  on {}\n",
-                f.detection.id,
-                f.detection.severity,
-                e.event_time,
-                e.event_id,
-                e.action,
-                e.source_ip_address.as_deref().unwrap_or("-"),
-                e.principal,
-                e.principal_type,
-                e.resource
-            );
-            for v in &f.values {
-                if let Some(value) = &v.value {
-                    s.push_str(&format!("  {} = {value}\n", v.field));
-                }
-            }
-            let absent: Vec<&str> = f
-                .values
-                .iter()
-                .filter(|v| v.value.is_none())
-                .map(|v| v.field.as_str())
-                .collect();
-            if !absent.is_empty() {
-                s.push_str(&format!("  absent: {}\n", absent.join(", ")));
-            }
-            s
-        })
-        .collect();
-    blocks.sort();
-    blocks.join("")
+    trailcedar::report::snapshot::render(findings, None)
 }
 
 /// A summary's counts as stable text (no timing).

@@ -1,85 +1,18 @@
-//! The command line: arguments, resolved once into a configuration, then a run.
-//!
-//! Exit codes:
-//! - `0`: the scan completed and no finding reached `--fail-on`;
-//! - `1`: at least one finding at or above `--fail-on` (default: any finding);
-//! - `2`: an error: bad arguments, a policy pack that does not load, an unreadable input, a
-//!   rejected event or a rule that failed to evaluate. Findings are still written.
+//! `trailcedar scan`: evaluate a pack over CloudTrail logs and report flagged events.
 
-use crate::engine::pack::{self, Mode, PolicySource};
-use crate::engine::{Engine, Severity};
+use super::{ColorChoice, FailOn, load_pack, parse_fail_on, parse_size, parse_time};
+use crate::engine::Engine;
+use crate::engine::pack::Mode;
 use crate::model::aws_ranges::AwsRanges;
-use crate::report::{self, Format};
+use crate::report;
+use crate::report::Format;
 use crate::scan::{self, Progress, ScanOptions};
 use crate::source::{self, TimeRange};
 use crate::time::Timestamp;
-use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// CloudTrail detections as Cedar policies.
-#[derive(Debug, Parser)]
-#[command(name = "trailcedar", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Evaluate a policy pack over CloudTrail logs and report flagged events.
-    Scan(ScanArgs),
-}
-
-/// When to colour the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-/// The severity threshold for exit code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailOn {
-    Severity(Severity),
-    Never,
-}
-
-fn parse_fail_on(s: &str) -> Result<FailOn, String> {
-    if s == "never" {
-        return Ok(FailOn::Never);
-    }
-    s.parse::<Severity>()
-        .map(FailOn::Severity)
-        .map_err(|e| format!("{e}, or never"))
-}
-
-fn parse_time(s: &str) -> Result<Timestamp, String> {
-    Timestamp::parse(s).map_err(|e| format!("{e}: expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ"))
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size such as 512M"))?;
-    let mult = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
 
 /// `trailcedar scan`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +25,15 @@ pub struct ScanArgs {
     /// A directory of .cedar policies (repeatable). Default: the pack built into trailcedar.
     #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
+
+    /// Instead of a pack, list the events for which this Cedar condition holds, in time order
+    /// (an investigation query over the same model: `principal.accessKeyId == "AKIA..."`).
+    #[arg(long = "where", value_name = "CONDITION", conflicts_with = "policies")]
+    pub where_: Option<String>,
+
+    /// With --where: the most matches held for sorting.
+    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "where_")]
+    pub limit: usize,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
@@ -138,48 +80,6 @@ pub struct ScanArgs {
     pub quiet: bool,
 }
 
-/// Runs the command line; the process exit code.
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    match cli.command {
-        Command::Scan(args) => match run_scan(&args) {
-            Ok(code) => ExitCode::from(code),
-            Err(message) => {
-                eprintln!("trailcedar: {message}");
-                ExitCode::from(2)
-            }
-        },
-    }
-}
-
-/// Loads the pack named by `--policies`, or the embedded one. Diagnostics go to stderr.
-pub fn load_pack(dirs: &[PathBuf]) -> Result<pack::Pack, String> {
-    let (sources, origin): (Vec<PolicySource>, String) = if dirs.is_empty() {
-        (pack::embedded_sources(), "embedded pack".to_string())
-    } else {
-        let mut all = Vec::new();
-        for d in dirs {
-            all.extend(pack::sources_from_dir(d)?);
-        }
-        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        (all, names.join(", "))
-    };
-    pack::load(sources, &origin).map_err(|errors| {
-        let n = errors.0.len();
-        for report in errors.0 {
-            eprintln!("{report:?}");
-        }
-        format!("{n} error(s) in the policy pack ({origin})")
-    })
-}
-
 struct Bar {
     bar: ProgressBar,
     events: AtomicU64,
@@ -193,7 +93,30 @@ impl Progress for Bar {
     }
 }
 
-fn run_scan(args: &ScanArgs) -> Result<u8, String> {
+/// A pack of one detection: the `--where` condition. Its diagnostics point into the condition.
+fn query_pack(condition: &str) -> Result<crate::engine::pack::Pack, String> {
+    let text = format!(
+        "@id(\"where\")\n@title({})\n@severity(\"info\")\nforbid (principal, action, resource)\nwhen {{\n  {condition}\n}};\n",
+        serde_json::to_string(condition).map_err(|e| e.to_string())?
+    );
+    let source = crate::engine::pack::PolicySource {
+        name: "--where".to_string(),
+        text: text.into(),
+    };
+    let options = crate::engine::pack::LoadOptions {
+        lenient_optional: true,
+    };
+    crate::engine::pack::load_with(vec![source], "--where", options).map_err(|errors| {
+        let n = errors.0.len();
+        for report in errors.0 {
+            eprintln!("{report:?}");
+        }
+        format!("{n} error(s) in the --where condition")
+    })
+}
+
+/// Runs a scan; the exit code.
+pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let until = match &args.until {
         None => None,
         Some(s) => {
@@ -225,7 +148,10 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
             .build_global()
             .map_err(|e| format!("--threads: {e}"))?;
     }
-    let pack = load_pack(&args.policies)?;
+    let pack = match &args.where_ {
+        Some(condition) => query_pack(condition)?,
+        None => load_pack(&args.policies)?,
+    };
     let mode = pack.mode;
     let policy_count = pack.detections.len();
     let origin = pack.origin.clone();
@@ -239,16 +165,12 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
         )),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            args.output.is_none()
-                && io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none()
-        }
+    let color = super::use_color(args.color, args.output.is_some());
+    let mut writer = if args.where_.is_some() && args.format == Format::Table {
+        report::timeline_writer(out)
+    } else {
+        report::writer(args.format, out, color)
     };
-    let mut writer = report::writer(args.format, out, color);
 
     if !args.quiet {
         let mode = match mode {
@@ -282,15 +204,40 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     let opts = ScanOptions {
         range,
         max_file_size: args.max_file_size,
+        // In a query, a value the event lacks makes the condition false, not an error.
+        rule_errors_are_false: args.where_.is_some(),
         ..ScanOptions::default()
     };
-    let run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
+    // A query's matches are held and written in time order; a pack's findings stream out.
+    let mut matches: Vec<report::Finding> = Vec::new();
+    let mut over_limit = false;
+    let limit = args.limit;
+    let timeline = args.where_.is_some();
+    let mut run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
         let summary = scan::run(&engine, &inputs, &opts, &bar, &mut |r| {
+            if timeline {
+                matches.extend(r.findings);
+                if matches.len() > limit {
+                    over_limit = true;
+                    matches.truncate(limit);
+                }
+                return Ok(());
+            }
             for f in &r.findings {
                 writer.write(f)?;
             }
             Ok(())
         })?;
+        matches.sort_by(|a, b| {
+            (&a.event.event_time, &a.location.file, a.location.record).cmp(&(
+                &b.event.event_time,
+                &b.location.file,
+                b.location.record,
+            ))
+        });
+        for f in &matches {
+            writer.write(f)?;
+        }
         writer.finish()?;
         Ok::<_, io::Error>(summary)
     };
@@ -305,37 +252,21 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     if !args.quiet {
         eprint!("{}", summary.render());
     }
+    if over_limit {
+        eprintln!(
+            "trailcedar: more than {limit} events match: only the first {limit} read are listed; narrow the query or the time window, or raise --limit"
+        );
+        return Ok(2);
+    }
     if summary.has_errors() {
         return Ok(2);
+    }
+    if timeline {
+        return Ok(0);
     }
     let fail = match (args.fail_on, summary.max_severity()) {
         (FailOn::Severity(threshold), Some(max)) => max >= threshold,
         _ => false,
     };
     Ok(u8::from(fail))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_thresholds() {
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("10").unwrap(), 10);
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("99999999999999999G").is_err());
-        assert_eq!(
-            parse_fail_on("high").unwrap(),
-            FailOn::Severity(Severity::High)
-        );
-        assert_eq!(parse_fail_on("never").unwrap(), FailOn::Never);
-        assert!(parse_fail_on("loud").is_err());
-    }
-
-    #[test]
-    fn cli_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
 }

@@ -1,0 +1,183 @@
+//! The command line: arguments, resolved once into a configuration, then a run.
+//!
+//! Exit codes:
+//! - `0`: the scan completed and no finding reached `--fail-on`;
+//! - `1`: at least one finding at or above `--fail-on` (default: any finding);
+//! - `2`: an error: bad arguments, a policy pack that does not load, an unreadable input, a
+//!   rejected event or a rule that failed to evaluate. Findings are still written.
+
+pub mod check;
+pub mod explain;
+pub mod scan;
+pub mod schema;
+pub mod snapshot;
+pub mod test;
+
+use crate::engine::Severity;
+use crate::engine::pack::{self, PolicySource};
+use crate::time::Timestamp;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "trailcedar", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate a policy pack over CloudTrail logs and report flagged events.
+    Scan(scan::ScanArgs),
+    /// Validate a pack against the model's schema and lint its annotations.
+    Check(check::CheckArgs),
+    /// Run the test cases beside each policy (`x.test.json` for `x.cedar`).
+    Test(test::TestArgs),
+    /// Render a pack's findings over a corpus as text, and compare them with a snapshot.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Show the Cedar request an event becomes and how each candidate policy decides it.
+    Explain(explain::ExplainArgs),
+    /// Print the Cedar schema of the model, with every CloudTrail action.
+    Schema(schema::SchemaArgs),
+}
+
+/// When to colour the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The severity threshold for exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Severity(Severity),
+    Never,
+}
+
+pub(crate) fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+    if s == "never" {
+        return Ok(FailOn::Never);
+    }
+    s.parse::<Severity>()
+        .map(FailOn::Severity)
+        .map_err(|e| format!("{e}, or never"))
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(s).map_err(|e| format!("{e}: expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ"))
+}
+
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 512M"))?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Snapshot(args) => snapshot::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!(
+                "trailcedar: {}",
+                crate::report::sanitize::terminal(&message)
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Whether to colour output on standard output.
+pub fn use_color(choice: ColorChoice, to_file: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            !to_file && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
+/// The sources of the packs in `dirs`, or of the embedded pack when there are none.
+pub fn pack_sources(dirs: &[PathBuf]) -> Result<(Vec<PolicySource>, String), String> {
+    if dirs.is_empty() {
+        return Ok((pack::embedded_sources(), "embedded pack".to_string()));
+    }
+    let mut all = Vec::new();
+    for d in dirs {
+        all.extend(pack::sources_from_dir(d)?);
+    }
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Ok((all, names.join(", ")))
+}
+
+/// Loads the pack named by `--policies`, or the embedded one. Diagnostics go to stderr.
+pub fn load_pack(dirs: &[PathBuf]) -> Result<pack::Pack, String> {
+    let (sources, origin) = pack_sources(dirs)?;
+    pack::load(sources, &origin).map_err(|errors| {
+        let n = errors.0.len();
+        for report in errors.0 {
+            eprintln!("{report:?}");
+        }
+        format!("{n} error(s) in the policy pack ({origin})")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_thresholds() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("10").unwrap(), 10);
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("99999999999999999G").is_err());
+        assert_eq!(
+            parse_fail_on("high").unwrap(),
+            FailOn::Severity(Severity::High)
+        );
+        assert_eq!(parse_fail_on("never").unwrap(), FailOn::Never);
+        assert!(parse_fail_on("loud").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,283 @@
+//! `trailcedar test`: run the cases beside each policy and report `N passed, N failed`.
+
+use super::load_pack;
+use crate::cases::{self, CaseResult, Expect, Outcome};
+use crate::engine::Engine;
+use crate::model::aws_ranges::AwsRanges;
+use crate::report::sanitize::terminal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// `trailcedar test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Directories of .cedar policies with their .test.json cases (repeatable).
+    #[arg(short, long, value_name = "DIR", default_value = "policies")]
+    pub policies: Vec<PathBuf>,
+
+    /// Also write the results as JUnit XML, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Only the case files whose path contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+}
+
+/// The results of every case file of a pack, and what it could not run.
+pub struct Report {
+    pub results: Vec<CaseResult>,
+    /// Case files that could not be read.
+    pub errors: Vec<String>,
+    /// Detections without a flagging case or without a near miss.
+    pub uncovered: Vec<String>,
+}
+
+/// Runs every case file beside the policies of `engine`'s pack.
+pub fn run_cases(engine: &Engine, filter: Option<&str>) -> Report {
+    let mut by_file: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for d in &engine.pack.detections {
+        by_file
+            .entry(PathBuf::from(&d.file))
+            .or_default()
+            .push(d.id.clone());
+    }
+    let mut report = Report {
+        results: Vec::new(),
+        errors: Vec::new(),
+        uncovered: Vec::new(),
+    };
+    for (policy, own) in &by_file {
+        let case_file = cases::case_file_for(policy);
+        if filter.is_some_and(|f| !case_file.display().to_string().contains(f)) {
+            continue;
+        }
+        if !case_file.exists() {
+            report.uncovered.extend(
+                own.iter()
+                    .map(|id| format!("{id}: no cases ({})", case_file.display())),
+            );
+            continue;
+        }
+        match cases::run_file(engine, &case_file, own) {
+            Ok(results) => {
+                for id in own {
+                    let covers = |e: Expect| {
+                        results
+                            .iter()
+                            .any(|r| r.expect == e && r.todo_free() && r.detections.contains(id))
+                    };
+                    if !covers(Expect::Flag) || !covers(Expect::Allow) {
+                        report.uncovered.push(format!(
+                            "{id}: needs a flagging case and a near miss ({})",
+                            case_file.display()
+                        ));
+                    }
+                }
+                report.results.extend(results);
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    report
+}
+
+impl CaseResult {
+    fn todo_free(&self) -> bool {
+        !matches!(self.outcome, Outcome::Todo { .. })
+    }
+}
+
+/// Runs the tests; exit code 0 when every case passes, 1 otherwise, 2 on errors.
+pub fn run(args: &TestArgs) -> Result<u8, String> {
+    let pack = load_pack(&args.policies)?;
+    let engine = Engine::new(pack, AwsRanges::embedded())?;
+    let report = run_cases(&engine, args.filter.as_deref());
+    let mut out = String::new();
+    let mut current: Option<&Path> = None;
+    let (mut passed, mut failed, mut todo) = (0, 0, 0);
+    for r in &report.results {
+        if current != Some(r.file.as_path()) {
+            let _ = writeln!(out, "{}", terminal(&r.file.display().to_string()));
+            current = Some(r.file.as_path());
+        }
+        let name = terminal(&r.name);
+        match &r.outcome {
+            Outcome::Pass => {
+                passed += 1;
+                let _ = writeln!(out, "  ok    {name}");
+            }
+            Outcome::Fail(messages) => {
+                failed += 1;
+                let _ = writeln!(
+                    out,
+                    "  FAIL  {name} (expect {:?} by {})",
+                    r.expect,
+                    r.detections.join(", ")
+                );
+                for m in messages {
+                    let _ = writeln!(out, "        {}", terminal(m));
+                }
+            }
+            Outcome::Todo { passes, reason } => {
+                todo += 1;
+                let state = if *passes {
+                    "passes now: remove the todo"
+                } else {
+                    "still fails"
+                };
+                let _ = writeln!(out, "  todo  {name} ({state}: {})", terminal(reason));
+            }
+        }
+    }
+    print!("{out}");
+    for e in &report.errors {
+        eprintln!("error: {}", terminal(e));
+    }
+    for u in &report.uncovered {
+        eprintln!("warning: {}", terminal(u));
+    }
+    if todo > 0 {
+        println!("{todo} todo (known gaps, not counted)");
+    }
+    println!("{passed} passed, {failed} failed");
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit(&report.results))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(if !report.errors.is_empty() {
+        2
+    } else {
+        u8::from(failed > 0)
+    })
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control characters, even escaped.
+            c if c.is_control() && !matches!(c, '\n' | '\t') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The results as JUnit XML: a test suite per case file, a test case per case.
+pub fn junit(results: &[CaseResult]) -> String {
+    let mut suites: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+    for r in results {
+        suites
+            .entry(r.file.display().to_string())
+            .or_default()
+            .push(r);
+    }
+    let total = results.len();
+    let failures = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
+        .count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"trailcedar\" tests=\"{total}\" failures=\"{failures}\">\n"
+    );
+    for (file, cases) in suites {
+        let f = cases
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
+            .count();
+        let s = cases
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Todo { .. }))
+            .count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">",
+            xml(&file),
+            cases.len()
+        );
+        let ids: BTreeSet<&str> = cases
+            .iter()
+            .flat_map(|c| c.detections.iter().map(String::as_str))
+            .collect();
+        let classname = ids.into_iter().collect::<Vec<_>>().join(",");
+        for c in cases {
+            let _ = write!(
+                out,
+                "    <testcase name=\"{}\" classname=\"{}\"",
+                xml(&c.name),
+                xml(&classname)
+            );
+            match &c.outcome {
+                Outcome::Pass => out.push_str("/>\n"),
+                Outcome::Fail(messages) => {
+                    let _ = write!(
+                        out,
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml(messages.first().map(String::as_str).unwrap_or("failed")),
+                        xml(&messages.join("\n"))
+                    );
+                }
+                Outcome::Todo { reason, .. } => {
+                    let _ = write!(
+                        out,
+                        ">\n      <skipped message=\"todo: {}\"/>\n    </testcase>\n",
+                        xml(reason)
+                    );
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let r = |name: &str, outcome| CaseResult {
+            file: PathBuf::from("p/x.test.json"),
+            name: name.into(),
+            expect: Expect::Flag,
+            detections: vec!["x".into()],
+            outcome,
+        };
+        let xml = junit(&[
+            r("a <b> & \"c\"", Outcome::Pass),
+            r(
+                "bad",
+                Outcome::Fail(vec!["record 0: expected x\u{1b}".into()]),
+            ),
+            r(
+                "gap",
+                Outcome::Todo {
+                    passes: false,
+                    reason: "later".into(),
+                },
+            ),
+        ]);
+        assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+        assert!(
+            xml.contains("name=\"a &lt;b&gt; &amp; &quot;c&quot;\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<failure message=\"record 0: expected x\\u{1b}\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<skipped message=\"todo: later\"/>"), "{xml}");
+        assert!(!xml.contains('\u{1b}'));
+    }
+}

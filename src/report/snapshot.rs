@@ -1,0 +1,82 @@
+//! Findings as stable, sorted text: what a reviewer reads when a rule change shows up as a diff.
+
+use super::Finding;
+use super::sanitize::terminal;
+use std::path::Path;
+
+/// Renders findings sorted by detection, time and event: one block per finding with the values
+/// its policy read. With `corpus`, each block ends with where the event is, relative to it.
+pub fn render(findings: &[Finding], corpus: Option<&Path>) -> String {
+    let mut blocks: Vec<String> = findings.iter().map(|f| block(f, corpus)).collect();
+    blocks.sort();
+    blocks.join("")
+}
+
+fn block(f: &Finding, corpus: Option<&Path>) -> String {
+    // Log content is attacker-controlled, and a snapshot is read in terminals and diffs.
+    let t = |s: &str| terminal(s).into_owned();
+    let e = &f.event;
+    let mut s = format!(
+        "{} [{}] {} {}\n  {} {} by {} ({})\n  on {}\n",
+        t(&f.detection.id),
+        f.detection.severity,
+        t(&e.event_time),
+        t(&e.event_id),
+        t(&e.action),
+        t(e.source_ip_address.as_deref().unwrap_or("-")),
+        t(&e.principal),
+        t(&e.principal_type),
+        t(&e.resource)
+    );
+    for v in &f.values {
+        if let Some(value) = &v.value {
+            s.push_str(&format!("  {} = {}\n", t(&v.field), t(value)));
+        }
+    }
+    let absent: Vec<String> = f
+        .values
+        .iter()
+        .filter(|v| v.value.is_none())
+        .map(|v| t(&v.field))
+        .collect();
+    if !absent.is_empty() {
+        s.push_str(&format!("  absent: {}\n", absent.join(", ")));
+    }
+    if let Some(root) = corpus {
+        let file = Path::new(&f.location.file);
+        let shown = file.strip_prefix(root).unwrap_or(file);
+        s.push_str(&format!(
+            "  in {}#{}\n",
+            t(&shown.display().to_string()),
+            f.location.record
+        ));
+    }
+    s
+}
+
+/// A unified diff of two renderings; `None` when they are equal.
+pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    Some(
+        similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(old_name, new_name)
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_show_what_changed() {
+        assert_eq!(diff("a\nb\n", "a\nb\n", "x", "y"), None);
+        let d = diff("a\nb\n", "a\nc\n", "snapshot", "current").unwrap();
+        assert!(d.contains("--- snapshot\n+++ current\n"), "{d}");
+        assert!(d.contains("-b\n+c\n"), "{d}");
+    }
+}

@@ -1,0 +1,332 @@
+//! The authoring loop as a user runs it: check, test, snapshot, explain, schema, --where.
+
+use crate::cli::trailcedar;
+use std::path::Path;
+
+/// A copy of the shipped pack and its fixtures in a temporary directory, laid out as in the repo.
+fn pack_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for top in ["policies", "fixtures/events"] {
+        for entry in walkdir::WalkDir::new(top)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let target = dir.path().join(entry.path());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn check_accepts_the_shipped_pack_and_points_at_typos() {
+    let (code, _, err) = trailcedar(&["check", "-p", "policies", "--strict"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("15 policies in 15 file(s) valid in strict mode, 0 warning(s)"),
+        "{err}"
+    );
+
+    let dir = pack_copy();
+    let file = dir.path().join("policies/s3/public_canned_acl.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("Action::\"s3:PutObject\"", "Action::\"s3:PutObjetc\""),
+    )
+    .unwrap();
+    let bad = dir.path().join("policies/iam/user_created.cedar");
+    let text = std::fs::read_to_string(&bad).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace(
+            "unless { context has errorCode }",
+            "unless { context has errorCode || context.sourceIPAdress == \"1.2.3.4\" }",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = trailcedar(&["check", "-p", path(&dir.path().join("policies"))], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unknown action `s3:PutObjetc`"), "{err}");
+    assert!(err.contains("did you mean `s3:PutObject`?"), "{err}");
+    assert!(
+        err.contains("public_canned_acl.cedar:14:"),
+        "points at the line: {err}"
+    );
+    assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
+    assert!(err.contains("user_created.cedar:"), "{err}");
+    assert!(
+        err.contains("2 error(s) in 15 file(s)"),
+        "one per mistake, not one per principal type: {err}"
+    );
+}
+
+#[test]
+fn test_runs_every_case_and_reports_failures() {
+    let (code, out, err) = trailcedar(&["test", "-p", "policies"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("30 passed, 0 failed\n"), "{out}");
+    assert!(out.contains("2 todo (known gaps, not counted)"), "{out}");
+    assert!(
+        !err.contains("warning"),
+        "every detection has a flagging case and a near miss: {err}"
+    );
+
+    let dir = pack_copy();
+    let file = dir.path().join("policies/s3/public_canned_acl.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"public-read\", ", "")).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let (code, out, _) = trailcedar(
+        &[
+            "test",
+            "-p",
+            path(&dir.path().join("policies")),
+            "--junit",
+            path(&junit),
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL  public-read PutObject"), "{out}");
+    assert!(out.contains("expected s3-public-canned-acl to flag it, but it was allowed; it read: requestParameters[\"x-amz-acl\"] = \"public-read\""), "{out}");
+    assert!(out.ends_with("29 passed, 1 failed\n"), "{out}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("tests=\"32\" failures=\"1\""), "{xml}");
+}
+
+#[test]
+fn cases_can_be_inline_and_check_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::write(
+        pol.join("acl.cedar"),
+        "// test\n@id(\"acl\")\n@title(\"t\")\n@severity(\"low\")\n@mitre(\"T1530\")\n@runbook(\"r\")\nforbid (principal, action == Action::\"s3:PutObject\", resource)\nwhen { context.requestParameters.hasTag(\"x-amz-acl\") && context.requestParameters.getTag(\"x-amz-acl\") like \"public-*\" };\n",
+    )
+    .unwrap();
+    let event = crate::support::event("")
+        .replace(
+            r#""eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity""#,
+            r#""eventSource":"s3.amazonaws.com","eventName":"PutObject""#,
+        )
+        .replace(
+            r#""requestParameters":null"#,
+            r#""requestParameters":{"bucketName":"b","key":"k","x-amz-acl":"public-read"}"#,
+        );
+    let cases = format!(
+        r#"{{"cases": [
+  {{"name": "right value", "events": [{event}], "expect": "flag", "values": {{"requestParameters[\"x-amz-acl\"]": "public-read"}}}},
+  {{"name": "wrong value", "events": [{event}], "expect": "flag", "values": {{"requestParameters[\"x-amz-acl\"]": "private"}}}},
+  {{"name": "near miss", "events": [{}], "expect": "allow"}}
+]}}"#,
+        event.replace("public-read", "private")
+    );
+    std::fs::write(pol.join("acl.test.json"), cases).unwrap();
+    let (code, out, err) = trailcedar(&["test", "-p", path(&pol)], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("ok    right value"), "{out}");
+    assert!(out.contains("FAIL  wrong value"), "{out}");
+    assert!(
+        out.contains(
+            "acl read requestParameters[\"x-amz-acl\"] = \"public-read\", expected \"private\""
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("2 passed, 1 failed\n"), "{out}");
+}
+
+#[test]
+fn snapshots_show_a_rule_change_as_a_diff() {
+    let dir = pack_copy();
+    let snap = dir.path().join("findings.snap");
+    let (code, _, err) = trailcedar(
+        &[
+            "snapshot",
+            "--corpus",
+            "fixtures/archive",
+            "--snapshot",
+            path(&snap),
+            "--update",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("48 finding(s)"), "{err}");
+    let (code, _, err) = trailcedar(
+        &[
+            "snapshot",
+            "--corpus",
+            "fixtures/archive",
+            "--snapshot",
+            path(&snap),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("unchanged"), "{err}");
+
+    let file = dir.path().join("policies/s3/public_canned_acl.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"public-read\", ", "")).unwrap();
+    let pack = dir.path().join("policies");
+    let (code, out, err) = trailcedar(
+        &[
+            "snapshot",
+            "--corpus",
+            "fixtures/archive",
+            "--snapshot",
+            path(&snap),
+            "-p",
+            path(&pack),
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains(
+            "-s3-public-canned-acl [high] 2024-05-14T06:34:11Z dbf010c4-aabf-5e50-82d6-75e8e46d040c"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("-  in AWSLogs/123456789012/CloudTrail/ap-northeast-1/2024/05/14/"),
+        "locations are relative to the corpus: {out}"
+    );
+    assert!(!out.contains("+s3-"), "nothing appeared: {out}");
+    assert!(err.contains("+0 -12 line(s)"), "{err}");
+    let (code, _, err) = trailcedar(
+        &[
+            "snapshot",
+            "--corpus",
+            "fixtures/archive",
+            "--snapshot",
+            path(&dir.path().join("missing.snap")),
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("create it with --update"), "{err}");
+}
+
+#[test]
+fn explain_shows_the_request_and_each_candidate() {
+    let file = "fixtures/events/s3/public_canned_acl.flag.json";
+    let (code, out, _) = trailcedar(&["explain", file, "--record", "0"], None);
+    assert_eq!(code, 1, "flagged: {out}");
+    assert!(out.contains("principal  AssumedRole::\"arn:aws:sts::123456789012:assumed-role/log-uploader/ar-cred-proc\""), "{out}");
+    assert!(
+        out.contains("\"x-amz-acl\": \"public-read\""),
+        "entities as Cedar JSON: {out}"
+    );
+    assert!(out.contains("candidates: 3 of 15 policies"), "{out}");
+    assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
+    assert!(out.contains("Deny (s3-public-canned-acl)"), "{out}");
+    let (code, json, _) = trailcedar(
+        &[
+            "explain",
+            "--json",
+            "fixtures/events/s3/public_canned_acl.allow.json",
+            "--record",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["flagged"], false);
+    assert_eq!(doc["requests"][0]["cedar"]["decision"], "Allow");
+    let (code, _, err) = trailcedar(&["explain", file, "--record", "99"], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("has 4 record(s); there is no record 99"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_lists_every_action() {
+    let (code, out, _) = trailcedar(&["schema"], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("// Actions: botocore "), "{}", &out[..200]);
+    for needle in [
+        "entity AssumedRole in [Role, Account]",
+        "\"s3:PutObject\"",
+        "\"signin:ConsoleLogin\"",
+        "type EventContext",
+    ] {
+        assert!(out.contains(needle), "{needle}");
+    }
+    let (code, json, _) = trailcedar(&["schema", "--json"], None);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        doc[""]["actions"]["s3:PutObject"]["appliesTo"]["resourceTypes"][0] == "Resource",
+        "{}",
+        &json[..300]
+    );
+}
+
+#[test]
+fn where_lists_an_investigation_in_time_order() {
+    let (code, out, err) = trailcedar(
+        &[
+            "scan",
+            "fixtures/archive",
+            "--where",
+            "principal.accessKeyId == \"AKIAQ4BT4DHFLEAKED01\" && !(context has errorCode)",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 26, "{out}");
+    let times: Vec<&str> = lines.iter().map(|l| &l[..20]).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "in time order");
+    assert!(lines[0].contains("sts:GetCallerIdentity"), "{out}");
+    assert!(
+        out.contains("iam:CreateAccessKey") && out.contains("cloudtrail:StopLogging"),
+        "{out}"
+    );
+
+    let (code, _, err) = trailcedar(
+        &[
+            "scan",
+            "fixtures/archive",
+            "--where",
+            "context.sourceIPAdress == \"1.2.3.4\"",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
+    assert!(err.contains("--where:"), "{err}");
+    // Every event created after a time, in any region, by principals created... as a datetime query.
+    let (code, out, _) = trailcedar(
+        &[
+            "scan",
+            "fixtures/archive",
+            "-f",
+            "jsonl",
+            "--where",
+            "action == Action::\"ec2:RunInstances\" && context.eventTime >= datetime(\"2024-05-14T02:20:00Z\")",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "the attacker's two and an administrator's: {out}"
+    );
+}
