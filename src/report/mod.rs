@@ -19,6 +19,17 @@ pub struct Finding {
     pub values: Vec<ReadValue>,
 }
 
+impl Finding {
+    /// The fields the policy read that the event does not have.
+    pub fn absent_fields(&self) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|v| v.value.is_none())
+            .map(|v| v.field.as_str())
+            .collect()
+    }
+}
+
 /// The detection that fired.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -363,12 +374,7 @@ impl FindingWriter for TableWriter<'_> {
                 ));
             }
         }
-        let absent: Vec<String> = f
-            .values
-            .iter()
-            .filter(|v| v.value.is_none())
-            .map(|v| t(&v.field))
-            .collect();
+        let absent: Vec<String> = f.absent_fields().into_iter().map(t).collect();
         if !absent.is_empty() {
             block.push_str(&format!("{}{}\n", label("absent"), absent.join(", ")));
         }

@@ -33,12 +33,7 @@ fn block(f: &Finding, corpus: Option<&Path>) -> String {
             s.push_str(&format!("  {} = {}\n", t(&v.field), t(value)));
         }
     }
-    let absent: Vec<String> = f
-        .values
-        .iter()
-        .filter(|v| v.value.is_none())
-        .map(|v| t(&v.field))
-        .collect();
+    let absent: Vec<String> = f.absent_fields().into_iter().map(t).collect();
     if !absent.is_empty() {
         s.push_str(&format!("  absent: {}\n", absent.join(", ")));
     }

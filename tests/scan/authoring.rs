@@ -22,6 +22,13 @@ fn pack_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Breaks the public-ACL rule of a copied pack: it no longer knows `public-read`.
+fn forget_public_read(dir: &Path) {
+    let file = dir.join("policies/s3/public_canned_acl.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"public-read\", ", "")).unwrap();
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -81,9 +88,7 @@ fn test_runs_every_case_and_reports_failures() {
     );
 
     let dir = pack_copy();
-    let file = dir.path().join("policies/s3/public_canned_acl.cedar");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("\"public-read\", ", "")).unwrap();
+    forget_public_read(dir.path());
     let junit = dir.path().join("junit.xml");
     let (code, out, _) = trailcedar(
         &[
@@ -174,9 +179,7 @@ fn snapshots_show_a_rule_change_as_a_diff() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("unchanged"), "{err}");
 
-    let file = dir.path().join("policies/s3/public_canned_acl.cedar");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("\"public-read\", ", "")).unwrap();
+    forget_public_read(dir.path());
     let pack = dir.path().join("policies");
     let (code, out, err) = trailcedar(
         &[
