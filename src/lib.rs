@@ -35,6 +35,7 @@ pub mod corpus;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod inventory;
 pub mod model;
 pub mod report;
 pub mod scan;

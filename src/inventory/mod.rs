@@ -1,0 +1,660 @@
+//! Inventory: facts CloudTrail does not carry, read from the AWS CLI's own output.
+//!
+//! Each file's kind is recognised from its content (see [`kinds`]): tags of resources, IAM
+//! users, roles and groups, the credential report, access keys, EC2 instances, NAT gateways,
+//! VPC endpoints, Elastic IPs, the organization's accounts, and Cedar entities JSON for
+//! anything else. Every fact keeps the snapshot time of its file, since an inventory is taken at
+//! one moment while logs span months.
+
+pub mod kinds;
+
+use crate::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Tags, by key.
+pub type Tags = BTreeMap<String, String>;
+
+/// Where a file's snapshot time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSource {
+    /// Recorded in the file (the credential report's `GeneratedTime`).
+    Content,
+    /// `--inventory-time`.
+    Flag,
+    /// The file's modification time.
+    Modified,
+}
+
+impl fmt::Display for TimeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeSource::Content => "recorded in the file",
+            TimeSource::Flag => "--inventory-time",
+            TimeSource::Modified => "the file's modification time",
+        })
+    }
+}
+
+/// One inventory file as loaded.
+#[derive(Debug, Clone)]
+pub struct InventoryFile {
+    pub path: String,
+    /// What it was recognised as, e.g. `ec2 describe-instances`.
+    pub kinds: BTreeSet<&'static str>,
+    /// How many facts it gave.
+    pub facts: usize,
+    pub taken_at: Timestamp,
+    pub time_source: TimeSource,
+}
+
+/// An IAM user.
+#[derive(Debug, Clone, Default)]
+pub struct UserFacts {
+    pub arn: String,
+    pub name: String,
+    pub created: Option<Timestamp>,
+    /// Group ARNs.
+    pub groups: BTreeSet<String>,
+    /// Managed policy ARNs attached to the user.
+    pub policies: BTreeSet<String>,
+    pub tags: Tags,
+    pub password_enabled: Option<bool>,
+    pub mfa_active: Option<bool>,
+    /// Access keys the credential report says are active.
+    pub active_keys: Option<i64>,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// An IAM role.
+#[derive(Debug, Clone, Default)]
+pub struct RoleFacts {
+    pub arn: String,
+    pub name: String,
+    pub created: Option<Timestamp>,
+    pub policies: BTreeSet<String>,
+    pub tags: Tags,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// An IAM group.
+#[derive(Debug, Clone, Default)]
+pub struct GroupFacts {
+    pub arn: String,
+    pub name: String,
+    pub policies: BTreeSet<String>,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// An access key.
+#[derive(Debug, Clone)]
+pub struct KeyFacts {
+    pub id: String,
+    pub user: String,
+    /// `Active` or `Inactive`.
+    pub status: String,
+    pub created: Option<Timestamp>,
+    pub taken_at: Timestamp,
+}
+
+/// An EC2 instance.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFacts {
+    pub id: String,
+    pub account: Option<String>,
+    pub private_ips: BTreeSet<IpAddr>,
+    pub public_ips: BTreeSet<IpAddr>,
+    pub vpc: Option<String>,
+    pub subnet: Option<String>,
+    pub profile_arn: Option<String>,
+    pub state: Option<String>,
+    pub tags: Tags,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// A NAT gateway.
+#[derive(Debug, Clone, Default)]
+pub struct NatFacts {
+    pub id: String,
+    pub public_ips: BTreeSet<IpAddr>,
+    pub private_ips: BTreeSet<IpAddr>,
+    pub network_interfaces: BTreeSet<String>,
+    pub vpc: Option<String>,
+    pub subnet: Option<String>,
+    pub tags: Tags,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// A VPC endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointFacts {
+    pub id: String,
+    pub vpc: Option<String>,
+    pub service: Option<String>,
+    pub owner: Option<String>,
+    pub kind: Option<String>,
+    pub tags: Tags,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// An Elastic IP.
+#[derive(Debug, Clone, Default)]
+pub struct ElasticIpFacts {
+    pub ip: Option<IpAddr>,
+    pub instance: Option<String>,
+    pub network_interface: Option<String>,
+    pub tags: Tags,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// An account of the organization.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFacts {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub organization: Option<String>,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// What an address is, from the network inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressFacts {
+    /// Instances with this address, or behind it (a NAT gateway's EIP fronts every instance of
+    /// its VPC without a public address).
+    pub instances: BTreeSet<String>,
+    pub nat_gateway: Option<String>,
+    pub elastic_ip: bool,
+    pub taken_at: Option<Timestamp>,
+}
+
+/// Every fact, indexed for the model.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub files: Vec<InventoryFile>,
+    /// Tags by resource ARN, and when they were taken.
+    pub resource_tags: HashMap<String, (Tags, Timestamp)>,
+    pub users: HashMap<String, UserFacts>,
+    pub roles: HashMap<String, RoleFacts>,
+    pub groups: HashMap<String, GroupFacts>,
+    pub keys: HashMap<String, KeyFacts>,
+    /// Users whose access keys were listed: a key of theirs not in `keys` is unknown.
+    pub key_users: HashSet<String>,
+    /// Accounts whose IAM users were listed: a user of theirs not in `users` did not exist.
+    pub iam_accounts: HashMap<String, Timestamp>,
+    pub instances: HashMap<String, InstanceFacts>,
+    pub nat_gateways: HashMap<String, NatFacts>,
+    pub endpoints: HashMap<String, EndpointFacts>,
+    pub elastic_ips: Vec<ElasticIpFacts>,
+    pub accounts: HashMap<String, AccountFacts>,
+    /// When the organization's accounts were listed: from then on, an account not in
+    /// `accounts` is outside the organization.
+    pub organization: Option<Timestamp>,
+    /// Tags from Cedar entities JSON, by entity type and id.
+    pub entity_tags: HashMap<(String, String), Tags>,
+    addresses: HashMap<IpAddr, AddressFacts>,
+    /// Facts two files disagree on: reported, the later snapshot kept.
+    pub conflicts: Vec<String>,
+}
+
+/// Why inventory files could not be loaded; each names its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError(pub Vec<String>);
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl Inventory {
+    /// Whether no facts were loaded.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Loads inventory files and directories (every `.json`, `.csv` and `.gz` file in them).
+    /// `taken_at` is the snapshot time of files that do not record one.
+    pub fn load(
+        paths: &[PathBuf],
+        taken_at: Option<Timestamp>,
+    ) -> Result<Inventory, InventoryError> {
+        let mut inventory = Inventory::default();
+        let mut errors = Vec::new();
+        let mut files = Vec::new();
+        for path in paths {
+            if path.is_dir() {
+                let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                    .sort_by_file_name()
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_file())
+                    .map(|e| e.into_path())
+                    .filter(|p| {
+                        let name = p.to_string_lossy();
+                        name.ends_with(".json") || name.ends_with(".csv") || name.ends_with(".gz")
+                    })
+                    .collect();
+                if found.is_empty() {
+                    errors.push(format!(
+                        "{}: no inventory files (.json, .csv) in the directory",
+                        path.display()
+                    ));
+                }
+                files.append(&mut found);
+            } else {
+                files.push(path.clone());
+            }
+        }
+        for file in files {
+            if let Err(e) = inventory.load_file(&file, taken_at) {
+                errors.push(format!("{}: {e}", file.display()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(InventoryError(errors));
+        }
+        inventory.index_addresses();
+        Ok(inventory)
+    }
+
+    fn load_file(&mut self, path: &Path, flag_time: Option<Timestamp>) -> Result<(), String> {
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let modified = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp(d.as_millis() as i64));
+        let bytes =
+            crate::decode::read_all(std::io::BufReader::new(file), 1 << 30, 0).map_err(|e| e.0)?;
+        let text = crate::decode::as_text(&bytes).map_err(|e| e.0)?;
+        let (time, source) = match (kinds::recorded_time(text), flag_time, modified) {
+            (Some(t), _, _) => (t, TimeSource::Content),
+            (None, Some(t), _) => (t, TimeSource::Flag),
+            (None, None, Some(t)) => (t, TimeSource::Modified),
+            (None, None, None) => return Err("no snapshot time: pass --inventory-time".to_string()),
+        };
+        let mut loaded = kinds::Loaded::default();
+        kinds::read(text, time, &mut loaded)?;
+        if loaded.facts == 0 && loaded.kinds.is_empty() {
+            return Err("no facts in the file".to_string());
+        }
+        self.files.push(InventoryFile {
+            path: path.display().to_string(),
+            kinds: loaded.kinds.clone(),
+            facts: loaded.facts,
+            taken_at: time,
+            time_source: source,
+        });
+        self.absorb(loaded, &path.display().to_string());
+        Ok(())
+    }
+
+    /// Merges one file's facts, reporting disagreements (the later snapshot wins).
+    fn absorb(&mut self, loaded: kinds::Loaded, file: &str) {
+        let conflicts = &mut self.conflicts;
+        for (arn, (tags, at)) in loaded.resource_tags {
+            match self.resource_tags.get(&arn) {
+                Some((old, old_at)) if *old != tags => {
+                    conflicts.push(format!("{file}: tags of {arn} differ from an earlier file's; keeping the later snapshot"));
+                    if at >= *old_at {
+                        self.resource_tags.insert(arn, (tags, at));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.resource_tags.insert(arn, (tags, at));
+                }
+            }
+        }
+        for (arn, u) in loaded.users {
+            let merged = self.users.entry(arn.clone()).or_default();
+            merge_user(merged, u, file, conflicts);
+        }
+        for (arn, r) in loaded.roles {
+            let entry = self.roles.entry(arn).or_default();
+            if !entry.tags.is_empty() && !r.tags.is_empty() && entry.tags != r.tags {
+                conflicts.push(format!(
+                    "{file}: tags of role {} differ from an earlier file's",
+                    r.arn
+                ));
+            }
+            merge_role(entry, r);
+        }
+        self.groups.extend(loaded.groups);
+        for (id, k) in loaded.keys {
+            if let Some(old) = self.keys.get(&id)
+                && old.status != k.status
+            {
+                conflicts.push(format!(
+                    "{file}: access key {id} is {} here and {} in an earlier file; keeping the later snapshot",
+                    k.status, old.status
+                ));
+                if old.taken_at > k.taken_at {
+                    continue;
+                }
+            }
+            self.keys.insert(id, k);
+        }
+        self.key_users.extend(loaded.key_users);
+        for (account, at) in loaded.iam_accounts {
+            let e = self.iam_accounts.entry(account).or_insert(at);
+            *e = (*e).max(at);
+        }
+        for (id, i) in loaded.instances {
+            if let Some(old) = self.instances.get(&id)
+                && (old.private_ips != i.private_ips || old.public_ips != i.public_ips)
+            {
+                conflicts.push(format!("{file}: instance {id} has other addresses than in an earlier file; keeping the later snapshot"));
+                if old.taken_at > i.taken_at {
+                    continue;
+                }
+            }
+            self.instances.insert(id, i);
+        }
+        self.nat_gateways.extend(loaded.nat_gateways);
+        self.endpoints.extend(loaded.endpoints);
+        self.elastic_ips.extend(loaded.elastic_ips);
+        for (id, a) in loaded.accounts {
+            self.accounts.insert(id, a);
+        }
+        if let Some(at) = loaded.organization {
+            self.organization = Some(self.organization.map_or(at, |o| o.max(at)));
+        }
+        for (key, tags) in loaded.entity_tags {
+            let entry = self.entity_tags.entry(key).or_default();
+            for (k, v) in tags {
+                if let Some(old) = entry.get(&k)
+                    && *old != v
+                {
+                    conflicts.push(format!(
+                        "{file}: tag {k} of an entity is {v:?} here and {old:?} in an earlier file"
+                    ));
+                }
+                entry.insert(k, v);
+            }
+        }
+    }
+
+    /// Builds the address index: which instances, NAT gateway or Elastic IP an address is.
+    fn index_addresses(&mut self) {
+        let mut index: HashMap<IpAddr, AddressFacts> = HashMap::new();
+        for i in self.instances.values() {
+            for ip in i.public_ips.iter().chain(&i.private_ips) {
+                let a = index.entry(*ip).or_default();
+                a.instances.insert(i.id.clone());
+                a.taken_at = later(a.taken_at, i.taken_at);
+            }
+        }
+        for n in self.nat_gateways.values() {
+            // Without route tables, every instance of the NAT gateway's VPC that has no public
+            // address may be behind it: the ambiguity of seed 000, made visible.
+            let behind: Vec<String> = self
+                .instances
+                .values()
+                .filter(|i| i.public_ips.is_empty() && i.vpc.is_some() && i.vpc == n.vpc)
+                .map(|i| i.id.clone())
+                .collect();
+            for ip in &n.public_ips {
+                let a = index.entry(*ip).or_default();
+                a.nat_gateway = Some(n.id.clone());
+                a.instances.extend(behind.iter().cloned());
+                a.taken_at = later(a.taken_at, n.taken_at);
+            }
+            for ip in &n.private_ips {
+                let a = index.entry(*ip).or_default();
+                a.nat_gateway = Some(n.id.clone());
+                a.taken_at = later(a.taken_at, n.taken_at);
+            }
+        }
+        for e in &self.elastic_ips {
+            let Some(ip) = e.ip else { continue };
+            let a = index.entry(ip).or_default();
+            a.elastic_ip = true;
+            if let Some(i) = &e.instance {
+                a.instances.insert(i.clone());
+            }
+            if let Some(eni) = &e.network_interface
+                && let Some(n) = self
+                    .nat_gateways
+                    .values()
+                    .find(|n| n.network_interfaces.contains(eni))
+            {
+                a.nat_gateway = Some(n.id.clone());
+            }
+            a.taken_at = later(a.taken_at, e.taken_at);
+        }
+        self.addresses = index;
+    }
+
+    /// What the inventory says an address is; `None` when it names no such address.
+    pub fn address(&self, ip: IpAddr) -> Option<&AddressFacts> {
+        self.addresses.get(&ip)
+    }
+
+    /// The tags of a resource: its own, or for an S3 object those of its bucket (the tagging API
+    /// has no objects), or for an IAM user or role those from IAM; with Cedar entities JSON tags.
+    pub fn tags_of_resource(&self, arn: &str) -> Option<(Tags, Option<Timestamp>)> {
+        let mut found: Option<(Tags, Option<Timestamp>)> = None;
+        if let Some((tags, at)) = self.resource_tags.get(arn) {
+            found = Some((tags.clone(), Some(*at)));
+        } else if let Some(bucket) = s3_bucket_of_object(arn)
+            && let Some((tags, at)) = self.resource_tags.get(&bucket)
+        {
+            found = Some((tags.clone(), Some(*at)));
+        } else if let Some(u) = self.users.get(arn) {
+            found = Some((u.tags.clone(), u.taken_at));
+        } else if let Some(r) = self.roles.get(arn) {
+            found = Some((r.tags.clone(), r.taken_at));
+        } else if let Some(i) = instance_id_of_arn(arn).and_then(|id| self.instances.get(id)) {
+            found = Some((i.tags.clone(), i.taken_at));
+        }
+        if let Some(extra) = self
+            .entity_tags
+            .get(&("Resource".to_string(), arn.to_string()))
+        {
+            let (tags, _) = found.get_or_insert((Tags::new(), None));
+            tags.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        found
+    }
+
+    /// Whether an account is in the organization; `None` when no organization was listed.
+    pub fn in_organization(&self, account: &str) -> Option<bool> {
+        self.organization
+            .map(|_| self.accounts.contains_key(account))
+    }
+
+    /// Tags given in Cedar entities JSON for an entity of the model.
+    pub fn extra_tags(&self, entity_type: &str, id: &str) -> Option<&Tags> {
+        self.entity_tags
+            .get(&(entity_type.to_string(), id.to_string()))
+    }
+
+    /// The managed policies that apply to a user: its own and its groups'.
+    pub fn user_policies(&self, user: &UserFacts) -> BTreeSet<String> {
+        let mut out = user.policies.clone();
+        for g in &user.groups {
+            if let Some(group) = self.groups.get(g) {
+                out.extend(group.policies.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// One line per file, for the start of a scan.
+    pub fn describe(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| {
+                let kinds: Vec<&str> = f.kinds.iter().copied().collect();
+                format!(
+                    "{}: {}, {} fact(s), taken {} ({})",
+                    f.path,
+                    kinds.join(" + "),
+                    f.facts,
+                    f.taken_at,
+                    f.time_source
+                )
+            })
+            .collect()
+    }
+}
+
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn merge_user(into: &mut UserFacts, u: UserFacts, file: &str, conflicts: &mut Vec<String>) {
+    if into.arn.is_empty() {
+        *into = u;
+        return;
+    }
+    if !into.tags.is_empty() && !u.tags.is_empty() && into.tags != u.tags {
+        conflicts.push(format!(
+            "{file}: tags of user {} differ from an earlier file's",
+            u.arn
+        ));
+    }
+    if let (Some(a), Some(b)) = (into.created, u.created)
+        && a != b
+    {
+        conflicts.push(format!(
+            "{file}: user {} was created at {b} here and at {a} in an earlier file: recreated?",
+            u.arn
+        ));
+    }
+    into.created = into.created.or(u.created);
+    into.groups.extend(u.groups);
+    into.policies.extend(u.policies);
+    into.tags.extend(u.tags);
+    into.password_enabled = u.password_enabled.or(into.password_enabled);
+    into.mfa_active = u.mfa_active.or(into.mfa_active);
+    into.active_keys = u.active_keys.or(into.active_keys);
+    into.taken_at = later(into.taken_at, u.taken_at);
+}
+
+fn merge_role(into: &mut RoleFacts, r: RoleFacts) {
+    if into.arn.is_empty() {
+        *into = r;
+        return;
+    }
+    into.created = into.created.or(r.created);
+    into.policies.extend(r.policies);
+    into.tags.extend(r.tags);
+    into.taken_at = later(into.taken_at, r.taken_at);
+}
+
+/// `arn:aws:s3:::bucket/key` → `arn:aws:s3:::bucket`.
+fn s3_bucket_of_object(arn: &str) -> Option<String> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    let path = rest.strip_prefix("s3:::")?;
+    let (bucket, _) = path.split_once('/')?;
+    Some(format!("arn:{partition}:s3:::{bucket}"))
+}
+
+/// `arn:aws:ec2:region:account:instance/i-...` → `i-...`.
+fn instance_id_of_arn(arn: &str) -> Option<&str> {
+    arn.rsplit_once(":instance/").map(|(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> Inventory {
+        Inventory::load(
+            &[PathBuf::from("fixtures/inventory")],
+            Timestamp::parse("2024-05-13T00:00:00Z").ok(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn loads_every_fixture_kind() {
+        let inv = fixtures();
+        let kinds: BTreeSet<&str> = inv
+            .files
+            .iter()
+            .flat_map(|f| f.kinds.iter().copied())
+            .collect();
+        for k in [
+            "resourcegroupstaggingapi get-resources",
+            "iam get-account-authorization-details",
+            "iam get-credential-report",
+            "iam list-access-keys",
+            "ec2 describe-instances",
+            "ec2 describe-nat-gateways",
+            "ec2 describe-vpc-endpoints",
+            "ec2 describe-addresses",
+            "organizations list-accounts",
+            "Cedar entities",
+        ] {
+            assert!(kinds.contains(k), "{k} in {kinds:?}");
+        }
+        let report = inv
+            .files
+            .iter()
+            .find(|f| f.kinds.contains("iam get-credential-report"))
+            .unwrap();
+        assert_eq!(report.time_source, TimeSource::Content);
+        assert_eq!(report.taken_at.to_string(), "2024-05-13T00:00:00Z");
+        assert!(inv.conflicts.is_empty(), "{:?}", inv.conflicts);
+    }
+
+    #[test]
+    fn joins_the_facts() {
+        let inv = fixtures();
+        let alice = &inv.users["arn:aws:iam::123456789012:user/alice"];
+        assert_eq!(alice.tags.get("service").map(String::as_str), Some("web"));
+        assert_eq!(alice.mfa_active, Some(true));
+        assert_eq!(alice.active_keys, Some(1));
+        assert!(
+            inv.user_policies(alice)
+                .contains("arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            "from the group"
+        );
+        assert_eq!(inv.keys["AKIAQ4BT4DHFOLDBATCH"].status, "Inactive");
+        assert!(inv.iam_accounts.contains_key("123456789012"));
+        assert_eq!(inv.in_organization("210987654321"), Some(true));
+        assert_eq!(inv.in_organization("444455556666"), Some(false));
+        // Seed 000: the instance's public IP, the NAT gateway's EIP in front of two instances.
+        let public = inv.address("52.197.156.173".parse().unwrap()).unwrap();
+        assert_eq!(
+            public.instances,
+            BTreeSet::from(["i-0f48040475b4f3464".to_string()])
+        );
+        let nat = inv.address("54.150.188.89".parse().unwrap()).unwrap();
+        assert_eq!(nat.nat_gateway.as_deref(), Some("nat-0a1b2c3d4e5f60718"));
+        assert_eq!(nat.instances.len(), 2, "{:?}", nat.instances);
+        assert!(nat.elastic_ip);
+        assert!(inv.address("203.0.113.9".parse().unwrap()).is_none());
+        // Seed 003: an object has its bucket's tags.
+        let (tags, _) = inv
+            .tags_of_resource("arn:aws:s3:::cm-private-data/exports/2024.csv")
+            .unwrap();
+        assert_eq!(tags.get("service").map(String::as_str), Some("billing"));
+        let (role_tags, _) = inv
+            .tags_of_resource("arn:aws:iam::123456789012:role/log-uploader")
+            .unwrap();
+        assert_eq!(
+            role_tags.get("service").map(String::as_str),
+            Some("logging")
+        );
+        assert_eq!(
+            inv.extra_tags("Role", "arn:aws:iam::123456789012:role/log-uploader")
+                .and_then(|t| t.get("owner"))
+                .map(String::as_str),
+            Some("platform")
+        );
+    }
+}
