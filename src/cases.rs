@@ -260,16 +260,18 @@ fn explain_reads(
         return String::new();
     };
     let members: Vec<usize> = indices.iter().copied().collect();
-    let values = engine.explain_values(&members, view, &verdict.principal, resource);
-    if values.is_empty() {
+    let explanation = engine.explain_values(&members, view, &verdict.principal, resource);
+    if explanation.values.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = values
+    let parts: Vec<String> = explanation
+        .values
         .into_iter()
         .map(|(label, value)| match value {
             Some(v) => format!("{label} = {v}"),
             None => format!("{label} absent"),
         })
+        .chain(explanation.notes.into_iter().map(|n| format!("note: {n}")))
         .collect();
     format!("; it read: {}", parts.join("; "))
 }

@@ -204,22 +204,28 @@ pub fn findings_of(
         file: name.to_string(),
         record: index,
     };
-    let values = |members: &[usize], resource: Option<&ResourceModel>| -> Vec<ReadValue> {
-        match resource {
-            Some(r) => engine
-                .explain_values(members, view, principal, r)
-                .into_iter()
-                .map(|(field, value)| ReadValue { field, value })
-                .collect(),
-            None => Vec::new(),
-        }
-    };
+    let explain =
+        |members: &[usize], resource: Option<&ResourceModel>| -> (Vec<ReadValue>, Vec<String>) {
+            match resource {
+                Some(r) => {
+                    let e = engine.explain_values(members, view, principal, r);
+                    let values = e
+                        .values
+                        .into_iter()
+                        .map(|(field, value)| ReadValue { field, value })
+                        .collect();
+                    (values, e.notes)
+                }
+                None => (Vec::new(), Vec::new()),
+            }
+        };
     let mut out = Vec::new();
     for hit in &verdict.hits {
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
         let resource = hit.resource.and_then(|i| resources.get(i)).or(fallback);
+        let (values, notes) = explain(&[hit.detection], resource);
         out.push(Finding {
             detection: DetectionInfo {
                 id: d.id.clone(),
@@ -232,7 +238,8 @@ pub fn findings_of(
             },
             event: event_info(resource),
             location: location.clone(),
-            values: values(&[hit.detection], resource),
+            values,
+            notes,
         });
     }
     if verdict.not_allowed && engine.pack.mode == Mode::AllowList {
@@ -261,7 +268,8 @@ pub fn findings_of(
                 names.join(", ")
             }),
         }];
-        vals.extend(values(&permits, fallback));
+        let (more, notes) = explain(&permits, fallback);
+        vals.extend(more);
         out.push(Finding {
             detection: DetectionInfo {
                 id: NOT_ALLOWED.to_string(),
@@ -277,6 +285,7 @@ pub fn findings_of(
             event: event_info(fallback),
             location,
             values: vals,
+            notes,
         });
     }
     out

@@ -201,9 +201,32 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// A duration in the largest whole unit that fits: `3 days`, `5 hours`, `12 minutes`.
+pub fn human_duration(ms: i64) -> String {
+    let ms = ms.unsigned_abs();
+    let (n, unit) = if ms >= MS_PER_DAY.unsigned_abs() {
+        (ms / MS_PER_DAY.unsigned_abs(), "day")
+    } else if ms >= 3_600_000 {
+        (ms / 3_600_000, "hour")
+    } else if ms >= 60_000 {
+        (ms / 60_000, "minute")
+    } else {
+        (ms / 1000, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(MS_PER_DAY * 3 + 5), "3 days");
+        assert_eq!(human_duration(3_600_000), "1 hour");
+        assert_eq!(human_duration(-90_000), "1 minute");
+        assert_eq!(human_duration(500), "0 seconds");
+    }
 
     #[test]
     fn parses_cloudtrail_times() {

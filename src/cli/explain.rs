@@ -4,9 +4,9 @@
 use super::load_pack;
 use crate::decode::{self, RecordData};
 use crate::engine::{BASELINE, Engine};
+use crate::model::EventView;
 use crate::model::aws_ranges::AwsRanges;
 use crate::model::resource::resources_of;
-use crate::model::{EventView, PrincipalModel};
 use crate::report::sanitize::{SafeJson, terminal};
 use crate::source::Input;
 use cedar_policy::{Decision, Effect};
@@ -98,7 +98,7 @@ fn indent(s: &str, by: &str) -> String {
 
 fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Value), String> {
     let view = EventView::new(data.into_event()?)?;
-    let principal = PrincipalModel::from_identity(view.event.user_identity)?;
+    let principal = engine.principal(&view)?;
     let resources = resources_of(&view, &principal)?;
     let candidates = engine.candidates(&view, &principal).clone();
     let t = |s: &str| terminal(s).into_owned();
@@ -214,10 +214,11 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
         for e in &errors {
             let _ = writeln!(out, "         error: {}", t(e));
         }
-        let values = first
+        let explanation = first
             .map(|r| engine.explain_values(&[member], &view, &principal, r))
             .unwrap_or_default();
-        for (label, value) in &values {
+        let values = &explanation.values;
+        for (label, value) in values {
             match value {
                 Some(v) => {
                     let _ = writeln!(out, "         {} = {}", t(label), t(v));
@@ -227,6 +228,9 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
                 }
             }
         }
+        for note in &explanation.notes {
+            let _ = writeln!(out, "         note: {}", t(note));
+        }
         candidate_docs.push(json!({
             "id": d.id,
             "file": d.file,
@@ -234,6 +238,7 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             "effect": if d.effect == Effect::Forbid { "forbid" } else { "permit" },
             "satisfied": per_resource,
             "values": values.iter().map(|(l, v)| json!({"field": l, "value": v})).collect::<Vec<_>>(),
+            "notes": explanation.notes,
         }));
     }
     let mode = if engine.pack.mode == crate::engine::pack::Mode::Detection {

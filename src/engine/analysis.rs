@@ -102,6 +102,9 @@ pub struct Read {
     pub label: String,
     /// The Cedar expression that yields it.
     pub expr: String,
+    /// The entity whose inventory facts it is (`principal`, `resource`, `context.source`,
+    /// `context.vpcEndpoint`), so that an explanation can tell when they were taken.
+    pub inventory: Option<&'static str>,
 }
 
 /// The analysis of one policy.
@@ -214,8 +217,57 @@ fn note_action(a: &mut Analysis, id: &str) {
 
 /// Records a read once, in the order the policy reads it.
 fn read(reads: &mut Vec<Read>, label: String, expr: String) {
+    read_fact(reads, label, expr, None);
+}
+
+/// Records a read that may come from the inventory.
+fn read_fact(reads: &mut Vec<Read>, label: String, expr: String, inventory: Option<&'static str>) {
     if !reads.iter().any(|r| r.label == label) {
-        reads.push(Read { label, expr });
+        reads.push(Read {
+            label,
+            expr,
+            inventory,
+        });
+    }
+}
+
+/// The inventory root of `principal.<attr>` or `resource.<attr>`, if the attribute comes from
+/// the inventory.
+fn attr_fact(var: &Var, attr: &str) -> Option<&'static str> {
+    match var {
+        Var::Principal if crate::model::principal::INVENTORY_ATTRIBUTES.contains(&attr) => {
+            Some("principal")
+        }
+        Var::Resource if crate::model::resource::INVENTORY_ATTRIBUTES.contains(&attr) => {
+            Some("resource")
+        }
+        _ => None,
+    }
+}
+
+/// The inventory root of a context entity attribute (`context.source`, `context.vpcEndpoint`).
+fn context_fact(record: &str, attr: &str) -> Option<&'static str> {
+    match (record, attr) {
+        ("source", _) => Some("context.source"),
+        ("vpcEndpoint", "vpcEndpointId" | "accountId") => None,
+        ("vpcEndpoint", _) => Some("context.vpcEndpoint"),
+        _ => None,
+    }
+}
+
+/// What a tag is read on: `principal`, `resource`, `context.source`, `context.vpcEndpoint`.
+fn tag_owner(e: &Expr) -> Option<(&'static str, Option<Attr>)> {
+    match e {
+        Expr::Var(Var::Principal) => Some(("principal", None)),
+        Expr::Var(Var::Resource) => Some(("resource", None)),
+        Expr::GetAttr { expr, attr } if matches!(expr.as_ref(), Expr::Var(Var::Context)) => {
+            match attr.as_str() {
+                "source" => Some(("context.source", Some(Attr::Source))),
+                "vpcEndpoint" => Some(("context.vpcEndpoint", Some(Attr::VpcEndpoint))),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -265,25 +317,28 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 if let Some(at) = Attr::from_name(record) {
                     a.needs.context.insert(at);
                 }
-                read(
+                read_fact(
                     reads,
                     format!("{record}.{attr}"),
                     format!("context.{record}.{attr}"),
+                    context_fact(record, attr),
                 );
             }
             Expr::Var(Var::Principal) => {
-                read(
+                read_fact(
                     reads,
                     format!("principal.{attr}"),
                     format!("principal.{attr}"),
+                    attr_fact(&Var::Principal, attr),
                 );
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
-                read(
+                read_fact(
                     reads,
                     format!("resource.{attr}"),
                     format!("resource.{attr}"),
+                    attr_fact(&Var::Resource, attr),
                 );
             }
             other => walk(other, a, reads),
@@ -301,18 +356,35 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 }
             }
             Expr::Var(Var::Principal) => {
-                read(
+                read_fact(
                     reads,
                     format!("principal.{}", attrs.first()),
                     format!("principal.{}", attrs.first()),
+                    attr_fact(&Var::Principal, attrs.first()),
                 );
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
-                read(
+                read_fact(
                     reads,
                     format!("resource.{}", attrs.first()),
                     format!("resource.{}", attrs.first()),
+                    attr_fact(&Var::Resource, attrs.first()),
+                );
+            }
+            Expr::GetAttr {
+                expr: inner,
+                attr: record,
+            } if matches!(inner.as_ref(), Expr::Var(Var::Context)) => {
+                if let Some(at) = Attr::from_name(record) {
+                    a.needs.context.insert(at);
+                }
+                let first = attrs.first();
+                read_fact(
+                    reads,
+                    format!("{record}.{first}"),
+                    format!("context.{record}.{first}"),
+                    context_fact(record, first),
                 );
             }
             other => walk(other, a, reads),
@@ -336,6 +408,27 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                         *a.needs.field_mut(field) = FieldNeed::All;
                         walk(other, a, reads);
                     }
+                }
+                return;
+            }
+            if let (BinaryOp::GetTag | BinaryOp::HasTag, Some((owner, attr))) =
+                (op, tag_owner(left))
+            {
+                match attr {
+                    Some(at) => a.needs.context.insert(at),
+                    None => walk(left, a, reads),
+                }
+                if let Expr::Literal(Literal::String(key)) = right.as_ref() {
+                    let quoted = serde_json::to_string(key.as_str()).unwrap_or_default();
+                    let label = owner.strip_prefix("context.").unwrap_or(owner);
+                    read_fact(
+                        reads,
+                        format!("{label}.getTag({quoted})"),
+                        format!("{owner}.getTag({quoted})"),
+                        Some(owner),
+                    );
+                } else {
+                    walk(right, a, reads);
                 }
                 return;
             }

@@ -10,8 +10,10 @@ pub mod diagnostic;
 pub mod index;
 pub mod pack;
 
+use crate::inventory::Inventory;
 use crate::model::aws_ranges::AwsRanges;
-use crate::model::context::{self, AttrSet};
+use crate::model::context::{self, Attr, AttrSet};
+use crate::model::facts;
 use crate::model::fields;
 use crate::model::resource::resources_of;
 use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
@@ -35,6 +37,8 @@ pub use pack::{Detection, Severity};
 pub struct Engine {
     pub pack: Pack,
     pub ranges: AwsRanges,
+    /// Facts joined into the entities; empty unless [`Engine::with_inventory`].
+    pub inventory: Arc<Inventory>,
     index: Index,
     authorizer: Authorizer,
     /// The whole pack as Cedar sees it, with the baseline permit in detection mode.
@@ -119,10 +123,22 @@ impl Engine {
         Ok(Engine {
             pack,
             ranges,
+            inventory: Arc::new(Inventory::default()),
             index,
             authorizer: Authorizer::new(),
             policy_set,
         })
+    }
+
+    /// Joins inventory facts into every request.
+    pub fn with_inventory(mut self, inventory: Arc<Inventory>) -> Engine {
+        self.inventory = inventory;
+        self
+    }
+
+    /// The principal of an event, with the inventory's facts.
+    pub fn principal(&self, view: &EventView) -> Result<PrincipalModel, String> {
+        PrincipalModel::from_identity(view.event.user_identity, &self.inventory)
     }
 
     /// The policies that can apply to an event, by its action and principal type.
@@ -189,10 +205,10 @@ impl Engine {
         needs: &Needs,
     ) -> Result<(Request, Entities), String> {
         let resources = std::slice::from_ref(resource);
-        let entities = build_entities(view, principal, needs, resources)?
+        let entities = build_entities(view, principal, needs, resources, &self.inventory)?
             .add_entities(field_entities(view, needs)?, None)
             .map_err(|e| e.to_string())?;
-        let ctx = context::build(view, needs.context, &self.ranges)?;
+        let ctx = context::build(view, needs.context, &self.ranges, &self.inventory)?;
         let request = Request::new(
             principal.uid.clone(),
             action_uid(&view.event.action_id()),
@@ -222,14 +238,15 @@ impl Engine {
         Ok(out)
     }
 
-    /// The values a detection reads, evaluated on the event: its explanation.
+    /// The values a detection reads, evaluated on the event, and notes on the inventory facts
+    /// among them: its explanation.
     pub fn explain_values(
         &self,
         detections: &[usize],
         view: &EventView,
         principal: &PrincipalModel,
         resource: &ResourceModel,
-    ) -> Vec<(String, Option<String>)> {
+    ) -> Explanation {
         // Only what these detections read: an explanation costs no more than the decision did.
         let mut needs = Needs {
             resource: true,
@@ -242,11 +259,18 @@ impl Engine {
         {
             needs.merge(&d.analysis.needs);
         }
+        needs.context.insert(Attr::EventTime);
+        let mut out = Explanation::default();
         let Ok((request, entities)) = self.request_for(view, principal, resource, &needs) else {
-            return Vec::new();
+            return out;
+        };
+        let eval = |expr: &str| {
+            Expression::from_str(expr)
+                .ok()
+                .and_then(|e| eval_expression(&request, &entities, &e).ok())
         };
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
+        let mut roots: Vec<&'static str> = Vec::new();
         for d in detections
             .iter()
             .filter_map(|i| self.pack.detections.get(*i))
@@ -255,15 +279,43 @@ impl Engine {
                 if !seen.insert(read.label.clone()) {
                     continue;
                 }
-                let value = Expression::from_str(&read.expr)
-                    .ok()
-                    .and_then(|e| eval_expression(&request, &entities, &e).ok())
-                    .map(|v| v.to_string());
-                out.push((read.label.clone(), value));
+                let value = eval(&read.expr).map(|v| v.to_string());
+                if let Some(root) = read.inventory
+                    && value.is_some()
+                    && !roots.contains(&root)
+                {
+                    roots.push(root);
+                }
+                out.values.push((read.label.clone(), value));
+            }
+        }
+        // A fact taken after the event may not have held when it happened.
+        for root in roots {
+            let expr = format!(
+                "{root}.inventoryTakenAt.durationSince(context.eventTime).toMilliseconds()"
+            );
+            if let Some(EvalResult::Long(ms)) = eval(&expr)
+                && ms > 0
+            {
+                let taken = crate::time::Timestamp(view.time.0.saturating_add(ms));
+                let name = root.strip_prefix("context.").unwrap_or(root);
+                out.notes.push(format!(
+                    "{name}: inventory taken {taken}, {} after the event",
+                    crate::time::human_duration(ms)
+                ));
             }
         }
         out
     }
+}
+
+/// Why a detection fired: the values it read, and notes about them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// `(label, value)`; `None` when the event has no such value.
+    pub values: Vec<(String, Option<String>)>,
+    /// For example: an inventory fact that was taken after the event.
+    pub notes: Vec<String>,
 }
 
 /// Evaluates the events of one input, with caches for what repeats in it.
@@ -290,7 +342,7 @@ impl Evaluator<'_> {
         if let Some(p) = self.principals.get(key) {
             return Ok(p.clone());
         }
-        let p = Rc::new(PrincipalModel::from_identity(raw)?);
+        let p = Rc::new(PrincipalModel::from_identity(raw, &self.engine.inventory)?);
         if self.principals.len() >= CACHE_LIMIT {
             // Entity stores are keyed by principal identity: they go with the principals.
             self.principals.clear();
@@ -453,16 +505,16 @@ impl Evaluator<'_> {
 
     fn context(&mut self, view: &EventView, candidates: &CandidateSet) -> Result<Context, String> {
         let attrs: AttrSet = candidates.needs.context;
-        let ranges = &self.engine.ranges;
+        let (ranges, inv) = (&self.engine.ranges, &self.engine.inventory);
         if !attrs.cacheable() {
-            return context::build(view, attrs, ranges);
+            return context::build(view, attrs, ranges, inv);
         }
         context::cache_key(view, attrs, &mut self.key);
         let _ = write!(self.key, "#{}", candidates.id);
         if let Some(c) = self.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
         }
-        let c = context::build(view, attrs, ranges)?;
+        let c = context::build(view, attrs, ranges, inv)?;
         if self.contexts.len() >= CACHE_LIMIT {
             self.contexts.clear();
         }
@@ -492,10 +544,32 @@ impl Evaluator<'_> {
             self.key.push('|');
             r.write_key(&mut self.key);
         }
+        // The inventory's entities for the source address and the VPC endpoint.
+        if needs.context.contains(Attr::Source) {
+            let _ = write!(
+                self.key,
+                "|src:{}",
+                view.source_ip()
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default()
+            );
+        }
+        if needs.context.contains(Attr::VpcEndpoint) {
+            let e = &view.event;
+            let id = e.vpc_endpoint_id.as_deref().unwrap_or("");
+            let account = e.vpc_endpoint_account_id.as_deref().unwrap_or("");
+            let _ = write!(self.key, "|vpce:{}:{id}:{account}", id.len());
+        }
         let base = match self.entities.get(self.key.as_str()) {
             Some(e) => e.clone(),
             None => {
-                let e = Arc::new(build_entities(view, principal, needs, resources)?);
+                let e = Arc::new(build_entities(
+                    view,
+                    principal,
+                    needs,
+                    resources,
+                    &self.engine.inventory,
+                )?);
                 if self.entities.len() >= CACHE_LIMIT {
                     self.entities.clear();
                 }
@@ -538,6 +612,7 @@ fn build_entities(
     principal: &PrincipalModel,
     needs: &Needs,
     resources: &[ResourceModel],
+    inv: &Inventory,
 ) -> Result<Entities, String> {
     let mut all: Vec<Entity> = principal.entities.clone();
     if needs.action_entity {
@@ -548,7 +623,16 @@ fn build_entities(
         ));
     }
     for r in resources {
-        all.extend(r.entities());
+        all.extend(r.entities(inv));
+    }
+    if needs.context.contains(Attr::Source)
+        && inv.knows_addresses()
+        && let Some(ip) = view.source_ip()
+    {
+        all.extend(facts::address_entities(ip, inv));
+    }
+    if needs.context.contains(Attr::VpcEndpoint) {
+        all.extend(facts::vpc_endpoint_entity(view, inv));
     }
     let mut seen = HashSet::new();
     all.retain(|e| seen.insert(e.uid()));

@@ -18,8 +18,8 @@
 //! A JSON array of any of these (one command's output per user, say) is read element by element.
 
 use super::{
-    AccountFacts, ElasticIpFacts, EndpointFacts, GroupFacts, InstanceFacts, KeyFacts, NatFacts,
-    RoleFacts, Tags, UserFacts,
+    AccountFacts, Cidr, ElasticIpFacts, EndpointFacts, GroupFacts, InstanceFacts, KeyFacts,
+    NatFacts, NetworkFacts, RoleFacts, Tags, UserFacts,
 };
 use crate::model::principal::Arn;
 use crate::time::Timestamp;
@@ -40,6 +40,7 @@ pub struct Loaded {
     pub keys: HashMap<String, KeyFacts>,
     pub key_users: Vec<String>,
     pub iam_accounts: HashMap<String, Timestamp>,
+    pub role_accounts: HashMap<String, Timestamp>,
     pub instances: HashMap<String, InstanceFacts>,
     pub nat_gateways: HashMap<String, NatFacts>,
     pub endpoints: HashMap<String, EndpointFacts>,
@@ -47,6 +48,7 @@ pub struct Loaded {
     pub accounts: HashMap<String, AccountFacts>,
     pub organization: Option<Timestamp>,
     pub entity_tags: HashMap<(String, String), Tags>,
+    pub networks: Vec<NetworkFacts>,
 }
 
 /// The snapshot time a file records itself (the credential report's `GeneratedTime`).
@@ -267,6 +269,7 @@ fn authorization_details(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(
                 groups,
                 policies: u.policies.into_iter().map(|p| p.arn).collect(),
                 tags: tags(u.tags),
+                detailed: true,
                 taken_at: Some(at),
                 ..UserFacts::default()
             },
@@ -274,6 +277,9 @@ fn authorization_details(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(
     }
     for r in list::<Role>(v, "RoleDetailList")? {
         out.facts += 1;
+        if let Some(a) = account_of(&r.arn) {
+            out.role_accounts.insert(a, at);
+        }
         out.roles.insert(
             r.arn.clone(),
             RoleFacts {
@@ -282,6 +288,7 @@ fn authorization_details(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(
                 name: r.name,
                 policies: r.policies.into_iter().map(|p| p.arn).collect(),
                 tags: tags(r.tags),
+                detailed: true,
                 taken_at: Some(at),
             },
         );
@@ -337,6 +344,9 @@ fn list_roles(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> 
     out.kinds.insert("iam list-roles");
     for r in list::<Role>(v, "Roles")? {
         out.facts += 1;
+        if let Some(a) = account_of(&r.arn) {
+            out.role_accounts.insert(a, at);
+        }
         out.roles.insert(
             r.arn.clone(),
             RoleFacts {
@@ -754,13 +764,19 @@ pub const TAGGABLE: &[&str] = &[
     "WebIdentityUser",
     "Unknown",
     "Role",
+    "Group",
     "Account",
     "Resource",
     "Instance",
     "NatGateway",
     "VpcEndpoint",
+    "Address",
+    "Network",
 ];
 
+/// Cedar entities JSON: tags for entities of the model, and `Network`s (named address ranges,
+/// such as offices) with their `ranges`. Everything else about an entity comes from the event
+/// and the AWS inventory, so other attributes and parents are refused rather than ignored.
 fn cedar_entities(items: &[Value], out: &mut Loaded) -> Result<(), String> {
     out.kinds.insert("Cedar entities");
     for (i, item) in items.iter().enumerate() {
@@ -782,23 +798,85 @@ fn cedar_entities(items: &[Value], out: &mut Loaded) -> Result<(), String> {
                 TAGGABLE.join(", ")
             ));
         }
+        let attrs = match item.get("attrs") {
+            None | Some(Value::Null) => serde_json::Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                return Err(format!(
+                    "entity {i} ({ty}::{id:?}): `attrs` is not an object"
+                ));
+            }
+        };
+        if item
+            .get("parents")
+            .and_then(Value::as_array)
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(format!(
+                "entity {i} ({ty}::{id:?}): parents are not read; group membership and accounts come from the IAM and Organizations inventory"
+            ));
+        }
         let mut tags = Tags::new();
-        if let Some(map) = item.get("tags").and_then(Value::as_object) {
-            for (k, v) in map {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                tags.insert(k.clone(), text);
+        match item.get("tags") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (k, v) in map {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    tags.insert(k.clone(), text);
+                }
+            }
+            Some(_) => {
+                return Err(format!(
+                    "entity {i} ({ty}::{id:?}): `tags` is not an object"
+                ));
             }
         }
         out.facts += 1;
+        if ty == "Network" {
+            let ranges =
+                network_ranges(&attrs).map_err(|e| format!("entity {i} (Network::{id:?}): {e}"))?;
+            out.networks.push(NetworkFacts {
+                id: id.to_string(),
+                ranges,
+                tags,
+            });
+            continue;
+        }
+        if let Some(name) = attrs.keys().next() {
+            return Err(format!(
+                "entity {i} ({ty}::{id:?}): attribute {name:?} is not read; entities JSON gives tags (and a Network's `ranges`), attributes come from the event and the AWS inventory"
+            ));
+        }
         out.entity_tags
             .entry((ty.to_string(), id.to_string()))
             .or_default()
             .extend(tags);
     }
     Ok(())
+}
+
+/// A `Network`'s `ranges`: a list of CIDR blocks (or single addresses).
+fn network_ranges(attrs: &serde_json::Map<String, Value>) -> Result<Vec<Cidr>, String> {
+    if let Some(name) = attrs.keys().find(|k| *k != "ranges") {
+        return Err(format!(
+            "attribute {name:?} is not read; a Network has `ranges`"
+        ));
+    }
+    let list = attrs
+        .get("ranges")
+        .and_then(Value::as_array)
+        .ok_or("a Network needs `ranges`, a list of CIDR blocks such as \"198.51.100.0/24\"")?;
+    list.iter()
+        .map(|v| {
+            let text = v
+                .as_str()
+                .ok_or_else(|| format!("range {v} is not a string"))?;
+            Cidr::parse(text).ok_or_else(|| format!("range {text:?} is not a CIDR block"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,6 +14,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The kinds of file that say which addresses are ours.
+pub const NETWORK_KINDS: &[&str] = &[
+    "ec2 describe-instances",
+    "ec2 describe-nat-gateways",
+    "ec2 describe-addresses",
+];
+
 /// Tags, by key.
 pub type Tags = BTreeMap<String, String>;
 
@@ -65,6 +72,8 @@ pub struct UserFacts {
     pub mfa_active: Option<bool>,
     /// Access keys the credential report says are active.
     pub active_keys: Option<i64>,
+    /// Whether groups and attached policies are known (from the authorization details).
+    pub detailed: bool,
     pub taken_at: Option<Timestamp>,
 }
 
@@ -76,6 +85,8 @@ pub struct RoleFacts {
     pub created: Option<Timestamp>,
     pub policies: BTreeSet<String>,
     pub tags: Tags,
+    /// Whether attached policies are known (from the authorization details).
+    pub detailed: bool,
     pub taken_at: Option<Timestamp>,
 }
 
@@ -160,6 +171,59 @@ pub struct AccountFacts {
     pub taken_at: Option<Timestamp>,
 }
 
+/// An address range: `198.51.100.0/24`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// `a.b.c.d/n`, `x::y/n` or a single address; `None` when it is none of these.
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// A named address range from Cedar entities JSON: an office, a VPN, a partner.
+#[derive(Debug, Clone)]
+pub struct NetworkFacts {
+    pub id: String,
+    pub ranges: Vec<Cidr>,
+    pub tags: Tags,
+}
+
 /// What an address is, from the network inventory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressFacts {
@@ -168,6 +232,8 @@ pub struct AddressFacts {
     pub instances: BTreeSet<String>,
     pub nat_gateway: Option<String>,
     pub elastic_ip: bool,
+    /// Ids of the `Network`s whose ranges hold it.
+    pub networks: BTreeSet<String>,
     pub taken_at: Option<Timestamp>,
 }
 
@@ -185,6 +251,8 @@ pub struct Inventory {
     pub key_users: HashSet<String>,
     /// Accounts whose IAM users were listed: a user of theirs not in `users` did not exist.
     pub iam_accounts: HashMap<String, Timestamp>,
+    /// Accounts whose IAM roles were listed.
+    pub role_accounts: HashMap<String, Timestamp>,
     pub instances: HashMap<String, InstanceFacts>,
     pub nat_gateways: HashMap<String, NatFacts>,
     pub endpoints: HashMap<String, EndpointFacts>,
@@ -195,6 +263,7 @@ pub struct Inventory {
     pub organization: Option<Timestamp>,
     /// Tags from Cedar entities JSON, by entity type and id.
     pub entity_tags: HashMap<(String, String), Tags>,
+    pub networks: Vec<NetworkFacts>,
     addresses: HashMap<IpAddr, AddressFacts>,
     /// Facts two files disagree on: reported, the later snapshot kept.
     pub conflicts: Vec<String>,
@@ -345,6 +414,19 @@ impl Inventory {
             let e = self.iam_accounts.entry(account).or_insert(at);
             *e = (*e).max(at);
         }
+        for (account, at) in loaded.role_accounts {
+            let e = self.role_accounts.entry(account).or_insert(at);
+            *e = (*e).max(at);
+        }
+        for n in loaded.networks {
+            if self.networks.iter().any(|m| m.id == n.id) {
+                conflicts.push(format!(
+                    "{file}: Network {:?} is defined again; keeping both definitions' ranges",
+                    n.id
+                ));
+            }
+            self.networks.push(n);
+        }
         for (id, i) in loaded.instances {
             if let Some(old) = self.instances.get(&id)
                 && (old.private_ips != i.private_ips || old.public_ips != i.public_ips)
@@ -432,8 +514,91 @@ impl Inventory {
     }
 
     /// What the inventory says an address is; `None` when it names no such address.
-    pub fn address(&self, ip: IpAddr) -> Option<&AddressFacts> {
-        self.addresses.get(&ip)
+    pub fn address(&self, ip: IpAddr) -> Option<AddressFacts> {
+        let mut found = self.addresses.get(&ip).cloned();
+        for n in &self.networks {
+            if n.ranges.iter().any(|r| r.contains(ip)) {
+                found
+                    .get_or_insert_with(AddressFacts::default)
+                    .networks
+                    .insert(n.id.clone());
+            }
+        }
+        found
+    }
+
+    /// Whether addresses can be looked up: instances, NAT gateways, Elastic IPs or networks
+    /// were loaded.
+    pub fn knows_addresses(&self) -> bool {
+        !(self.instances.is_empty()
+            && self.nat_gateways.is_empty()
+            && self.elastic_ips.is_empty()
+            && self.networks.is_empty())
+    }
+
+    /// When the latest file of one of these kinds was taken.
+    pub fn taken_at_of(&self, kinds: &[&str]) -> Option<Timestamp> {
+        self.files
+            .iter()
+            .filter(|f| f.kinds.iter().any(|k| kinds.contains(k)))
+            .map(|f| f.taken_at)
+            .max()
+    }
+
+    /// A network by id.
+    pub fn network(&self, id: &str) -> Option<&NetworkFacts> {
+        self.networks.iter().find(|n| n.id == id)
+    }
+
+    /// An IAM user by ARN, else by name (from `list-user-tags`, which gives no ARN).
+    pub fn user(&self, arn: Option<&str>, name: Option<&str>) -> Option<&UserFacts> {
+        arn.and_then(|a| self.users.get(a))
+            .or_else(|| name.and_then(|n| self.users.get(&format!("name:{n}"))))
+    }
+
+    /// When the IAM users of an account were listed; then a user not in the inventory did not
+    /// exist.
+    pub fn users_listed(&self, account: &str) -> Option<Timestamp> {
+        self.iam_accounts.get(account).copied()
+    }
+
+    /// When the IAM roles of an account were listed.
+    pub fn roles_listed(&self, account: &str) -> Option<Timestamp> {
+        self.role_accounts.get(account).copied()
+    }
+
+    /// The status of a long-term access key of `user`: `Active` or `Inactive` as listed;
+    /// `Unknown` when the user's keys were listed without it; from the credential report,
+    /// `Inactive` when the user had no active key at all. `None` when the inventory cannot tell.
+    pub fn key_status(
+        &self,
+        key: &str,
+        user_name: Option<&str>,
+        user: Option<&UserFacts>,
+    ) -> Option<(&str, Timestamp)> {
+        if let Some(k) = self.keys.get(key) {
+            if user_name.is_none_or(|u| u == k.user) {
+                return Some((k.status.as_str(), k.taken_at));
+            }
+            return Some(("Unknown", k.taken_at));
+        }
+        if let Some(name) = user_name
+            && self.key_users.contains(name)
+        {
+            let at = self
+                .keys
+                .values()
+                .filter(|k| k.user == name)
+                .map(|k| k.taken_at)
+                .max();
+            if let Some(at) = at {
+                return Some(("Unknown", at));
+            }
+        }
+        match user {
+            Some(u) if u.active_keys == Some(0) => u.taken_at.map(|at| ("Inactive", at)),
+            _ => None,
+        }
     }
 
     /// The tags of a resource: its own, or for an S3 object those of its bucket (the tagging API
@@ -539,6 +704,7 @@ fn merge_user(into: &mut UserFacts, u: UserFacts, file: &str, conflicts: &mut Ve
     into.password_enabled = u.password_enabled.or(into.password_enabled);
     into.mfa_active = u.mfa_active.or(into.mfa_active);
     into.active_keys = u.active_keys.or(into.active_keys);
+    into.detailed |= u.detailed;
     into.taken_at = later(into.taken_at, u.taken_at);
 }
 
@@ -550,6 +716,7 @@ fn merge_role(into: &mut RoleFacts, r: RoleFacts) {
     into.created = into.created.or(r.created);
     into.policies.extend(r.policies);
     into.tags.extend(r.tags);
+    into.detailed |= r.detailed;
     into.taken_at = later(into.taken_at, r.taken_at);
 }
 

@@ -5,6 +5,7 @@
 
 use super::aws_ranges::AwsRanges;
 use super::{EventView, Field, types, uid};
+use crate::inventory::Inventory;
 use cedar_policy::{Context, RestrictedExpression};
 use std::fmt::Write;
 
@@ -39,6 +40,8 @@ pub enum Attr {
     ResponseElements,
     AdditionalEventData,
     ServiceEventDetails,
+    Source,
+    VpcEndpoint,
 }
 
 /// How an attribute is declared and whether it is unique to each event.
@@ -72,7 +75,7 @@ const fn a(
 }
 
 /// Every context attribute, in declaration order of [`Attr`].
-pub const ATTRS: [AttrInfo; 28] = [
+pub const ATTRS: [AttrInfo; 30] = [
     a(
         Attr::EventTime,
         "eventTime",
@@ -290,6 +293,22 @@ pub const ATTRS: [AttrInfo; 28] = [
         false,
         "`serviceEventDetails`: tags are the fields",
     ),
+    a(
+        Attr::Source,
+        "source",
+        "Address",
+        false,
+        false,
+        "what the inventory says `sourceIP` is: the `Address` entity (present when an address inventory was loaded)",
+    ),
+    a(
+        Attr::VpcEndpoint,
+        "vpcEndpoint",
+        "VpcEndpoint",
+        false,
+        false,
+        "the `VpcEndpoint` entity the call came through, with its account and inventory facts",
+    ),
 ];
 
 impl Attr {
@@ -361,7 +380,12 @@ fn s(v: &str) -> RestrictedExpression {
 }
 
 /// The value of one attribute for `view`; `None` when the event does not have it.
-pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<RestrictedExpression> {
+pub fn value(
+    view: &EventView,
+    attr: Attr,
+    ranges: &AwsRanges,
+    inv: &Inventory,
+) -> Option<RestrictedExpression> {
     let e = &view.event;
     let opt = |v: &Option<std::borrow::Cow<str>>| v.as_deref().map(s);
     match attr {
@@ -410,6 +434,8 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
             )
             .ok()
         }
+        Attr::Source => source_uid(view, inv).map(RestrictedExpression::new_entity_uid),
+        Attr::VpcEndpoint => vpc_endpoint_uid(view).map(RestrictedExpression::new_entity_uid),
         Attr::RequestParameters
         | Attr::ResponseElements
         | Attr::AdditionalEventData
@@ -420,9 +446,27 @@ pub fn value(view: &EventView, attr: Attr, ranges: &AwsRanges) -> Option<Restric
     }
 }
 
+/// `Address::"<ip>"` of the event's source, when it is an address and addresses can be looked
+/// up in the inventory.
+pub fn source_uid(view: &EventView, inv: &Inventory) -> Option<cedar_policy::EntityUid> {
+    let ip = view.source_ip()?;
+    inv.knows_addresses()
+        .then(|| uid(&types().address, &cedar_ip(ip)))
+}
+
+/// `VpcEndpoint::"vpce-..."` of an event that came through a VPC endpoint.
+pub fn vpc_endpoint_uid(view: &EventView) -> Option<cedar_policy::EntityUid> {
+    let id = view
+        .event
+        .vpc_endpoint_id
+        .as_deref()
+        .filter(|v| !v.is_empty())?;
+    Some(uid(&types().vpc_endpoint, id))
+}
+
 /// An address as Cedar's `ip()` reads it: IPv6 in full, as Cedar refuses IPv4 written inside
 /// an IPv6 address (`::1.2.3.4`), which is how Rust prints some.
-fn cedar_ip(ip: std::net::IpAddr) -> String {
+pub(crate) fn cedar_ip(ip: std::net::IpAddr) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => v4.to_string(),
         std::net::IpAddr::V6(v6) => {
@@ -441,11 +485,16 @@ pub fn field_uid(field: Field) -> cedar_policy::EntityUid {
 }
 
 /// The context with the attributes in `attrs` that the event has.
-pub fn build(view: &EventView, attrs: AttrSet, ranges: &AwsRanges) -> Result<Context, String> {
+pub fn build(
+    view: &EventView,
+    attrs: AttrSet,
+    ranges: &AwsRanges,
+    inv: &Inventory,
+) -> Result<Context, String> {
     Context::from_pairs(
         attrs
             .iter()
-            .filter_map(|a| Some((a.info().name.to_string(), value(view, a, ranges)?))),
+            .filter_map(|a| Some((a.info().name.to_string(), value(view, a, ranges, inv)?))),
     )
     .map_err(|e| e.to_string())
 }
@@ -466,8 +515,12 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::EventCategory => e.event_category.as_deref(),
             Attr::AwsRegion => e.aws_region.as_deref(),
             // The address determines `sourceIP` and `sourceInAws` as well: keyed once.
-            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws if address_keyed => continue,
-            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws => {
+            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws | Attr::Source
+                if address_keyed =>
+            {
+                continue;
+            }
+            Attr::SourceIpAddress | Attr::SourceIp | Attr::SourceInAws | Attr::Source => {
                 address_keyed = true;
                 e.source_ip_address.as_deref()
             }
@@ -478,6 +531,12 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::ManagementEvent => Some(bool_key(e.management_event)),
             Attr::RecipientAccountId => e.recipient_account_id.as_deref(),
             Attr::VpcEndpointId => e.vpc_endpoint_id.as_deref(),
+            // The endpoint's entity also holds the event's `vpcEndpointAccountId`.
+            Attr::VpcEndpoint => {
+                let account = e.vpc_endpoint_account_id.as_deref().unwrap_or("");
+                let _ = write!(key, "+{}:{account}", account.len());
+                e.vpc_endpoint_id.as_deref()
+            }
             Attr::VpcEndpointAccountId => e.vpc_endpoint_account_id.as_deref(),
             Attr::ApiVersion => e.api_version.as_deref(),
             Attr::SessionCredentialFromConsole => Some(bool_key(e.session_credential_from_console)),
@@ -527,7 +586,7 @@ mod tests {
         attrs.insert(Attr::SourceIp);
         attrs.insert(Attr::SourceInAws);
         attrs.insert(Attr::ErrorCode);
-        let ctx = build(&view, attrs, &ranges).unwrap();
+        let ctx = build(&view, attrs, &ranges, &Inventory::default()).unwrap();
         assert!(ctx.get("sourceIP").is_some());
         assert_eq!(
             ctx.get("sourceInAws").map(|v| v.to_string()).as_deref(),
@@ -535,7 +594,7 @@ mod tests {
         );
         assert!(ctx.get("errorCode").is_none(), "absent in the event");
         assert!(ctx.get("userAgent").is_none(), "not asked for");
-        let full = build(&view, AttrSet::all(), &ranges).unwrap();
+        let full = build(&view, AttrSet::all(), &ranges, &Inventory::default()).unwrap();
         assert!(
             full.get("tlsDetails")
                 .unwrap()
@@ -566,7 +625,8 @@ mod tests {
                 r#"{{"eventTime":"2022-06-28T00:20:59Z","eventSource":"s","eventName":"X","sourceIPAddress":"{addr}"}}"#
             );
             let view = EventView::parse(&e).unwrap();
-            let ctx = build(&view, attrs, &ranges).unwrap_or_else(|e| panic!("{addr}: {e}"));
+            let ctx = build(&view, attrs, &ranges, &Inventory::default())
+                .unwrap_or_else(|e| panic!("{addr}: {e}"));
             assert!(ctx.get("sourceIP").is_some(), "{addr}");
         }
     }

@@ -11,10 +11,14 @@
 //!   `responseElements`, `additionalEventData` and `serviceEventDetails` are entities whose
 //!   *tags* are the flattened fields ([`fields`]), so that any key can be read and the policy
 //!   still validates against the schema ([`schema`]).
+//! - **inventory facts** ([`facts`]): tags, IAM, credentials, addresses, endpoints and accounts
+//!   from [`crate::inventory`], joined into the entities above and into `context.source` and
+//!   `context.vpcEndpoint`.
 
 pub mod actions;
 pub mod aws_ranges;
 pub mod context;
+pub mod facts;
 pub mod fields;
 pub mod principal;
 pub mod resource;
@@ -36,9 +40,16 @@ pub use resource::ResourceModel;
 /// Entity type names of the model, parsed once.
 pub struct Types {
     pub account: EntityTypeName,
+    pub organization: EntityTypeName,
     pub role: EntityTypeName,
+    pub group: EntityTypeName,
     pub resource: EntityTypeName,
     pub action: EntityTypeName,
+    pub address: EntityTypeName,
+    pub network: EntityTypeName,
+    pub instance: EntityTypeName,
+    pub nat_gateway: EntityTypeName,
+    pub vpc_endpoint: EntityTypeName,
     principals: [EntityTypeName; PrincipalKind::ALL.len()],
     fields: [EntityTypeName; Field::ALL.len()],
 }
@@ -68,9 +79,16 @@ pub fn types() -> &'static Types {
     static TYPES: OnceLock<Types> = OnceLock::new();
     TYPES.get_or_init(|| Types {
         account: type_name("Account"),
+        organization: type_name("Organization"),
         role: type_name("Role"),
+        group: type_name("Group"),
         resource: type_name("Resource"),
         action: type_name("Action"),
+        address: type_name("Address"),
+        network: type_name("Network"),
+        instance: type_name("Instance"),
+        nat_gateway: type_name("NatGateway"),
+        vpc_endpoint: type_name("VpcEndpoint"),
         principals: PrincipalKind::ALL.map(|k| type_name(k.type_name())),
         fields: Field::ALL.map(|f| type_name(f.type_name())),
     })

@@ -4,8 +4,10 @@
 //! [`ATTRIBUTES`]), so `principal.accessKeyId` validates whatever the type; what CloudTrail does
 //! not record for a type is simply absent (`principal has ...`).
 
+use super::facts::{self, Attrs};
 use super::{types, uid};
 use crate::event::UserIdentity;
+use crate::inventory::{Inventory, Tags};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 use serde_json::value::RawValue;
@@ -91,6 +93,41 @@ pub const ATTRIBUTES: &[(&str, &str)] = &[
     ("identityProvider?", "String"),
     ("ec2RoleDelivery?", "String"),
     ("anonymous", "Bool"),
+    // From the inventory (docs/model.md, "Inventory"): present only when it can tell.
+    ("inInventory?", "Bool"),
+    ("createDate?", "datetime"),
+    ("passwordEnabled?", "Bool"),
+    ("mfaActive?", "Bool"),
+    ("activeAccessKeys?", "Long"),
+    ("accessKeyStatus?", "String"),
+    ("attachedPolicies?", "Set<String>"),
+    ("instance?", "Instance"),
+    ("accountInOrganization?", "Bool"),
+    ("inventoryTakenAt?", "datetime"),
+];
+
+/// The principal attributes that come from the inventory.
+pub const INVENTORY_ATTRIBUTES: &[&str] = &[
+    "inInventory",
+    "createDate",
+    "passwordEnabled",
+    "mfaActive",
+    "activeAccessKeys",
+    "accessKeyStatus",
+    "attachedPolicies",
+    "instance",
+    "accountInOrganization",
+    "inventoryTakenAt",
+];
+
+/// The attributes of `Role`, with their Cedar schema types.
+pub const ROLE_ATTRIBUTES: &[(&str, &str)] = &[
+    ("arn", "String"),
+    ("roleName?", "String"),
+    ("accountId?", "String"),
+    ("createDate?", "datetime"),
+    ("attachedPolicies?", "Set<String>"),
+    ("inventoryTakenAt?", "datetime"),
 ];
 
 /// A principal and the entities it brings: itself, its role, its account.
@@ -108,18 +145,19 @@ pub struct PrincipalModel {
 }
 
 impl PrincipalModel {
-    /// Builds the principal of a raw `userIdentity` (absent: an `Unknown` principal).
-    pub fn from_identity(raw: Option<&RawValue>) -> Result<Self, String> {
+    /// Builds the principal of a raw `userIdentity` (absent: an `Unknown` principal), with what
+    /// the inventory knows of it.
+    pub fn from_identity(raw: Option<&RawValue>, inv: &Inventory) -> Result<Self, String> {
         let identity: UserIdentity = match raw {
             Some(raw) => {
                 serde_json::from_str(raw.get()).map_err(|e| format!("userIdentity: {e}"))?
             }
             None => UserIdentity::default(),
         };
-        Self::build(&identity)
+        Self::build(&identity, inv)
     }
 
-    fn build(id: &UserIdentity) -> Result<Self, String> {
+    fn build(id: &UserIdentity, inv: &Inventory) -> Result<Self, String> {
         let t = types();
         let kind = PrincipalKind::from_identity_type(id.kind.as_deref().unwrap_or("Unknown"));
         let arn = id.arn.as_deref().filter(|s| !s.is_empty());
@@ -265,15 +303,22 @@ impl PrincipalModel {
                         .map(|a| uid(&t.account, a))
                         .into_iter()
                         .collect();
-                    ancestors.push(
-                        Entity::new_with_tags(
-                            role_uid.clone(),
-                            role_attrs,
-                            role_parents.clone(),
-                            [],
-                        )
-                        .map_err(|e| e.to_string())?,
-                    );
+                    let role = inv.roles.get(role_arn);
+                    let mut more = Attrs::default();
+                    if let Some(r) = role {
+                        more.datetime("createDate", r.created);
+                        if r.detailed {
+                            more.strings("attachedPolicies", &r.policies);
+                        }
+                        more.datetime("inventoryTakenAt", r.taken_at);
+                    }
+                    role_attrs.extend(more.0);
+                    ancestors.push(facts::entity(
+                        role_uid.clone(),
+                        Attrs(role_attrs),
+                        role_parents.clone(),
+                        &role_tags(role_arn, inv),
+                    ));
                     parents.push(role_uid);
                     parents.extend(role_parents);
                 }
@@ -285,15 +330,38 @@ impl PrincipalModel {
             }
             _ => {}
         }
+        let known = inventory_facts(
+            kind,
+            id,
+            Who {
+                arn,
+                account: account_id.as_deref(),
+                access_key,
+                role_arn,
+                instance_id,
+            },
+            inv,
+        );
+        attrs.extend(known.attrs.0);
+        for group in &known.groups {
+            parents.push(uid(&t.group, group));
+            ancestors.extend(facts::group_entities(group, inv));
+        }
+        ancestors.extend(known.entities);
         parents.sort_by_key(|u| u.to_string());
         parents.dedup();
         for account in parents.iter().filter(|p| p.type_name() == &t.account) {
-            ancestors.push(account_entity(account.clone()));
+            ancestors.extend(facts::account_entities(account.id().unescaped(), inv));
         }
-        entities.push(
-            Entity::new_with_tags(principal_uid.clone(), attrs, parents, [])
-                .map_err(|e| e.to_string())?,
-        );
+        let tags = facts::with_extra_tags(known.tags, inv, kind.type_name(), entity_id);
+        entities.push(facts::entity(
+            principal_uid.clone(),
+            Attrs(attrs),
+            parents,
+            &tags,
+        ));
+        let mut seen = std::collections::HashSet::new();
+        ancestors.retain(|e| seen.insert(e.uid()));
         entities.extend(ancestors);
         Ok(PrincipalModel {
             kind,
@@ -314,19 +382,113 @@ impl PrincipalModel {
     }
 }
 
-/// `Account::"<id>"` with its one attribute.
-pub fn account_entity(account: EntityUid) -> Entity {
-    let id = account.id().unescaped().to_string();
-    Entity::new_with_tags(
-        account,
-        [(
-            "accountId".to_string(),
-            RestrictedExpression::new_string(id),
-        )],
-        [],
-        [],
-    )
-    .unwrap_or_else(|_| Entity::with_uid(uid(&types().account, "")))
+/// What identifies a principal to the inventory.
+struct Who<'a> {
+    arn: Option<&'a str>,
+    account: Option<&'a str>,
+    access_key: Option<&'a str>,
+    role_arn: Option<&'a str>,
+    instance_id: Option<&'a str>,
+}
+
+/// What the inventory adds to a principal.
+#[derive(Default)]
+struct Known {
+    attrs: Attrs,
+    tags: Tags,
+    /// ARNs of the groups of an IAM user.
+    groups: Vec<String>,
+    /// Entities the attributes refer to (an instance-profile session's instance).
+    entities: Vec<Entity>,
+}
+
+/// A role's tags: from IAM, and from Cedar entities JSON.
+fn role_tags(role_arn: &str, inv: &Inventory) -> Tags {
+    let tags = inv
+        .roles
+        .get(role_arn)
+        .map(|r| r.tags.clone())
+        .unwrap_or_default();
+    facts::with_extra_tags(tags, inv, "Role", role_arn)
+}
+
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    a.max(b)
+}
+
+/// The inventory's facts about a principal: an IAM user's (its groups, tags, credentials), or
+/// for an assumed-role session its role's (tags, policies) and its instance.
+fn inventory_facts(kind: PrincipalKind, id: &UserIdentity, who: Who, inv: &Inventory) -> Known {
+    let mut known = Known::default();
+    if inv.is_empty() {
+        return known;
+    }
+    let mut taken: Option<Timestamp> = None;
+    match kind {
+        PrincipalKind::IamUser => {
+            let name = id.user_name.as_deref().filter(|n| !n.is_empty());
+            let user = inv.user(who.arn, name);
+            // Listing an account's users proves absence; a user known by name only (from
+            // `list-user-tags`) proves nothing about the account.
+            if let Some(listed) = who.account.and_then(|a| inv.users_listed(a)) {
+                let by_arn = who.arn.and_then(|a| inv.users.get(a));
+                known.attrs.bool("inInventory", Some(by_arn.is_some()));
+                taken = later(taken, Some(listed));
+            }
+            if let Some(u) = user {
+                known.attrs.datetime("createDate", u.created);
+                known.attrs.bool("passwordEnabled", u.password_enabled);
+                known.attrs.bool("mfaActive", u.mfa_active);
+                known.attrs.long("activeAccessKeys", u.active_keys);
+                if u.detailed {
+                    known
+                        .attrs
+                        .strings("attachedPolicies", &inv.user_policies(u));
+                    known.groups = u.groups.iter().cloned().collect();
+                }
+                known.tags = u.tags.clone();
+                taken = later(taken, u.taken_at);
+            }
+            if let Some(key) = who.access_key.filter(|k| k.starts_with("AKIA"))
+                && let Some((status, at)) = inv.key_status(key, name, user)
+            {
+                known.attrs.string("accessKeyStatus", Some(status));
+                taken = later(taken, Some(at));
+            }
+        }
+        PrincipalKind::AssumedRole => {
+            if let Some(role_arn) = who.role_arn.filter(|r| !r.is_empty()) {
+                let role = inv.roles.get(role_arn);
+                let role_account = Arn::parse(role_arn).map(|a| a.account).or(who.account);
+                if let Some(listed) = role_account.and_then(|a| inv.roles_listed(a)) {
+                    known.attrs.bool("inInventory", Some(role.is_some()));
+                    taken = later(taken, Some(listed));
+                }
+                if let Some(r) = role {
+                    if r.detailed {
+                        known.attrs.strings("attachedPolicies", &r.policies);
+                    }
+                    taken = later(taken, r.taken_at);
+                }
+                // A session acts with its role's tags (seed 003).
+                known.tags = role_tags(role_arn, inv);
+            }
+            if let Some(i) = who.instance_id.and_then(|i| inv.instances.get(i)) {
+                known
+                    .attrs
+                    .entity("instance", Some(uid(&types().instance, &i.id)));
+                known.entities.extend(facts::instance_entities(i, inv));
+                taken = later(taken, i.taken_at);
+            }
+        }
+        _ => {}
+    }
+    if let Some(in_org) = who.account.and_then(|a| inv.in_organization(a)) {
+        known.attrs.bool("accountInOrganization", Some(in_org));
+        taken = later(taken, inv.organization);
+    }
+    known.attrs.datetime("inventoryTakenAt", taken);
+    known
 }
 
 /// `i-` followed by 8 or 17 hexadecimal digits: an EC2 instance id.
@@ -369,7 +531,7 @@ mod tests {
 
     fn principal(json: &str) -> PrincipalModel {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-        PrincipalModel::from_identity(Some(&raw)).unwrap()
+        PrincipalModel::from_identity(Some(&raw), &Inventory::default()).unwrap()
     }
 
     fn attr(p: &PrincipalModel, name: &str) -> Option<String> {
@@ -445,12 +607,13 @@ mod tests {
         let u = principal(r#"{"type":"Directory","principalId":"x"}"#);
         assert_eq!(u.kind, PrincipalKind::Unknown);
         assert_eq!(attr(&u, "type").as_deref(), Some(r#""Unknown""#));
-        let none = PrincipalModel::from_identity(None).unwrap();
+        let none = PrincipalModel::from_identity(None, &Inventory::default()).unwrap();
         assert_eq!(none.uid.to_string(), r#"Unknown::"unknown""#);
         assert!(
-            PrincipalModel::from_identity(Some(
-                &serde_json::from_str::<Box<RawValue>>("5").unwrap()
-            ))
+            PrincipalModel::from_identity(
+                Some(&serde_json::from_str::<Box<RawValue>>("5").unwrap()),
+                &Inventory::default()
+            )
             .is_err()
         );
     }

@@ -5,9 +5,11 @@
 //! that received the event. Every resource is a `Resource` entity whose id is its ARN; an S3
 //! object is in its bucket, and everything is in its `Account`.
 
-use super::principal::{Arn, PrincipalModel, account_entity};
+use super::facts::{self, Attrs};
+use super::principal::{Arn, PrincipalModel};
 use super::{EventView, Field, types, uid};
-use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use crate::inventory::{Inventory, Tags};
+use cedar_policy::{Entity, EntityUid};
 use serde_json::Value;
 
 /// The attributes of `Resource`, with their Cedar schema types (`?`: optional).
@@ -17,7 +19,13 @@ pub const ATTRIBUTES: &[(&str, &str)] = &[
     ("name?", "String"),
     ("accountId?", "String"),
     ("region?", "String"),
+    // From the inventory: present only when it can tell.
+    ("accountInOrganization?", "Bool"),
+    ("inventoryTakenAt?", "datetime"),
 ];
+
+/// The resource attributes that come from the inventory.
+pub const INVENTORY_ATTRIBUTES: &[&str] = &["accountInOrganization", "inventoryTakenAt"];
 
 /// A resource of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,41 +136,51 @@ impl ResourceModel {
         }
     }
 
-    /// The resource entity, its container, and its account.
-    pub fn entities(&self) -> Vec<Entity> {
+    /// The resource entity, its container, and its account, with the inventory's tags.
+    pub fn entities(&self, inv: &Inventory) -> Vec<Entity> {
         let mut out = Vec::with_capacity(3);
         let mut next = Some(self);
-        let mut accounts: Vec<EntityUid> = Vec::new();
+        let mut accounts: Vec<&str> = Vec::new();
         while let Some(r) = next {
-            out.push(r.entity());
-            if let Some(a) = &r.account_id {
-                let a = uid(&types().account, a);
-                if !accounts.contains(&a) {
-                    accounts.push(a);
-                }
+            out.push(r.entity(inv));
+            if let Some(a) = r.account_id.as_deref()
+                && !accounts.contains(&a)
+            {
+                accounts.push(a);
             }
             next = r.container.as_deref();
         }
-        out.extend(accounts.into_iter().map(account_entity));
+        for a in accounts {
+            out.extend(facts::account_entities(a, inv));
+        }
         out
     }
 
-    fn entity(&self) -> Entity {
-        let mut attrs = vec![(
-            "type".to_string(),
-            RestrictedExpression::new_string(self.kind.clone()),
-        )];
-        for (name, value) in [
-            ("arn", &self.arn),
-            ("name", &self.name),
-            ("accountId", &self.account_id),
-            ("region", &self.region),
-        ] {
-            if let Some(v) = value {
-                attrs.push((
-                    name.to_string(),
-                    RestrictedExpression::new_string(v.clone()),
-                ));
+    fn entity(&self, inv: &Inventory) -> Entity {
+        let mut attrs = Attrs::default();
+        attrs.string("type", Some(&self.kind));
+        attrs.string("arn", self.arn.as_deref());
+        attrs.string("name", self.name.as_deref());
+        attrs.string("accountId", self.account_id.as_deref());
+        attrs.string("region", self.region.as_deref());
+        let mut tags = Tags::new();
+        if !inv.is_empty() {
+            let mut taken = None;
+            if let Some((found, at)) = self.arn.as_deref().and_then(|a| inv.tags_of_resource(a)) {
+                tags = found;
+                taken = at;
+            }
+            if let Some(in_org) = self
+                .account_id
+                .as_deref()
+                .and_then(|a| inv.in_organization(a))
+            {
+                attrs.bool("accountInOrganization", Some(in_org));
+                taken = taken.max(inv.organization);
+            }
+            attrs.datetime("inventoryTakenAt", taken);
+            if self.arn.is_none() {
+                tags = facts::with_extra_tags(tags, inv, "Resource", self.uid.id().unescaped());
             }
         }
         // Ancestors are listed in full, so no transitive closure is needed later.
@@ -180,8 +198,7 @@ impl ResourceModel {
         }
         parents.sort_by_key(|u| u.to_string());
         parents.dedup();
-        Entity::new_with_tags(self.uid.clone(), attrs, parents, [])
-            .unwrap_or_else(|_| Entity::with_uid(self.uid.clone()))
+        facts::entity(self.uid.clone(), attrs, parents, &tags)
     }
 }
 
@@ -420,7 +437,7 @@ mod tests {
             r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/alice","accountId":"123456789012"}"#,
         )
         .unwrap();
-        PrincipalModel::from_identity(Some(&raw)).unwrap()
+        PrincipalModel::from_identity(Some(&raw), &Inventory::default()).unwrap()
     }
 
     fn ids(rs: &[ResourceModel]) -> Vec<String> {
@@ -445,7 +462,7 @@ mod tests {
         );
         assert_eq!(rs[0].name.as_deref(), Some("hoge.txt"));
         let object_entities: Vec<String> = rs[0]
-            .entities()
+            .entities(&Inventory::default())
             .iter()
             .map(|e| e.uid().to_string())
             .collect();
@@ -486,7 +503,7 @@ mod tests {
         );
         assert_eq!(rs[0].name.as_deref(), Some("bob"));
         let entities: Vec<String> = rs[0]
-            .entities()
+            .entities(&Inventory::default())
             .iter()
             .map(|e| e.uid().to_string())
             .collect();

@@ -6,7 +6,8 @@
 use super::Field;
 use super::actions::Catalog;
 use super::context::ATTRS;
-use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind};
+use super::facts::ENTITY_DECLS;
+use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind, ROLE_ATTRIBUTES};
 use super::resource::ATTRIBUTES as RESOURCE_ATTRS;
 use cedar_policy::Schema;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,7 @@ fn attr_line(out: &mut String, name: &str, ty: &str) {
 /// The parent types a principal type may have.
 fn principal_parents(kind: PrincipalKind) -> &'static str {
     match kind {
+        PrincipalKind::IamUser => "Group, Account",
         PrincipalKind::AssumedRole => "Role, Account",
         PrincipalKind::FederatedUser => "IAMUser, Account",
         _ => "Account",
@@ -53,10 +55,28 @@ pub fn schema_text(actions: &BTreeSet<String>) -> String {
     }
     out.push_str("};\n\n");
 
-    out.push_str("entity Account = {\n  \"accountId\": String,\n} tags String;\n\n");
-    out.push_str(
-        "entity Role in [Account] = {\n  \"arn\": String,\n  \"roleName\"?: String,\n  \"accountId\"?: String,\n} tags String;\n\n",
-    );
+    // The inventory's entity types (accounts, groups, instances, addresses, ...).
+    for decl in ENTITY_DECLS {
+        if decl.parents.is_empty() {
+            let _ = writeln!(out, "entity {} = {{", decl.name);
+        } else {
+            let _ = writeln!(
+                out,
+                "entity {} in [{}] = {{",
+                decl.name,
+                decl.parents.join(", ")
+            );
+        }
+        for (name, ty) in decl.attrs {
+            attr_line(&mut out, name, ty);
+        }
+        out.push_str("} tags String;\n\n");
+    }
+    out.push_str("entity Role in [Account] = {\n");
+    for (name, ty) in ROLE_ATTRIBUTES {
+        attr_line(&mut out, name, ty);
+    }
+    out.push_str("} tags String;\n\n");
     // Every principal type has the same attributes, so `principal.<attr>` validates for all.
     for kind in PrincipalKind::ALL {
         let _ = writeln!(

@@ -17,6 +17,9 @@ pub struct Finding {
     pub location: Location,
     /// The event values the deciding policy reads, in the policy's terms.
     pub values: Vec<ReadValue>,
+    /// Caveats, such as an inventory fact taken after the event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Finding {
@@ -210,7 +213,7 @@ impl FindingWriter for JsonWriter<'_> {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 19] = [
+pub const CSV_HEADER: [&str; 20] = [
     "severity",
     "detection",
     "title",
@@ -228,6 +231,7 @@ pub const CSV_HEADER: [&str; 19] = [
     "userAgent",
     "errorCode",
     "values",
+    "notes",
     "file",
     "record",
 ];
@@ -272,6 +276,7 @@ impl FindingWriter for CsvWriter<'_> {
             o(&e.user_agent),
             o(&e.error_code),
             values,
+            f.notes.join("; "),
             f.location.file.clone(),
             f.location.record.to_string(),
         ];
@@ -378,6 +383,9 @@ impl FindingWriter for TableWriter<'_> {
         if !absent.is_empty() {
             block.push_str(&format!("{}{}\n", label("absent"), absent.join(", ")));
         }
+        for n in &f.notes {
+            block.push_str(&format!("{}{}\n", label("note"), t(n)));
+        }
         if let Some(m) = &f.detection.mitre {
             block.push_str(&format!("{}{}\n", label("mitre"), t(m)));
         }
@@ -445,6 +453,7 @@ mod tests {
                     value: None,
                 },
             ],
+            notes: Vec::new(),
         }
     }
 

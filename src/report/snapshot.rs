@@ -37,6 +37,9 @@ fn block(f: &Finding, corpus: Option<&Path>) -> String {
     if !absent.is_empty() {
         s.push_str(&format!("  absent: {}\n", absent.join(", ")));
     }
+    for n in &f.notes {
+        s.push_str(&format!("  note: {}\n", t(n)));
+    }
     if let Some(root) = corpus {
         let file = Path::new(&f.location.file);
         let shown = file.strip_prefix(root).unwrap_or(file);

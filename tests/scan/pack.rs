@@ -150,7 +150,15 @@ fn model_reference_documents_every_attribute() {
             trailcedar::model::PrincipalKind::ALL
                 .iter()
                 .map(|k| k.type_name()),
-        );
+        )
+        .chain(
+            principal::ROLE_ATTRIBUTES
+                .iter()
+                .map(|(n, _)| n.trim_end_matches('?')),
+        )
+        .chain(trailcedar::model::facts::ENTITY_DECLS.iter().flat_map(|d| {
+            std::iter::once(d.name).chain(d.attrs.iter().map(|(n, _)| n.trim_end_matches('?')))
+        }));
     for name in names {
         assert!(
             doc.contains(&format!("`{name}`")),
