@@ -7,9 +7,15 @@
 //!   { "name": "inline", "events": [ { "eventVersion": "1.09", ... } ], "expect": "flag",
 //!     "detections": ["s3-public-canned-acl"],
 //!     "values": { "requestParameters[\"x-amz-acl\"]": "public-read", "errorCode": null } },
-//!   { "name": "a known gap", "log": "...", "expect": "flag", "todo": "needs the bucket policy" }
+//!   { "name": "a known gap", "log": "...", "expect": "flag", "todo": "needs the bucket policy" },
+//!   { "name": "with facts", "log": "...", "inventory": "../../fixtures/inventory", "expect": "flag" }
 //! ] }
 //! ```
+//!
+//! `inventory` (a path or a list of paths, relative to the case file) joins inventory facts, as
+//! `--inventory` does, with `inventoryTime` for files that record no snapshot time. Given at the
+//! top of the file it applies to every case that names none; a case or file without one uses the
+//! command line's `--inventory` (none by default), so cases stay hermetic.
 //!
 //! Every event of a case is checked on its own: `flag` means each event is flagged by the
 //! case's detections (by default, those of the policy file beside it), `allow` that none of them
@@ -55,13 +61,86 @@ pub struct Case {
     /// A known gap: the reason it does not pass yet.
     #[serde(default)]
     pub todo: Option<String>,
+    /// Inventory files or directories, relative to the case file.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub inventory: Option<Vec<PathBuf>>,
+    /// The snapshot time of inventory files that record none.
+    #[serde(default, rename = "inventoryTime")]
+    pub inventory_time: Option<String>,
 }
 
 /// A file of cases.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
+    /// The inventory of every case that names none.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub inventory: Option<Vec<PathBuf>>,
+    #[serde(default, rename = "inventoryTime")]
+    pub inventory_time: Option<String>,
     pub cases: Vec<Case>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<PathBuf>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// An inventory (paths and time) and the engine with it, or why it did not load.
+type Loaded = (Vec<PathBuf>, Option<String>, Result<Engine, String>);
+
+/// Engines with the inventories the cases of a file name, loaded once each.
+struct Engines<'e> {
+    base: &'e Engine,
+    dir: PathBuf,
+    loaded: Vec<Loaded>,
+}
+
+impl<'e> Engines<'e> {
+    /// The engine for a case: with its inventory, or the base engine.
+    fn get(
+        &mut self,
+        paths: Option<&Vec<PathBuf>>,
+        time: Option<&String>,
+    ) -> Result<&Engine, String> {
+        let Some(paths) = paths else {
+            return Ok(self.base);
+        };
+        let known = |(p, t, _): &Loaded| p == paths && t.as_ref() == time;
+        if !self.loaded.iter().any(known) {
+            let engine = self.load(paths, time);
+            self.loaded.push((paths.clone(), time.cloned(), engine));
+        }
+        match self.loaded.iter().find(|l| known(l)) {
+            Some((_, _, engine)) => engine.as_ref().map_err(Clone::clone),
+            None => Err("inventory not loaded".to_string()),
+        }
+    }
+
+    fn load(&self, paths: &[PathBuf], time: Option<&String>) -> Result<Engine, String> {
+        let at = match time {
+            Some(t) => Some(
+                crate::time::Timestamp::parse(t)
+                    .map_err(|e| format!("inventoryTime {t:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        let full: Vec<PathBuf> = paths.iter().map(|p| self.dir.join(p)).collect();
+        let inventory = crate::inventory::Inventory::load(&full, at)
+            .map_err(|e| format!("inventory: {}", e.0.join("; ")))?;
+        Ok(self
+            .base
+            .clone()
+            .with_inventory(std::sync::Arc::new(inventory)))
+    }
 }
 
 /// How a case ended.
@@ -99,12 +178,29 @@ pub fn run_file(engine: &Engine, path: &Path, own: &[String]) -> Result<Vec<Case
     let file: CaseFile =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let mut engines = Engines {
+        base: engine,
+        dir: base.to_path_buf(),
+        loaded: Vec::new(),
+    };
     Ok(file
         .cases
         .iter()
         .map(|case| {
             let detections: Vec<String> = case.detections.clone().unwrap_or_else(|| own.to_vec());
-            let outcome = match run_case(engine, base, case, &detections) {
+            let (inventory, time) = match &case.inventory {
+                Some(paths) => (Some(paths), case.inventory_time.as_ref()),
+                None => (
+                    file.inventory.as_ref(),
+                    case.inventory_time
+                        .as_ref()
+                        .or(file.inventory_time.as_ref()),
+                ),
+            };
+            let outcome = match engines
+                .get(inventory, time)
+                .and_then(|engine| run_case(engine, base, case, &detections))
+            {
                 Ok(failures) if case.todo.is_some() => Outcome::Todo {
                     passes: failures.is_empty(),
                     reason: case.todo.clone().unwrap_or_default(),

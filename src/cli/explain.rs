@@ -29,6 +29,9 @@ pub struct ExplainArgs {
     #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub inventory: super::InventoryArgs,
+
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -37,7 +40,8 @@ pub struct ExplainArgs {
 /// Explains one record; exit code 0, or 1 when the record is flagged.
 pub fn run(args: &ExplainArgs) -> Result<u8, String> {
     let pack = load_pack(&args.policies)?;
-    let engine = Engine::new(pack, AwsRanges::embedded())?;
+    let inventory = args.inventory.load(true)?;
+    let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let input = if args.file.as_os_str() == "-" {
         Input::Stdin
     } else {

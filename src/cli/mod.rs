@@ -15,11 +15,13 @@ pub mod test;
 
 use crate::engine::Severity;
 use crate::engine::pack::{self, PolicySource};
+use crate::inventory::Inventory;
 use crate::time::Timestamp;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(name = "trailcedar", version, about, long_about = None)]
@@ -129,6 +131,50 @@ pub fn use_color(choice: ColorChoice, to_file: bool) -> bool {
         ColorChoice::Auto => {
             !to_file && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
+    }
+}
+
+/// `--inventory` and `--inventory-time`, shared by the commands that evaluate events.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InventoryArgs {
+    /// Inventory facts to join into the entities: AWS CLI output (tags, IAM, credential report,
+    /// access keys, EC2, NAT gateways, VPC endpoints, Elastic IPs, organization accounts) or
+    /// Cedar entities JSON; a file or a directory of them (repeatable).
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub inventory: Vec<PathBuf>,
+
+    /// The snapshot time of inventory files that do not record one (default: each file's
+    /// modification time).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub inventory_time: Option<Timestamp>,
+}
+
+impl InventoryArgs {
+    /// Loads the inventory (empty without `--inventory`); with `describe`, one line per file and
+    /// every conflict on stderr.
+    pub fn load(&self, describe: bool) -> Result<Arc<Inventory>, String> {
+        if self.inventory.is_empty() {
+            return Ok(Arc::new(Inventory::default()));
+        }
+        let inventory = Inventory::load(&self.inventory, self.inventory_time).map_err(|e| {
+            let n = e.0.len();
+            for line in &e.0 {
+                eprintln!("inventory: {}", crate::report::sanitize::terminal(line));
+            }
+            format!("{n} unreadable inventory file(s); nothing was scanned")
+        })?;
+        if describe {
+            for line in inventory.describe() {
+                eprintln!("inventory: {}", crate::report::sanitize::terminal(&line));
+            }
+            for c in &inventory.conflicts {
+                eprintln!(
+                    "inventory: conflict: {}",
+                    crate::report::sanitize::terminal(c)
+                );
+            }
+        }
+        Ok(Arc::new(inventory))
     }
 }
 

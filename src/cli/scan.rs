@@ -63,6 +63,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     pub max_file_size: u64,
 
+    #[command(flatten)]
+    pub inventory: super::InventoryArgs,
+
     /// AWS's ip-ranges.json, to replace the embedded table behind `context.sourceInAws`.
     #[arg(long, value_name = "FILE")]
     pub aws_ip_ranges: Option<PathBuf>,
@@ -155,7 +158,8 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let mode = pack.mode;
     let policy_count = pack.detections.len();
     let origin = pack.origin.clone();
-    let engine = Engine::new(pack, ranges)?;
+    let inventory = args.inventory.load(!args.quiet)?;
+    let engine = Engine::new(pack, ranges)?.with_inventory(inventory);
 
     let inputs = source::resolve(&args.paths, &range);
     let stderr_tty = io::stderr().is_terminal();

@@ -33,6 +33,8 @@ pub struct SnapshotArgs {
     /// Directories of .cedar policies (repeatable). Default: the pack built into trailcedar.
     #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inventory: super::InventoryArgs,
 }
 
 const HEADER: &str = "# trailcedar snapshot: the findings of the pack over the corpus, sorted.\n# Regenerate with `trailcedar snapshot --update`; review the diff like code.\n";
@@ -41,7 +43,8 @@ const HEADER: &str = "# trailcedar snapshot: the findings of the pack over the c
 /// written), 1 when it differs, 2 on errors.
 pub fn run(args: &SnapshotArgs) -> Result<u8, String> {
     let pack = load_pack(&args.policies)?;
-    let engine = Engine::new(pack, AwsRanges::embedded())?;
+    let inventory = args.inventory.load(false)?;
+    let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let inputs = source::resolve(&args.corpus, &TimeRange::default());
     let mut findings = Vec::new();
     let summary = scan::run(&engine, &inputs, &ScanOptions::default(), &(), &mut |r| {

@@ -16,6 +16,9 @@ pub struct TestArgs {
     #[arg(short, long, value_name = "DIR", default_value = "policies")]
     pub policies: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub inventory: super::InventoryArgs,
+
     /// Also write the results as JUnit XML, for CI systems.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -92,7 +95,8 @@ impl CaseResult {
 /// Runs the tests; exit code 0 when every case passes, 1 otherwise, 2 on errors.
 pub fn run(args: &TestArgs) -> Result<u8, String> {
     let pack = load_pack(&args.policies)?;
-    let engine = Engine::new(pack, AwsRanges::embedded())?;
+    let inventory = args.inventory.load(false)?;
+    let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let report = run_cases(&engine, args.filter.as_deref());
     let mut out = String::new();
     let mut current: Option<&Path> = None;

@@ -29,6 +29,7 @@ pub struct CandidateSet {
 
 type PerKind = [Arc<CandidateSet>; PrincipalKind::ALL.len()];
 
+#[derive(Clone)]
 struct ServiceIndex {
     names: HashMap<String, usize>,
     /// For actions of the service that no policy names exactly.
@@ -36,6 +37,7 @@ struct ServiceIndex {
 }
 
 /// Lookup from (service, eventName, principal kind) to a [`CandidateSet`].
+#[derive(Clone)]
 pub struct Index {
     services: HashMap<String, ServiceIndex>,
     /// For services no policy names.

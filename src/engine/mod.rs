@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 pub use pack::{Detection, Severity};
 
-/// A pack ready to evaluate events.
+/// A pack ready to evaluate events. Cloning it is cheap next to loading (the policies are
+/// shared), and gives an engine that can take another inventory.
+#[derive(Clone)]
 pub struct Engine {
     pub pack: Pack,
     pub ranges: AwsRanges,

@@ -111,7 +111,7 @@ pub enum Mode {
 }
 
 /// A loaded, validated pack.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pack {
     pub detections: Vec<Detection>,
     pub mode: Mode,

@@ -29,6 +29,8 @@ pub type Tags = BTreeMap<String, String>;
 pub enum TimeSource {
     /// Recorded in the file (the credential report's `GeneratedTime`).
     Content,
+    /// A date in the file's path: `inventory/2024-05-13/instances.json`.
+    Path,
     /// `--inventory-time`.
     Flag,
     /// The file's modification time.
@@ -39,6 +41,7 @@ impl fmt::Display for TimeSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TimeSource::Content => "recorded in the file",
+            TimeSource::Path => "the date in its path",
             TimeSource::Flag => "--inventory-time",
             TimeSource::Modified => "the file's modification time",
         })
@@ -341,11 +344,16 @@ impl Inventory {
         let bytes =
             crate::decode::read_all(std::io::BufReader::new(file), 1 << 30, 0).map_err(|e| e.0)?;
         let text = crate::decode::as_text(&bytes).map_err(|e| e.0)?;
-        let (time, source) = match (kinds::recorded_time(text), flag_time, modified) {
-            (Some(t), _, _) => (t, TimeSource::Content),
+        let recorded = kinds::recorded_time(text)
+            .map(|t| (t, TimeSource::Content))
+            .or_else(|| date_in_path(path).map(|t| (t, TimeSource::Path)));
+        let (time, source) = match (recorded, flag_time, modified) {
+            (Some(r), _, _) => r,
             (None, Some(t), _) => (t, TimeSource::Flag),
             (None, None, Some(t)) => (t, TimeSource::Modified),
-            (None, None, None) => return Err("no snapshot time: pass --inventory-time".to_string()),
+            (None, None, None) => {
+                return Err("no snapshot time: pass --inventory-time".to_string());
+            }
         };
         let mut loaded = kinds::Loaded::default();
         kinds::read(text, time, &mut loaded)?;
@@ -670,6 +678,63 @@ impl Inventory {
     }
 }
 
+/// The snapshot time a path records: the nearest file or directory name holding a date,
+/// `YYYY-MM-DD`, optionally followed by a time `THH:MM:SS` (or `THH-MM-SS`, `THHMMSS`) in UTC:
+/// `inventory/2024-05-13/instances.json`, `instances-2024-05-13T0900Z.json` does not count
+/// (hours and minutes alone), `instances-2024-05-13T090000Z.json` does.
+pub fn date_in_path(path: &Path) -> Option<Timestamp> {
+    path.components()
+        .rev()
+        .filter_map(|c| c.as_os_str().to_str())
+        .find_map(date_in_name)
+}
+
+fn date_in_name(name: &str) -> Option<Timestamp> {
+    let b = name.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let digits = |from: usize, n: usize| (from..from + n).all(digit);
+    for i in 0..b.len() {
+        let date = digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2);
+        if !date || (i > 0 && digit(i - 1)) || digit(i + 10) {
+            continue;
+        }
+        let day = &name[i..i + 10];
+        // An optional time: `T` and six digits, separated by `:`, `-` or nothing.
+        let mut time = None;
+        if matches!(b.get(i + 10), Some(b'T' | b't')) {
+            let mut j = i + 11;
+            let mut parts = Vec::with_capacity(3);
+            for k in 0..3 {
+                if k > 0 && matches!(b.get(j), Some(b':' | b'-')) {
+                    j += 1;
+                }
+                if !digits(j, 2) {
+                    break;
+                }
+                parts.push(&name[j..j + 2]);
+                j += 2;
+            }
+            if let [h, m, sec] = parts.as_slice()
+                && !digit(j)
+            {
+                time = Some(format!("{h}:{m}:{sec}"));
+            }
+        }
+        let text = match time {
+            Some(t) => format!("{day}T{t}Z"),
+            None => day.to_string(),
+        };
+        if let Ok(t) = Timestamp::parse(&text) {
+            return Some(t);
+        }
+    }
+    None
+}
+
 fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
@@ -739,11 +804,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> Inventory {
-        Inventory::load(
-            &[PathBuf::from("fixtures/inventory")],
-            Timestamp::parse("2024-05-13T00:00:00Z").ok(),
-        )
-        .unwrap()
+        Inventory::load(&[PathBuf::from("fixtures/inventory")], None).unwrap()
     }
 
     #[test]
@@ -822,6 +883,103 @@ mod tests {
                 .and_then(|t| t.get("owner"))
                 .map(String::as_str),
             Some("platform")
+        );
+    }
+
+    #[test]
+    fn every_file_takes_the_date_of_its_directory() {
+        let inv = fixtures();
+        for f in &inv.files {
+            assert_eq!(f.taken_at.to_string(), "2024-05-13T00:00:00Z", "{}", f.path);
+            if !f.kinds.contains("iam get-credential-report") {
+                assert_eq!(f.time_source, TimeSource::Path, "{}", f.path);
+            }
+        }
+    }
+
+    #[test]
+    fn dates_in_paths() {
+        let at = |p: &str| date_in_path(Path::new(p)).map(|t| t.to_string());
+        assert_eq!(
+            at("inv/2024-05-13/instances.json").as_deref(),
+            Some("2024-05-13T00:00:00Z")
+        );
+        assert_eq!(
+            at("2024-01-01/instances-2024-05-13T09:30:15.json").as_deref(),
+            Some("2024-05-13T09:30:15Z"),
+            "the nearest name wins"
+        );
+        assert_eq!(
+            at("instances-2024-05-13T093015Z.json").as_deref(),
+            Some("2024-05-13T09:30:15Z")
+        );
+        assert_eq!(
+            at("instances-2024-05-13T0930Z.json").as_deref(),
+            Some("2024-05-13T00:00:00Z"),
+            "an incomplete time is ignored, the date kept"
+        );
+        assert_eq!(at("12024-05-13/instances.json"), None, "no digits around");
+        assert_eq!(at("2024-13-01/instances.json"), None, "no such month");
+        assert_eq!(at("inventory/instances.json"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        let office = Cidr::parse("198.51.100.0/26").unwrap();
+        assert!(office.contains("198.51.100.63".parse().unwrap()));
+        assert!(!office.contains("198.51.100.64".parse().unwrap()));
+        assert!(!office.contains("2001:db8::1".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8:1200::/48").unwrap();
+        assert!(v6.contains("2001:db8:1200:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db8:1201::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert_eq!(Cidr::parse("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("10.0.0.0/x").is_none());
+        assert!(Cidr::parse("office").is_none());
+        let inv = fixtures();
+        let a = inv.address("198.51.100.7".parse().unwrap()).unwrap();
+        assert_eq!(a.networks, BTreeSet::from(["tokyo-office".to_string()]));
+        assert!(a.instances.is_empty());
+    }
+
+    #[test]
+    fn access_key_status() {
+        let inv = fixtures();
+        let status = |key: &str, user: &str| {
+            let u = inv.user(
+                Some(&format!("arn:aws:iam::123456789012:user/{user}")),
+                Some(user),
+            );
+            inv.key_status(key, Some(user), u)
+                .map(|(s, _)| s.to_string())
+        };
+        assert_eq!(
+            status("AKIAQ4BT4DHFLEAKED01", "deploy-bot").as_deref(),
+            Some("Active")
+        );
+        assert_eq!(
+            status("AKIAQ4BT4DHFOLDBATCH", "old-batch").as_deref(),
+            Some("Inactive")
+        );
+        assert_eq!(
+            status("AKIAQ4BT4DHFLEAKED01", "alice").as_deref(),
+            Some("Unknown"),
+            "another user's key"
+        );
+        assert_eq!(
+            status("AKIAQ4BT4DHFNOTLISTED", "deploy-bot").as_deref(),
+            Some("Unknown"),
+            "the user's keys were listed without it"
+        );
+        assert_eq!(
+            status("AKIAQ4BT4DHFNOTLISTED", "nobody"),
+            None,
+            "cannot tell"
         );
     }
 }
