@@ -153,7 +153,7 @@ fn read_value(v: &Value, at: Timestamp, out: &mut Loaded, depth: u8) -> Result<(
             } else {
                 let keys: Vec<&str> = map.keys().map(String::as_str).take(5).collect();
                 Err(format!(
-                    "not an inventory this version reads (keys {keys:?}); see docs/model.md for the AWS CLI outputs it reads"
+                    "not an inventory this version reads (keys {keys:?}); the README (Inventory) lists the AWS CLI outputs it reads"
                 ))
             }
         }

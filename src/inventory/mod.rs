@@ -268,6 +268,13 @@ pub struct Inventory {
     pub entity_tags: HashMap<(String, String), Tags>,
     pub networks: Vec<NetworkFacts>,
     addresses: HashMap<IpAddr, AddressFacts>,
+    /// Secrets Manager ARNs by the ARN without the random suffix AWS appends (`-AbCdEf`):
+    /// CloudTrail names a secret as it was asked for, often by name.
+    secrets: HashMap<String, String>,
+    /// IAM user and role ARNs by `user:<account>:<name>` / `role:<account>:<name>`: an ARN with
+    /// a path (`role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_...`) is found from one
+    /// without, and the other way round.
+    iam_names: HashMap<String, String>,
     /// Facts two files disagree on: reported, the later snapshot kept.
     pub conflicts: Vec<String>,
 }
@@ -330,6 +337,8 @@ impl Inventory {
             return Err(InventoryError(errors));
         }
         inventory.index_addresses();
+        inventory.index_secrets();
+        inventory.index_iam_names();
         Ok(inventory)
     }
 
@@ -521,6 +530,28 @@ impl Inventory {
         self.addresses = index;
     }
 
+    fn index_iam_names(&mut self) {
+        let users = self.users.keys().map(|a| ("user", a));
+        let roles = self.roles.keys().map(|a| ("role", a));
+        self.iam_names = users
+            .chain(roles)
+            .filter_map(|(kind, arn)| Some((iam_name_key(kind, arn)?, arn.clone())))
+            .collect();
+    }
+
+    fn index_secrets(&mut self) {
+        self.secrets = self
+            .resource_tags
+            .keys()
+            .filter(|arn| arn.contains(":secretsmanager:") && arn.contains(":secret:"))
+            .filter_map(|arn| {
+                let (name, suffix) = arn.rsplit_once('-')?;
+                (suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()))
+                    .then(|| (name.to_string(), arn.clone()))
+            })
+            .collect();
+    }
+
     /// What the inventory says an address is; `None` when it names no such address.
     pub fn address(&self, ip: IpAddr) -> Option<AddressFacts> {
         let mut found = self.addresses.get(&ip).cloned();
@@ -559,9 +590,23 @@ impl Inventory {
     }
 
     /// An IAM user by ARN, else by name (from `list-user-tags`, which gives no ARN).
+    /// The ARN may carry the user's path or not.
     pub fn user(&self, arn: Option<&str>, name: Option<&str>) -> Option<&UserFacts> {
-        arn.and_then(|a| self.users.get(a))
-            .or_else(|| name.and_then(|n| self.users.get(&format!("name:{n}"))))
+        arn.and_then(|a| {
+            self.users.get(a).or_else(|| {
+                let full = self.iam_names.get(&iam_name_key("user", a)?)?;
+                self.users.get(full)
+            })
+        })
+        .or_else(|| name.and_then(|n| self.users.get(&format!("name:{n}"))))
+    }
+
+    /// An IAM role by ARN, with or without its path.
+    pub fn role(&self, arn: &str) -> Option<&RoleFacts> {
+        self.roles.get(arn).or_else(|| {
+            let full = self.iam_names.get(&iam_name_key("role", arn)?)?;
+            self.roles.get(full)
+        })
     }
 
     /// When the IAM users of an account were listed; then a user not in the inventory did not
@@ -613,15 +658,20 @@ impl Inventory {
     /// has no objects), or for an IAM user or role those from IAM; with Cedar entities JSON tags.
     pub fn tags_of_resource(&self, arn: &str) -> Option<(Tags, Option<Timestamp>)> {
         let mut found: Option<(Tags, Option<Timestamp>)> = None;
-        if let Some((tags, at)) = self.resource_tags.get(arn) {
+        let secret = || {
+            self.secrets
+                .get(arn)
+                .and_then(|a| self.resource_tags.get(a))
+        };
+        if let Some((tags, at)) = self.resource_tags.get(arn).or_else(secret) {
             found = Some((tags.clone(), Some(*at)));
         } else if let Some(bucket) = s3_bucket_of_object(arn)
             && let Some((tags, at)) = self.resource_tags.get(&bucket)
         {
             found = Some((tags.clone(), Some(*at)));
-        } else if let Some(u) = self.users.get(arn) {
+        } else if let Some(u) = self.user(Some(arn), None) {
             found = Some((u.tags.clone(), u.taken_at));
-        } else if let Some(r) = self.roles.get(arn) {
+        } else if let Some(r) = self.role(arn) {
             found = Some((r.tags.clone(), r.taken_at));
         } else if let Some(i) = instance_id_of_arn(arn).and_then(|id| self.instances.get(id)) {
             found = Some((i.tags.clone(), i.taken_at));
@@ -676,6 +726,22 @@ impl Inventory {
             })
             .collect()
     }
+}
+
+/// `user:<account>:<name>` for `arn:aws:iam::<account>:user/<path/><name>`.
+fn iam_name_key(kind: &str, arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, service, _, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let rest = resource.strip_prefix(kind)?.strip_prefix('/')?;
+    let name = rest.rsplit('/').next()?;
+    (service == "iam" && !name.is_empty()).then(|| format!("{kind}:{account}:{name}"))
 }
 
 /// The snapshot time a path records: the nearest file or directory name holding a date,
@@ -878,6 +944,29 @@ mod tests {
             role_tags.get("service").map(String::as_str),
             Some("logging")
         );
+        // A role named with or without its path.
+        let sso =
+            "arn:aws:iam::123456789012:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef";
+        assert!(inv.role(sso).is_some());
+        assert!(
+            !inv.roles.contains_key(sso),
+            "the inventory has it with its path"
+        );
+        assert!(
+            inv.role("arn:aws:iam::123456789012:role/other/path/log-uploader")
+                .is_some()
+        );
+        assert!(
+            inv.role("arn:aws:iam::210987654321:role/log-uploader")
+                .is_none()
+        );
+        // A secret named without the suffix AWS appends to its ARN.
+        let (tags, _) = inv
+            .tags_of_resource(
+                "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:prod/db/password",
+            )
+            .unwrap();
+        assert_eq!(tags.get("service").map(String::as_str), Some("billing"));
         assert_eq!(
             inv.extra_tags("Role", "arn:aws:iam::123456789012:role/log-uploader")
                 .and_then(|t| t.get("owner"))

@@ -303,7 +303,7 @@ impl PrincipalModel {
                         .map(|a| uid(&t.account, a))
                         .into_iter()
                         .collect();
-                    let role = inv.roles.get(role_arn);
+                    let role = inv.role(role_arn);
                     let mut more = Attrs::default();
                     if let Some(r) = role {
                         more.datetime("createDate", r.created);
@@ -405,8 +405,7 @@ struct Known {
 /// A role's tags: from IAM, and from Cedar entities JSON.
 fn role_tags(role_arn: &str, inv: &Inventory) -> Tags {
     let tags = inv
-        .roles
-        .get(role_arn)
+        .role(role_arn)
         .map(|r| r.tags.clone())
         .unwrap_or_default();
     facts::with_extra_tags(tags, inv, "Role", role_arn)
@@ -431,8 +430,7 @@ fn inventory_facts(kind: PrincipalKind, id: &UserIdentity, who: Who, inv: &Inven
             // Listing an account's users proves absence; a user known by name only (from
             // `list-user-tags`) proves nothing about the account.
             if let Some(listed) = who.account.and_then(|a| inv.users_listed(a)) {
-                let by_arn = who.arn.and_then(|a| inv.users.get(a));
-                known.attrs.bool("inInventory", Some(by_arn.is_some()));
+                known.attrs.bool("inInventory", Some(user.is_some()));
                 taken = later(taken, Some(listed));
             }
             if let Some(u) = user {
@@ -458,7 +456,7 @@ fn inventory_facts(kind: PrincipalKind, id: &UserIdentity, who: Who, inv: &Inven
         }
         PrincipalKind::AssumedRole => {
             if let Some(role_arn) = who.role_arn.filter(|r| !r.is_empty()) {
-                let role = inv.roles.get(role_arn);
+                let role = inv.role(role_arn);
                 let role_account = Arn::parse(role_arn).map(|a| a.account).or(who.account);
                 if let Some(listed) = role_account.and_then(|a| inv.roles_listed(a)) {
                     known.attrs.bool("inInventory", Some(role.is_some()));
@@ -633,5 +631,119 @@ mod tests {
         assert!(is_instance_id("i-1a2b3c4d"));
         assert!(!is_instance_id("i-xyz"));
         assert!(!is_instance_id("botocore-session-1656375659"));
+    }
+
+    fn with_inventory(json: &str) -> PrincipalModel {
+        let inv = Inventory::load(&[std::path::PathBuf::from("fixtures/inventory")], None).unwrap();
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        PrincipalModel::from_identity(Some(&raw), &inv).unwrap()
+    }
+
+    fn tag(p: &PrincipalModel, key: &str) -> Option<String> {
+        p.entities[0].tag(key).map(|v| v.unwrap().to_string())
+    }
+
+    #[test]
+    fn an_iam_user_with_its_inventory() {
+        let alice = with_inventory(
+            r#"{"type":"IAMUser","principalId":"AIDAQ4BT4DHFALICE0001","arn":"arn:aws:iam::123456789012:user/alice",
+            "accountId":"123456789012","accessKeyId":"AKIAQ4BT4DHFALICE001","userName":"alice"}"#,
+        );
+        assert_eq!(attr(&alice, "inInventory").as_deref(), Some("true"));
+        assert_eq!(attr(&alice, "mfaActive").as_deref(), Some("true"));
+        assert_eq!(attr(&alice, "activeAccessKeys").as_deref(), Some("1"));
+        assert_eq!(
+            attr(&alice, "accessKeyStatus").as_deref(),
+            Some(r#""Active""#)
+        );
+        assert_eq!(
+            attr(&alice, "accountInOrganization").as_deref(),
+            Some("true")
+        );
+        assert!(
+            attr(&alice, "attachedPolicies")
+                .unwrap()
+                .contains("arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            "its group's policies"
+        );
+        assert_eq!(tag(&alice, "service").as_deref(), Some(r#""web""#));
+        let parents: Vec<String> = alice.entities[0]
+            .clone()
+            .into_inner()
+            .2
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            parents.contains(
+                &r#"Group::"arn:aws:iam::123456789012:group/web-developers""#.to_string()
+            ),
+            "{parents:?}"
+        );
+        let ancestors: Vec<String> = alice.entities.iter().map(|e| e.uid().to_string()).collect();
+        assert!(
+            ancestors.contains(&r#"Organization::"o-a1b2c3d4e5""#.to_string()),
+            "{ancestors:?}"
+        );
+
+        let stranger = with_inventory(
+            r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/backup-admin","accountId":"123456789012",
+            "accessKeyId":"AKIAQ4BT4DHFBACKUP01","userName":"backup-admin"}"#,
+        );
+        assert_eq!(attr(&stranger, "inInventory").as_deref(), Some("false"));
+        assert_eq!(attr(&stranger, "accessKeyStatus"), None, "cannot tell");
+        let staging = with_inventory(
+            r#"{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ci","accountId":"111122223333",
+            "accessKeyId":"AKIAQ4BT4DHFSTAGING1","userName":"ci"}"#,
+        );
+        assert_eq!(
+            attr(&staging, "inInventory"),
+            None,
+            "its users were not listed"
+        );
+        assert_eq!(
+            attr(&staging, "accountInOrganization").as_deref(),
+            Some("true")
+        );
+        let foreign = with_inventory(
+            r#"{"type":"IAMUser","arn":"arn:aws:iam::444455556666:user/chibayuki","accountId":"444455556666",
+            "accessKeyId":"AKIAZZ7FOREIGNKEY001","userName":"chibayuki"}"#,
+        );
+        assert_eq!(
+            attr(&foreign, "accountInOrganization").as_deref(),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn a_session_with_its_role_and_instance() {
+        let s = with_inventory(
+            r#"{"type":"AssumedRole","principalId":"AROAQ4BT4DHFO2FNYZAOZ:i-0f48040475b4f3464",
+            "arn":"arn:aws:sts::123456789012:assumed-role/log-uploader/i-0f48040475b4f3464",
+            "accountId":"123456789012","accessKeyId":"ASIAQ4BT4DHFUPLOADER2",
+            "sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::123456789012:role/log-uploader",
+            "accountId":"123456789012","userName":"log-uploader"},"attributes":{"mfaAuthenticated":"false"}}}"#,
+        );
+        assert_eq!(
+            tag(&s, "service").as_deref(),
+            Some(r#""logging""#),
+            "the role's tag"
+        );
+        assert_eq!(
+            tag(&s, "owner").as_deref(),
+            Some(r#""platform""#),
+            "from entities JSON"
+        );
+        assert_eq!(attr(&s, "inInventory").as_deref(), Some("true"));
+        assert_eq!(
+            attr(&s, "instance").as_deref(),
+            Some(r#"Instance::"i-0f48040475b4f3464""#)
+        );
+        assert!(
+            s.entities
+                .iter()
+                .any(|e| e.uid().to_string() == r#"Instance::"i-0f48040475b4f3464""#)
+        );
+        assert!(attr(&s, "inventoryTakenAt").is_some());
     }
 }

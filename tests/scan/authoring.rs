@@ -6,7 +6,7 @@ use std::path::Path;
 /// A copy of the shipped pack and its fixtures in a temporary directory, laid out as in the repo.
 fn pack_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for top in ["policies", "fixtures/events"] {
+    for top in ["policies", "fixtures/events", "fixtures/inventory"] {
         for entry in walkdir::WalkDir::new(top)
             .into_iter()
             .filter_map(Result::ok)
@@ -38,7 +38,7 @@ fn check_accepts_the_shipped_pack_and_points_at_typos() {
     let (code, _, err) = trailcedar(&["check", "-p", "policies", "--strict"], None);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("15 policies in 15 file(s) valid in strict mode, 0 warning(s)"),
+        err.contains("21 policies in 21 file(s) valid in strict mode, 0 warning(s)"),
         "{err}"
     );
 
@@ -71,7 +71,7 @@ fn check_accepts_the_shipped_pack_and_points_at_typos() {
     assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
     assert!(err.contains("user_created.cedar:"), "{err}");
     assert!(
-        err.contains("2 error(s) in 15 file(s)"),
+        err.contains("2 error(s) in 21 file(s)"),
         "one per mistake, not one per principal type: {err}"
     );
 }
@@ -80,8 +80,8 @@ fn check_accepts_the_shipped_pack_and_points_at_typos() {
 fn test_runs_every_case_and_reports_failures() {
     let (code, out, err) = trailcedar(&["test", "-p", "policies"], None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.ends_with("30 passed, 0 failed\n"), "{out}");
-    assert!(out.contains("2 todo (known gaps, not counted)"), "{out}");
+    assert!(out.ends_with("51 passed, 0 failed\n"), "{out}");
+    assert!(out.contains("1 todo (known gaps, not counted)"), "{out}");
     assert!(
         !err.contains("warning"),
         "every detection has a flagging case and a near miss: {err}"
@@ -103,9 +103,9 @@ fn test_runs_every_case_and_reports_failures() {
     assert_eq!(code, 1);
     assert!(out.contains("FAIL  public-read PutObject"), "{out}");
     assert!(out.contains("expected s3-public-canned-acl to flag it, but it was allowed; it read: requestParameters[\"x-amz-acl\"] = \"public-read\""), "{out}");
-    assert!(out.ends_with("29 passed, 1 failed\n"), "{out}");
+    assert!(out.ends_with("50 passed, 1 failed\n"), "{out}");
     let xml = std::fs::read_to_string(junit).unwrap();
-    assert!(xml.contains("tests=\"32\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("tests=\"52\" failures=\"1\""), "{xml}");
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn explain_shows_the_request_and_each_candidate() {
         out.contains("\"x-amz-acl\": \"public-read\""),
         "entities as Cedar JSON: {out}"
     );
-    assert!(out.contains("candidates: 3 of 15 policies"), "{out}");
+    assert!(out.contains("candidates: 7 of 21 policies"), "{out}");
     assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
     assert!(out.contains("Deny (s3-public-canned-acl)"), "{out}");
     let (code, json, _) = trailcedar(
@@ -291,12 +291,16 @@ fn where_lists_an_investigation_in_time_order() {
     );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 26, "{out}");
+    assert_eq!(lines.len(), 28, "{out}");
     let times: Vec<&str> = lines.iter().map(|l| &l[..20]).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "in time order");
-    assert!(lines[0].contains("sts:GetCallerIdentity"), "{out}");
+    let first = |call: &str| lines.iter().position(|l| l.contains(call));
+    assert!(
+        first("sts:GetCallerIdentity") < first("iam:CreateAccessKey"),
+        "the intruder asks who it is first: {out}"
+    );
     assert!(
         out.contains("iam:CreateAccessKey") && out.contains("cloudtrail:StopLogging"),
         "{out}"

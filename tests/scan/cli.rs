@@ -167,13 +167,32 @@ fn standard_input_and_output_files() {
 
 #[test]
 fn summary_accounts_for_the_sample_archive() {
-    let (_, out, err) = trailcedar(&["scan", "--color", "never", "fixtures/archive"], None);
+    // The README's command.
+    let (_, out, err) = trailcedar(
+        &[
+            "scan",
+            "--color",
+            "never",
+            "--inventory",
+            "fixtures/inventory",
+            "fixtures/archive",
+        ],
+        None,
+    );
     assert!(
-        err.contains("15 policies from embedded pack (detection mode)"),
+        err.contains("21 policies from embedded pack (detection mode)"),
         "{err}"
     );
+    assert!(
+        err.contains("inventory: fixtures/inventory/2024-05-13/credential-report.json: iam get-credential-report, 6 fact(s), taken 2024-05-13T00:00:00Z (recorded in the file)"),
+        "each inventory file and its snapshot time: {err}"
+    );
+    assert!(
+        out.contains("because   source.instances = [Instance::\"i-0989653702d4b4d51\", Instance::\"i-0aa11bb22cc33dd44\"]"),
+        "seed 000: the instances behind the NAT gateway: {out}"
+    );
     assert!(err.contains("files skipped: 1 digest, 1 Insights"), "{err}");
-    assert!(err.contains("events: 1303 read = 1303 evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected"), "{err}");
+    assert!(err.contains("events: 1337 read = 1337 evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected"), "{err}");
     assert!(
         out.contains("because   requestParameters[\"x-amz-acl\"] = \"public-read\""),
         "seed 002 explained: {out}"

@@ -3,6 +3,7 @@
 mod authoring;
 mod cli;
 mod hostile;
+mod inventory;
 mod pack;
 mod pipeline;
 mod snapshots;

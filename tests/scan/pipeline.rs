@@ -7,10 +7,10 @@ use trailcedar::scan::ScanOptions;
 
 #[test]
 fn sample_archive_accounts_for_every_file_and_event() {
-    let (findings, s) = scan(shipped(), &["fixtures/archive"]);
+    let (findings, s) = scan(shipped_with_inventory(), &["fixtures/archive"]);
     assert!(s.balanced(), "{}", s.render());
     assert!(!s.has_errors(), "{}", s.render());
-    assert_eq!(s.files_read, 12);
+    assert_eq!(s.files_read, 13);
     assert_eq!((s.files_skipped_digest, s.files_skipped_insight), (1, 1));
     assert_eq!(s.events_read, s.events_evaluated);
     assert_eq!(s.findings as usize, findings.len());
@@ -27,12 +27,45 @@ fn sample_archive_accounts_for_every_file_and_event() {
         "root-access-key-created",
         "cloudtrail-logging-impaired",
         "sts-get-caller-identity-long-term-key",
+        "inventory-cross-service-access",
+        "inventory-long-term-key-on-instance",
+        "inventory-foreign-credentials-on-our-network",
+        "inventory-foreign-bucket-write",
+        "inventory-access-key-not-active",
+        "inventory-user-not-in-inventory",
     ] {
         assert!(
             findings.iter().any(|f| f.detection.id == id),
             "{id} missing"
         );
     }
+}
+
+#[test]
+fn inventory_detections_are_silent_without_inventory() {
+    let (with, _) = scan(shipped_with_inventory(), &["fixtures/archive"]);
+    let (without, s) = scan(shipped(), &["fixtures/archive"]);
+    assert!(!s.has_errors(), "{}", s.render());
+    assert!(
+        without
+            .iter()
+            .all(|f| !f.detection.id.starts_with("inventory-")),
+        "{}",
+        render(&without)
+    );
+    // The rest of the pack decides alike, save the instance-credentials rule, which compares
+    // the caller's address with the instance's own when it can.
+    let others = |fs: &[trailcedar::report::Finding]| {
+        let mut v: Vec<String> = fs
+            .iter()
+            .filter(|f| !f.detection.id.starts_with("inventory-"))
+            .filter(|f| f.detection.id != "ec2-instance-credentials-used-outside-aws")
+            .map(|f| format!("{} {}", f.detection.id, f.event.event_id))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(others(&with), others(&without));
 }
 
 #[test]
@@ -65,7 +98,7 @@ fn time_window_skips_files_by_path_and_events_by_time() {
     assert!(none.is_empty());
     assert_eq!(
         (s.files_read, s.files_skipped_out_of_range, s.events_read),
-        (0, 12, 0)
+        (0, 13, 0)
     );
 }
 

@@ -19,6 +19,18 @@ pub fn shipped() -> &'static Engine {
     })
 }
 
+/// The shipped pack with the fixture inventory (`fixtures/inventory`), as the README runs it.
+pub fn shipped_with_inventory() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let inventory =
+            trailcedar::inventory::Inventory::load(&[PathBuf::from("fixtures/inventory")], None)
+                .expect("fixtures/inventory loads");
+        let sources = pack::sources_from_dir(Path::new("policies")).expect("policies/ loads");
+        engine_from(sources).with_inventory(std::sync::Arc::new(inventory))
+    })
+}
+
 /// An engine from policy sources; panics with the diagnostics if they do not load.
 pub fn engine_from(sources: Vec<PolicySource>) -> Engine {
     let pack = pack::load(sources, "test").unwrap_or_else(|e| panic!("{e}"));
