@@ -6,6 +6,9 @@
 //! fastest of N runs, as other load on the machine only ever slows a run down), `--corpus DIR`
 //! (default `target/bench-corpus/...`, generated once and reused).
 //!
+//! `--inventory-resources N` (100000) and `--inventory-users N` (10000) size the generated
+//! inventory of the `+inv` runs, which join it into every event (`scan --inventory`).
+//!
 //! Each measurement runs in a child process so that its peak resident memory (VmHWM) is its own.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use std::time::Instant;
 use trailcedar::corpus::{self, CorpusSpec};
 use trailcedar::engine::Engine;
 use trailcedar::engine::pack;
+use trailcedar::inventory::Inventory;
 use trailcedar::model::aws_ranges::AwsRanges;
 use trailcedar::scan::{self, ScanOptions};
 use trailcedar::source::{self, TimeRange};
@@ -34,15 +38,23 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The measured run, in the child process: prints `events seconds peak_mb findings`.
-fn child(mode: &str, dir: &Path, threads: usize) {
+/// The measured run, in the child process: prints `events seconds peak_mb findings bytes
+/// inventory_load_seconds`.
+fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .expect("thread pool");
     let start = Instant::now();
     let pack = pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
-    let engine = Engine::new(pack, AwsRanges::embedded()).expect("index");
+    let mut engine = Engine::new(pack, AwsRanges::embedded()).expect("index");
+    let mut load_secs = 0.0;
+    if let Some(inv) = inventory {
+        let t = Instant::now();
+        let inventory = Inventory::load(&[inv.to_path_buf()], None).expect("inventory loads");
+        load_secs = t.elapsed().as_secs_f64();
+        engine = engine.with_inventory(std::sync::Arc::new(inventory));
+    }
     let inputs = source::resolve(&[dir.to_path_buf()], &TimeRange::default());
     let opts = ScanOptions {
         evaluate: mode == "full",
@@ -61,7 +73,7 @@ fn child(mode: &str, dir: &Path, threads: usize) {
         summary.render()
     );
     println!(
-        "{} {secs} {} {findings} {}",
+        "{} {secs} {} {findings} {} {load_secs}",
         summary.events_read,
         peak_rss_mb(),
         summary.bytes_read
@@ -75,12 +87,13 @@ struct Run {
     peak_mb: f64,
     findings: u64,
     bytes: u64,
+    load_secs: f64,
 }
 
 /// The fastest of `repeat` runs (the largest peak memory among them).
-fn best_of(repeat: usize, mode: &str, dir: &Path, threads: usize) -> Run {
+fn best_of(repeat: usize, mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     let runs: Vec<Run> = (0..repeat.max(1))
-        .map(|_| measure(mode, dir, threads))
+        .map(|_| measure(mode, dir, threads, inv))
         .collect();
     let peak = runs.iter().map(|r| r.peak_mb).fold(0.0, f64::max);
     let mut best = runs
@@ -91,18 +104,20 @@ fn best_of(repeat: usize, mode: &str, dir: &Path, threads: usize) -> Run {
     best
 }
 
-fn measure(mode: &str, dir: &Path, threads: usize) -> Run {
+fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args([
-            "--child",
-            mode,
-            dir.to_str().expect("utf-8 path"),
-            "--threads",
-            &threads.to_string(),
-        ])
-        .output()
-        .expect("child runs");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--child",
+        mode,
+        dir.to_str().expect("utf-8 path"),
+        "--threads",
+        &threads.to_string(),
+    ]);
+    if let Some(inv) = inv {
+        cmd.args(["--with-inventory", inv.to_str().expect("utf-8 path")]);
+    }
+    let out = cmd.output().expect("child runs");
     assert!(
         out.status.success(),
         "{}",
@@ -112,7 +127,12 @@ fn measure(mode: &str, dir: &Path, threads: usize) -> Run {
     let f: Vec<&str> = text.split_whitespace().collect();
     Run {
         label: format!(
-            "{mode:<6} {threads} thread{}",
+            "{:<8} {threads} thread{}",
+            if inv.is_some() {
+                format!("{mode}+inv")
+            } else {
+                mode.to_string()
+            },
             if threads == 1 { "" } else { "s" }
         ),
         events: f[0].parse().expect("events"),
@@ -120,6 +140,7 @@ fn measure(mode: &str, dir: &Path, threads: usize) -> Run {
         peak_mb: f[2].parse().expect("peak"),
         findings: f[3].parse().expect("findings"),
         bytes: f[4].parse().expect("bytes"),
+        load_secs: f[5].parse().expect("load seconds"),
     }
 }
 
@@ -133,7 +154,8 @@ fn main() {
         let threads = arg(&args, "--threads")
             .and_then(|t| t.parse().ok())
             .unwrap_or(1);
-        return child(&mode, &dir, threads);
+        let inv = arg(&args, "--with-inventory").map(PathBuf::from);
+        return child(&mode, &dir, threads, inv.as_deref());
     }
     let events: u64 = arg(&args, "--events")
         .and_then(|v| v.parse().ok())
@@ -171,6 +193,28 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
     }
+    let resources: u64 = arg(&args, "--inventory-resources")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let users: u64 = arg(&args, "--inventory-users")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let inv_dir = dir.with_file_name(format!(
+        "{}-inventory-{resources}-{users}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("corpus")
+    ));
+    let inv_marker = inv_dir.join(".complete");
+    if !inv_marker.exists() {
+        let _ = std::fs::remove_dir_all(&inv_dir);
+        let bytes =
+            corpus::write_inventory(&inv_dir, &spec, resources, users).expect("inventory written");
+        std::fs::write(&inv_marker, "").expect("marker");
+        eprintln!(
+            "  inventory: {resources} tagged resources, {users} users, {:.0} MB under {}",
+            bytes as f64 / 1e6,
+            inv_dir.display()
+        );
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -181,12 +225,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let mut runs = vec![
-        best_of(repeat, "decode", &dir, 1),
-        best_of(repeat, "full", &dir, 1),
+        best_of(repeat, "decode", &dir, 1, None),
+        best_of(repeat, "full", &dir, 1, None),
+        best_of(repeat, "full", &dir, 1, Some(&inv_dir)),
     ];
     if threads > 1 {
-        runs.push(best_of(repeat, "decode", &dir, threads));
-        runs.push(best_of(repeat, "full", &dir, threads));
+        runs.push(best_of(repeat, "decode", &dir, threads, None));
+        runs.push(best_of(repeat, "full", &dir, threads, None));
+        runs.push(best_of(repeat, "full", &dir, threads, Some(&inv_dir)));
     }
     println!(
         "corpus: {} ({events} events, {files} files); best of {repeat} runs each",
@@ -196,20 +242,31 @@ fn main() {
         "{:<16} {:>10} {:>9} {:>12} {:>10} {:>9} {:>9}",
         "run", "events", "seconds", "events/s", "MB/s json", "peak MB", "findings"
     );
+    // Seconds of scanning: an inventory's load time is reported on its own line.
     for r in &runs {
+        let secs = r.secs - r.load_secs;
         println!(
             "{:<16} {:>10} {:>9.2} {:>12.0} {:>10.0} {:>9.1} {:>9}",
             r.label,
             r.events,
-            r.secs,
-            r.events as f64 / r.secs,
-            r.bytes as f64 / 1e6 / r.secs,
+            secs,
+            r.events as f64 / secs,
+            r.bytes as f64 / 1e6 / secs,
             r.peak_mb,
             r.findings
         );
     }
     let decode = &runs[0];
     let full = &runs[1];
+    let inv = &runs[2];
+    // The inventory is loaded before the scan starts: its load time is not scan time.
+    let inv_scan = inv.secs - inv.load_secs;
+    println!(
+        "inventory ({resources} tagged resources, {users} users): loaded in {:.2} s; one thread: {:.0} events/s scanning with it, {:+.1}% per event against the scan without it",
+        inv.load_secs,
+        inv.events as f64 / inv_scan,
+        100.0 * (inv_scan / inv.events as f64) / (full.secs / full.events as f64) - 100.0
+    );
     println!(
         "one thread: the full scan runs at {:.0}% of the decode-only rate ({:.2} us/event evaluating, {:.2} us/event decoding)",
         100.0 * (full.events as f64 / full.secs) / (decode.events as f64 / decode.secs),

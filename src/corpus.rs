@@ -693,6 +693,152 @@ pub fn write_corpus(root: &Path, spec: &CorpusSpec) -> io::Result<u64> {
     Ok(total)
 }
 
+/// An inventory for the corpus of `spec`, taken on its first day, for the benchmark of the
+/// join: `resources` tagged resources (the corpus's buckets among them) and `users` IAM users,
+/// with the corpus's roles, instances (at the addresses its sessions call from), access keys, a
+/// credential report and the organization. Written as the AWS CLI writes them, under
+/// `root/<date>/`; returns the bytes written.
+pub fn write_inventory(
+    root: &Path,
+    spec: &CorpusSpec,
+    resources: u64,
+    users: u64,
+) -> io::Result<u64> {
+    let day = spec.start.to_string();
+    let dir = root.join(day.get(0..10).unwrap_or("1970-01-01"));
+    std::fs::create_dir_all(&dir)?;
+    let account = spec.account.as_str();
+    let mut rng = Rng::new(spec.seed ^ 0x1a2b_3c4d);
+    let services = ["platform", "billing", "web", "search", "analytics", "ml"];
+    let mut total = 0u64;
+    let mut write = |name: &str, v: &Value| -> io::Result<()> {
+        let bytes = serde_json::to_vec(v).map_err(io::Error::other)?;
+        total += bytes.len() as u64;
+        std::fs::write(dir.join(name), bytes)
+    };
+    // Tags: the corpus's buckets say `platform`, as its roles do: joined, and quiet.
+    let mut mappings: Vec<Value> = ["order-exports", "image-uploads", "etl-input", "web-assets"]
+        .iter()
+        .map(|b| json!({"ResourceARN": format!("arn:aws:s3:::{b}"), "Tags": [{"Key": "service", "Value": "platform"}, {"Key": "owner", "Value": "platform-team"}]}))
+        .collect();
+    let kinds = ["s3", "ec2", "lambda", "secretsmanager", "dynamodb", "sqs"];
+    for i in 0..resources.saturating_sub(mappings.len() as u64) {
+        let service = *rng.pick(&services);
+        let arn = match *rng.pick(&kinds) {
+            "s3" => format!("arn:aws:s3:::{service}-data-{i}"),
+            "ec2" => format!(
+                "arn:aws:ec2:ap-northeast-1:{account}:instance/i-0{}",
+                rng.hex(16)
+            ),
+            "lambda" => {
+                format!("arn:aws:lambda:ap-northeast-1:{account}:function:{service}-fn-{i}")
+            }
+            "secretsmanager" => format!(
+                "arn:aws:secretsmanager:ap-northeast-1:{account}:secret:{service}/db-{i}-{}",
+                rng.alnum(6)
+            ),
+            "dynamodb" => {
+                format!("arn:aws:dynamodb:ap-northeast-1:{account}:table/{service}-table-{i}")
+            }
+            _ => format!("arn:aws:sqs:ap-northeast-1:{account}:{service}-queue-{i}"),
+        };
+        mappings.push(json!({"ResourceARN": arn, "Tags": [
+            {"Key": "service", "Value": service},
+            {"Key": "env", "Value": *rng.pick(&["prod", "staging", "dev"])},
+            {"Key": "cost-center", "Value": format!("cc-{}", 100 + rng.below(50))}
+        ]}));
+    }
+    write(
+        "resource-tags.json",
+        &json!({"ResourceTagMappingList": mappings}),
+    )?;
+
+    // IAM: the users, in groups; the corpus's roles.
+    let groups: Vec<Value> = services
+        .iter()
+        .map(|s| json!({"Path": "/", "GroupName": format!("{s}-team"), "GroupId": format!("AGPA{}", rng.alnum(17)),
+            "Arn": format!("arn:aws:iam::{account}:group/{s}-team"), "CreateDate": "2021-01-01T00:00:00Z",
+            "GroupPolicyList": [], "AttachedManagedPolicies": [{"PolicyName": "ReadOnlyAccess", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}]}))
+        .collect();
+    let mut user_list = Vec::with_capacity(users as usize);
+    let mut keys = Vec::with_capacity(users as usize);
+    let mut report = String::from(
+        "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n",
+    );
+    for i in 0..users {
+        let name = format!("user-{i:05}");
+        let service = *rng.pick(&services);
+        let arn = format!("arn:aws:iam::{account}:user/{name}");
+        user_list.push(json!({"Path": "/", "UserName": name, "UserId": format!("AIDA{}", rng.alnum(17)), "Arn": arn,
+            "CreateDate": "2022-04-01T00:00:00Z", "UserPolicyList": [], "GroupList": [format!("{service}-team")],
+            "AttachedManagedPolicies": [], "Tags": [{"Key": "service", "Value": service}]}));
+        let key = format!("AKIA{}", rng.alnum(16).to_uppercase());
+        keys.push(json!({"AccessKeyMetadata": [{"UserName": name, "AccessKeyId": key, "Status": "Active", "CreateDate": "2022-04-01T00:00:00Z"}]}));
+        report.push_str(&format!("{name},{arn},2022-04-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2022-04-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"));
+    }
+    let actors = actors(&mut Rng::new(spec.seed), account);
+    let mut roles: Vec<Value> = Vec::new();
+    let mut instances: Vec<Value> = Vec::new();
+    for a in &actors {
+        let Some(issuer) = a.identity.pointer("/sessionContext/sessionIssuer") else {
+            continue;
+        };
+        let field = |k: &str| issuer.get(k).cloned().unwrap_or(Value::Null);
+        let (Some(role_arn), Some(role_name)) = (
+            issuer.get("arn").and_then(Value::as_str),
+            issuer.get("userName").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        if !roles
+            .iter()
+            .any(|r| r.get("Arn").and_then(Value::as_str) == Some(role_arn))
+        {
+            roles.push(json!({"Path": "/", "RoleName": role_name, "RoleId": field("principalId"), "Arn": role_arn,
+                "CreateDate": "2023-03-01T00:00:00Z", "RolePolicyList": [], "InstanceProfileList": [],
+                "AttachedManagedPolicies": [{"PolicyName": "ReadOnlyAccess", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}],
+                "Tags": [{"Key": "service", "Value": "platform"}]}));
+        }
+        let session = a
+            .identity
+            .get("arn")
+            .and_then(Value::as_str)
+            .and_then(|s| s.rsplit('/').next())
+            .unwrap_or("");
+        if session.starts_with("i-") {
+            instances.push(json!({"InstanceId": session, "PrivateIpAddress": format!("10.0.{}.{}", rng.below(250), 1 + rng.below(250)),
+                "PublicIpAddress": a.ip, "VpcId": "vpc-0a1b2c3d4e5f60718", "SubnetId": "subnet-0a1b2c3d4e5f60718",
+                "State": {"Code": 16, "Name": "running"}, "IamInstanceProfile": {"Arn": format!("arn:aws:iam::{account}:instance-profile/{role_name}")},
+                "Tags": [{"Key": "service", "Value": "platform"}]}));
+        }
+    }
+    write(
+        "iam.json",
+        &json!({"UserDetailList": user_list, "GroupDetailList": groups, "RoleDetailList": roles, "Policies": []}),
+    )?;
+    write("access-keys.json", &Value::Array(keys))?;
+    {
+        use base64::Engine as _;
+        let content = base64::engine::general_purpose::STANDARD.encode(report.as_bytes());
+        write(
+            "credential-report.json",
+            &json!({"Content": content, "ReportFormat": "text/csv", "GeneratedTime": format!("{}", spec.start)}),
+        )?;
+    }
+    write(
+        "instances.json",
+        &json!({"Reservations": [{"ReservationId": "r-0123456789abcdef0", "OwnerId": account, "Groups": [], "Instances": instances}]}),
+    )?;
+    let mut accounts = vec![
+        json!({"Id": account, "Name": "production", "Email": "aws-prod@example.com", "Status": "ACTIVE"}),
+    ];
+    for i in 0..50u64 {
+        accounts.push(json!({"Id": format!("{:012}", 210_000_000_000 + i), "Name": format!("member-{i}"), "Email": format!("aws-{i}@example.com"), "Status": "ACTIVE"}));
+    }
+    write("accounts.json", &json!({"Accounts": accounts}))?;
+    Ok(total)
+}
+
 /// The sample archive shipped in `fixtures/archive`: a day of generated background traffic on
 /// 2024-05-14 with every fixture event of `events_dir` (the seed scenarios and their near
 /// misses) mixed in, delivered per region every three hours, plus a digest file and an

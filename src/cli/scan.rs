@@ -256,6 +256,8 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     if !args.quiet {
         eprint!("{}", summary.render());
     }
+    // The process ends here: freeing a large inventory entry by entry only delays the exit.
+    std::mem::forget(engine);
     if over_limit {
         eprintln!(
             "trailcedar: more than {limit} events match: only the first {limit} read are listed; narrow the query or the time window, or raise --limit"

@@ -44,6 +44,15 @@ pub struct Needs {
     pub resource: bool,
     /// The action entity in its service group (for `action in Action::"s3"`).
     pub action_entity: bool,
+    /// `resource.inventoryTakenAt`: a `datetime` that costs a parse per resource, so the
+    /// resource entity has it only when a policy reads it.
+    pub resource_taken_at: bool,
+    /// The resource is read otherwise than by tags with literal keys (its attributes, its
+    /// ancestors, the entity itself).
+    pub resource_other: bool,
+    /// The tag keys read on the resource (`resource.hasTag("service")`). When the resource is
+    /// read only through these, a decision depends on the resource only through their values.
+    pub resource_tags: BTreeSet<String>,
 }
 
 impl Needs {
@@ -54,6 +63,9 @@ impl Needs {
             fields: std::array::from_fn(|_| FieldNeed::All),
             resource: true,
             action_entity: true,
+            resource_taken_at: true,
+            resource_other: true,
+            resource_tags: BTreeSet::new(),
         }
     }
 
@@ -65,6 +77,10 @@ impl Needs {
         }
         self.resource |= other.resource;
         self.action_entity |= other.action_entity;
+        self.resource_taken_at |= other.resource_taken_at;
+        self.resource_other |= other.resource_other;
+        self.resource_tags
+            .extend(other.resource_tags.iter().cloned());
     }
 
     /// The need for one field.
@@ -121,6 +137,12 @@ pub struct Analysis {
     /// The policy's whole condition, scope included, as one Cedar expression: the policy is
     /// satisfied exactly when it evaluates to `true`.
     pub condition: String,
+    /// The leading conjuncts of the first `when` clause that read nothing but the principal
+    /// (`principal has inInventory && !principal.inInventory`), as one expression. Cedar
+    /// evaluates them first and stops at the first false one, so when the guard is false for a
+    /// principal the policy cannot be satisfied by any of its events, and cannot error on them:
+    /// the engine decides the guard once per principal and skips the policy where it is false.
+    pub principal_guard: Option<String>,
 }
 
 /// Analyses a static policy.
@@ -161,6 +183,7 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
     };
     if !matches!(body.resource, ResourceConstraint::Any) {
         a.needs.resource = true;
+        a.needs.resource_other = true;
     }
     for clause in body.clauses() {
         let (pst::Clause::When(e) | pst::Clause::Unless(e)) = clause;
@@ -168,7 +191,68 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
     }
     a.reads = reads;
     a.condition = condition(body)?;
+    a.principal_guard = principal_guard(body);
     Ok(a)
+}
+
+/// See [`Analysis::principal_guard`].
+fn principal_guard(body: &pst::Template) -> Option<String> {
+    let first = body.clauses().first()?;
+    let pst::Clause::When(e) = first else {
+        return None;
+    };
+    let mut conjuncts = Vec::new();
+    flatten_and(e.as_ref(), &mut conjuncts);
+    let guard: Vec<String> = conjuncts
+        .iter()
+        .take_while(|c| principal_only(c))
+        .map(|c| format!("({c})"))
+        .collect();
+    (!guard.is_empty()).then(|| guard.join(" && "))
+}
+
+/// `a && b && c` as `[a, b, c]`, in evaluation order.
+fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            op: BinaryOp::And,
+            left,
+            right,
+        } => {
+            flatten_and(left, out);
+            flatten_and(right, out);
+        }
+        other => out.push(other),
+    }
+}
+
+/// Whether an expression reads nothing but the principal entity itself: its attributes, tags
+/// and ancestors (all in the principal's own entities), and literals.
+fn principal_only(e: &Expr) -> bool {
+    let direct = |x: &Expr| matches!(x, Expr::Var(Var::Principal));
+    match e {
+        Expr::Literal(_) => true,
+        Expr::Var(Var::Principal) => true,
+        Expr::GetAttr { expr, .. } | Expr::HasAttr { expr, .. } => direct(expr),
+        Expr::BinaryOp {
+            op: BinaryOp::GetTag | BinaryOp::HasTag,
+            left,
+            right,
+        } => direct(left) && principal_only(right),
+        Expr::BinaryOp { left, right, .. } => principal_only(left) && principal_only(right),
+        Expr::UnaryOp { expr, .. } | Expr::Like { expr, .. } => principal_only(expr),
+        Expr::Is { expr, in_expr, .. } => {
+            principal_only(expr) && in_expr.as_ref().is_none_or(|i| principal_only(i))
+        }
+        Expr::IfThenElse {
+            cond,
+            then_expr,
+            else_expr,
+        } => principal_only(cond) && principal_only(then_expr) && principal_only(else_expr),
+        Expr::Set(items) => items.iter().all(|i| principal_only(i)),
+        Expr::Record(fields) => fields.values().all(|v| principal_only(v)),
+        _ => false,
+    }
 }
 
 /// `scope && when && !unless`, Cedar's meaning of a policy, as an expression.
@@ -296,7 +380,10 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 a.needs.need_field(f);
             }
         }
-        Expr::Var(Var::Resource) => a.needs.resource = true,
+        Expr::Var(Var::Resource) => {
+            a.needs.resource = true;
+            a.needs.resource_other = true;
+        }
         Expr::Var(Var::Action) => a.needs.action_entity = true,
         Expr::Var(_) => {}
         Expr::GetAttr { expr, attr } => match expr.as_ref() {
@@ -334,6 +421,8 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
+                a.needs.resource_other = true;
+                a.needs.resource_taken_at |= attr == "inventoryTakenAt";
                 read_fact(
                     reads,
                     format!("resource.{attr}"),
@@ -365,6 +454,8 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
+                a.needs.resource_other = true;
+                a.needs.resource_taken_at |= attrs.first() == "inventoryTakenAt";
                 read_fact(
                     reads,
                     format!("resource.{}", attrs.first()),
@@ -414,9 +505,13 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
             if let (BinaryOp::GetTag | BinaryOp::HasTag, Some((owner, attr))) =
                 (op, tag_owner(left))
             {
-                match attr {
-                    Some(at) => a.needs.context.insert(at),
-                    None => walk(left, a, reads),
+                match (attr, owner, right.as_ref()) {
+                    (Some(at), _, _) => a.needs.context.insert(at),
+                    (None, "resource", Expr::Literal(Literal::String(key))) => {
+                        a.needs.resource = true;
+                        a.needs.resource_tags.insert(key.to_string());
+                    }
+                    (None, _, _) => walk(left, a, reads),
                 }
                 if let Expr::Literal(Literal::String(key)) = right.as_ref() {
                     let quoted = serde_json::to_string(key.as_str()).unwrap_or_default();
@@ -539,6 +634,41 @@ mod tests {
                 "tlsDetails.tlsVersion"
             ]
         );
+    }
+
+    #[test]
+    fn principal_guards_are_leading_principal_only_conjuncts() {
+        let guard = |when: &str| {
+            analysis(&format!(
+                "@id(\"x\") forbid (principal, action, resource) when {{ {when} }};"
+            ))
+            .principal_guard
+        };
+        assert_eq!(
+            guard("principal has inInventory && !principal.inInventory").as_deref(),
+            Some("(principal has inInventory) && (!principal.inInventory)")
+        );
+        assert_eq!(
+            guard("principal.hasTag(\"service\") && resource.hasTag(\"service\") && principal.hasTag(\"x\")")
+                .as_deref(),
+            Some("(principal.hasTag(\"service\"))"),
+            "only the leading ones: later ones may never be evaluated"
+        );
+        assert_eq!(
+            guard("principal in Group::\"g\" && context.readOnly").as_deref(),
+            Some("(principal in Group::\"g\")")
+        );
+        assert_eq!(guard("context.readOnly && principal.longTermKey"), None);
+        assert_eq!(
+            guard("principal.instance.vpcId == \"v\""),
+            None,
+            "another entity"
+        );
+        assert_eq!(guard("principal == resource"), None);
+        let unless_first = analysis(
+            "@id(\"x\") forbid (principal, action, resource) unless { principal.longTermKey } when { principal.longTermKey };",
+        );
+        assert_eq!(unless_first.principal_guard, None);
     }
 
     #[test]

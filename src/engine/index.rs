@@ -27,6 +27,29 @@ pub struct CandidateSet {
     pub reads_action: bool,
 }
 
+impl CandidateSet {
+    /// The set of these members of `pack`, with what they read merged.
+    pub fn new(id: usize, members: Vec<usize>, pack: &Pack) -> CandidateSet {
+        let detections: Vec<_> = members
+            .iter()
+            .filter_map(|i| pack.detections.get(*i))
+            .collect();
+        let mut needs = Needs::default();
+        for d in &detections {
+            needs.merge(&d.analysis.needs);
+        }
+        CandidateSet {
+            id,
+            has_permit: detections.iter().any(|d| d.effect == Effect::Permit),
+            reads_action: detections
+                .iter()
+                .any(|d| d.analysis.actions.is_some() || d.analysis.needs.action_entity),
+            members,
+            needs,
+        }
+    }
+}
+
 type PerKind = [Arc<CandidateSet>; PrincipalKind::ALL.len()];
 
 #[derive(Clone)]
@@ -167,23 +190,11 @@ impl Builder<'_> {
         if let Some(s) = self.sets.get(&members) {
             return Ok(s.clone());
         }
-        let detections: Vec<_> = members
-            .iter()
-            .filter_map(|i| self.pack.detections.get(*i))
-            .collect();
-        let mut needs = Needs::default();
-        for d in &detections {
-            needs.merge(&d.analysis.needs);
-        }
-        let set = Arc::new(CandidateSet {
-            id: self.sets.len(),
-            has_permit: detections.iter().any(|d| d.effect == Effect::Permit),
-            reads_action: detections
-                .iter()
-                .any(|d| d.analysis.actions.is_some() || d.analysis.needs.action_entity),
-            members: members.clone(),
-            needs,
-        });
+        let set = Arc::new(CandidateSet::new(
+            self.sets.len(),
+            members.clone(),
+            self.pack,
+        ));
         self.sets.insert(members, set.clone());
         Ok(set)
     }

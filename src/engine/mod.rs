@@ -45,6 +45,8 @@ pub struct Engine {
     authorizer: Authorizer,
     /// The whole pack as Cedar sees it, with the baseline permit in detection mode.
     policy_set: PolicySet,
+    /// Detections with a principal guard.
+    guarded: Vec<usize>,
 }
 
 /// The id of the baseline permit trailcedar adds in detection mode.
@@ -100,7 +102,7 @@ impl Verdict {
 /// A decision without resources, remembered for requests equal to the one it was made for.
 #[derive(Clone)]
 struct Decided {
-    hits: Vec<usize>,
+    hits: Vec<(usize, Option<usize>)>,
     not_allowed: bool,
     errors: Vec<RuleError>,
 }
@@ -122,7 +124,11 @@ impl Engine {
             policies.push(baseline);
         }
         let policy_set = PolicySet::from_policies(policies).map_err(|e| e.to_string())?;
+        let guarded = (0..pack.detections.len())
+            .filter(|&i| pack.detections.get(i).is_some_and(|d| d.guard.is_some()))
+            .collect();
         Ok(Engine {
+            guarded,
             pack,
             ranges,
             inventory: Arc::new(Inventory::default()),
@@ -185,7 +191,44 @@ impl Engine {
             key: String::new(),
             memo_key: String::new(),
             no_resource: uid(&types().resource, ""),
+            guards: FxHashMap::default(),
+            facts: FactCache::default(),
+            narrowed: FxHashMap::default(),
+            next_set: self.index.set_count(),
         }
+    }
+
+    /// The guarded detections whose principal guard is false for `principal`. A guard that
+    /// errors, or entities that do not build, drop nothing: the full evaluation reports it.
+    fn failed_guards(&self, principal: &PrincipalModel, resource: &EntityUid) -> Vec<usize> {
+        let Ok(entities) = Entities::from_entities(principal.entities.iter().cloned(), None) else {
+            return Vec::new();
+        };
+        let Ok(request) = Request::new(
+            principal.uid.clone(),
+            action_uid("trailcedar:guard"),
+            resource.clone(),
+            Context::empty(),
+            None,
+        ) else {
+            return Vec::new();
+        };
+        self.guarded
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.pack
+                    .detections
+                    .get(i)
+                    .and_then(|d| d.guard.as_ref())
+                    .is_some_and(|g| {
+                        matches!(
+                            eval_expression(&request, &entities, g),
+                            Ok(EvalResult::Bool(false))
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// The request and entities of an event with everything built, as `explain` shows them.
@@ -207,9 +250,17 @@ impl Engine {
         needs: &Needs,
     ) -> Result<(Request, Entities), String> {
         let resources = std::slice::from_ref(resource);
-        let entities = build_entities(view, principal, needs, resources, &self.inventory)?
-            .add_entities(field_entities(view, needs)?, None)
-            .map_err(|e| e.to_string())?;
+        let mut facts = FactCache::default();
+        let entities = build_entities(
+            view,
+            principal,
+            needs,
+            resources,
+            &self.inventory,
+            &mut facts,
+        )?
+        .add_entities(field_entities(view, needs)?, None)
+        .map_err(|e| e.to_string())?;
         let ctx = context::build(view, needs.context, &self.ranges, &self.inventory)?;
         let request = Request::new(
             principal.uid.clone(),
@@ -334,9 +385,59 @@ pub struct Evaluator<'e> {
     memo_key: String,
     /// The resource of a request whose policies do not read the resource.
     no_resource: EntityUid,
+    /// Per principal (by address, like the entity caches): the detections whose principal
+    /// guard is false for it.
+    guards: FxHashMap<usize, Rc<Vec<usize>>>,
+    facts: FactCache,
+    /// Candidate sets without those detections, per (set, principal).
+    narrowed: FxHashMap<(usize, usize), Arc<CandidateSet>>,
+    /// The id of the next narrowed set (ids above the index's own).
+    next_set: usize,
 }
 
 impl Evaluator<'_> {
+    /// The candidates without the detections whose principal guard is false for this principal
+    /// ([`analysis::Analysis::principal_guard`]): they cannot be satisfied, nor fail, on any of
+    /// its events.
+    fn narrow(
+        &mut self,
+        set: Arc<CandidateSet>,
+        principal: &Rc<PrincipalModel>,
+    ) -> Arc<CandidateSet> {
+        let engine = self.engine;
+        if !set.members.iter().any(|m| engine.guarded.contains(m)) {
+            return set;
+        }
+        let key = Rc::as_ptr(principal) as usize;
+        let dropped = match self.guards.get(&key) {
+            Some(d) => d.clone(),
+            None => {
+                let d = Rc::new(engine.failed_guards(principal, &self.no_resource));
+                self.guards.insert(key, d.clone());
+                d
+            }
+        };
+        if !set.members.iter().any(|m| dropped.contains(m)) {
+            return set;
+        }
+        if let Some(n) = self.narrowed.get(&(set.id, key)) {
+            return n.clone();
+        }
+        let members: Vec<usize> = set
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !dropped.contains(m))
+            .collect();
+        let n = Arc::new(CandidateSet::new(self.next_set, members, &engine.pack));
+        self.next_set += 1;
+        if self.narrowed.len() >= CACHE_LIMIT {
+            self.narrowed.clear();
+        }
+        self.narrowed.insert((set.id, key), n.clone());
+        n
+    }
+
     /// The principal of an event, built once per distinct `userIdentity` in the input.
     pub fn principal(&mut self, view: &EventView) -> Result<Rc<PrincipalModel>, String> {
         let raw = view.event.user_identity;
@@ -350,6 +451,8 @@ impl Evaluator<'_> {
             self.principals.clear();
             self.entities.clear();
             self.decisions.clear();
+            self.guards.clear();
+            self.narrowed.clear();
         }
         self.principals.insert(key.into(), p.clone());
         Ok(p)
@@ -363,6 +466,7 @@ impl Evaluator<'_> {
             .index
             .candidates(view.event.service(), &view.event.event_name, principal.kind)
             .clone();
+        let candidates = self.narrow(candidates, &principal);
         let allow_list = engine.pack.mode == Mode::AllowList;
         let mut verdict = Verdict {
             principal: principal.clone(),
@@ -383,10 +487,11 @@ impl Evaluator<'_> {
             None
         };
         let ctx = self.context(view, &candidates)?;
-        // A request made only of the principal, a reusable context and (when some policy reads
-        // it) the action is decided once: Cedar's evaluation is a function of the request and
-        // the entities, and these entities are the principal's.
-        let memoizable = !needs.resource
+        // A request made only of the principal, a reusable context, (when some policy reads
+        // it) the action, and resources read only through tags with literal keys, is decided
+        // once: Cedar's evaluation is a function of the request and the entities, and what the
+        // policies can read of these entities is the principal's and those tags' values.
+        let memoizable = !needs.resource_other
             && needs.context.cacheable()
             && !Field::ALL.iter().any(|f| needs.field(*f).is_needed());
         if memoizable {
@@ -405,17 +510,31 @@ impl Evaluator<'_> {
                     view.event.event_source, view.event.event_name
                 );
             }
+            // One request per resource: each one's values of the tags read, in order.
+            for r in resources.iter().flatten() {
+                let (tags, _) = r.tags(&engine.inventory);
+                self.memo_key.push_str("|r");
+                for key in &needs.resource_tags {
+                    match tags.get(key) {
+                        Some(v) => {
+                            let _ = write!(self.memo_key, ":{}={v}", v.len());
+                        }
+                        None => self.memo_key.push_str(":-"),
+                    }
+                }
+            }
             if let Some(d) = self.decisions.get(self.memo_key.as_str()) {
                 verdict.hits = d
                     .hits
                     .iter()
-                    .map(|&detection| Hit {
+                    .map(|&(detection, resource)| Hit {
                         detection,
-                        resource: None,
+                        resource,
                     })
                     .collect();
                 verdict.not_allowed = d.not_allowed;
                 verdict.errors = d.errors.clone();
+                verdict.resources = resources;
                 return Ok(verdict);
             }
         }
@@ -477,7 +596,11 @@ impl Evaluator<'_> {
                 self.decisions.clear();
             }
             let decided = Decided {
-                hits: verdict.hits.iter().map(|h| h.detection).collect(),
+                hits: verdict
+                    .hits
+                    .iter()
+                    .map(|h| (h.detection, h.resource))
+                    .collect(),
                 not_allowed: verdict.not_allowed,
                 errors: verdict.errors.clone(),
             };
@@ -546,6 +669,9 @@ impl Evaluator<'_> {
             self.key.push('|');
             r.write_key(&mut self.key);
         }
+        if needs.resource_taken_at {
+            self.key.push_str("|taken");
+        }
         // The inventory's entities for the source address and the VPC endpoint.
         if needs.context.contains(Attr::Source) {
             let _ = write!(
@@ -571,6 +697,7 @@ impl Evaluator<'_> {
                     needs,
                     resources,
                     &self.engine.inventory,
+                    &mut self.facts,
                 )?);
                 if self.entities.len() >= CACHE_LIMIT {
                     self.entities.clear();
@@ -609,12 +736,41 @@ fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String
 }
 
 /// The entity store shared by events: principal and ancestors, action, resources.
+/// Entities that repeat across the events of an input, built once: accounts, containers
+/// (buckets), addresses and VPC endpoints with their inventory facts. Building one evaluates its
+/// attributes (a `datetime` is parsed each time), so a clone is much cheaper.
+#[derive(Default)]
+pub struct FactCache {
+    map: FxHashMap<String, Rc<Vec<Entity>>>,
+}
+
+impl FactCache {
+    fn extend_with(
+        &mut self,
+        out: &mut Vec<Entity>,
+        key: String,
+        build: impl FnOnce() -> Vec<Entity>,
+    ) {
+        if let Some(found) = self.map.get(&key) {
+            out.extend(found.iter().cloned());
+            return;
+        }
+        let built = build();
+        out.extend(built.iter().cloned());
+        if self.map.len() >= CACHE_LIMIT {
+            self.map.clear();
+        }
+        self.map.insert(key, Rc::new(built));
+    }
+}
+
 fn build_entities(
     view: &EventView,
     principal: &PrincipalModel,
     needs: &Needs,
     resources: &[ResourceModel],
     inv: &Inventory,
+    cache: &mut FactCache,
 ) -> Result<Entities, String> {
     let mut all: Vec<Entity> = principal.entities.clone();
     if needs.action_entity {
@@ -625,16 +781,45 @@ fn build_entities(
         ));
     }
     for r in resources {
-        all.extend(r.entities(inv));
+        // The resource itself rarely repeats (an object); its containers and account do.
+        let taken = needs.resource_taken_at;
+        all.push(r.entity_with(inv, taken));
+        let mut accounts: Vec<&str> = r.account_id.as_deref().into_iter().collect();
+        let mut next = r.container.as_deref();
+        while let Some(c) = next {
+            // Keyed by everything the entity is made of (the same bucket may be recorded with
+            // different owners), containers included.
+            let mut key = format!("res:{taken}:");
+            c.write_key(&mut key);
+            cache.extend_with(&mut all, key, || vec![c.entity_with(inv, taken)]);
+            accounts.extend(c.account_id.as_deref());
+            next = c.container.as_deref();
+        }
+        accounts.dedup();
+        for a in accounts {
+            cache.extend_with(&mut all, format!("acct:{a}"), || {
+                facts::account_entities(a, inv)
+            });
+        }
     }
     if needs.context.contains(Attr::Source)
         && inv.knows_addresses()
         && let Some(ip) = view.source_ip()
     {
-        all.extend(facts::address_entities(ip, inv));
+        cache.extend_with(&mut all, format!("src:{ip}"), || {
+            facts::address_entities(ip, inv)
+        });
     }
     if needs.context.contains(Attr::VpcEndpoint) {
-        all.extend(facts::vpc_endpoint_entity(view, inv));
+        let e = &view.event;
+        let key = format!(
+            "vpce:{}:{}",
+            e.vpc_endpoint_id.as_deref().unwrap_or(""),
+            e.vpc_endpoint_account_id.as_deref().unwrap_or("")
+        );
+        cache.extend_with(&mut all, key, || {
+            facts::vpc_endpoint_entity(view, inv).into_iter().collect()
+        });
     }
     let mut seen = HashSet::new();
     all.retain(|e| seen.insert(e.uid()));

@@ -99,6 +99,8 @@ pub struct Detection {
     pub analysis: Analysis,
     /// [`Analysis::condition`], parsed: what the engine evaluates.
     pub condition: Expression,
+    /// [`Analysis::principal_guard`], parsed.
+    pub guard: Option<Expression>,
 }
 
 /// How events that no policy decides are treated.
@@ -351,6 +353,11 @@ pub fn load_with(
                     continue;
                 }
             };
+            // A guard that does not parse back is only a missed shortcut.
+            let guard = analysis
+                .principal_guard
+                .as_deref()
+                .and_then(|g| Expression::from_str(g).ok());
             for action in &analysis.action_ids {
                 if catalog.contains(action) {
                     continue;
@@ -394,6 +401,7 @@ pub fn load_with(
                 policy: renamed,
                 analysis,
                 condition,
+                guard,
             });
         }
     }

@@ -23,9 +23,11 @@ use super::{
 };
 use crate::model::principal::Arn;
 use crate::time::Timestamp;
+use rustc_hash::FxHashMap as HashMap;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use serde_json::value::RawValue;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// The facts of one file.
@@ -51,11 +53,66 @@ pub struct Loaded {
     pub networks: Vec<NetworkFacts>,
 }
 
+/// A file's content, parsed at its top level only: each member of a JSON object is parsed
+/// when a kind reads it, straight into the types it needs (a large inventory would otherwise
+/// be built as a tree of `Value`s first, several times its size).
+pub enum Parsed<'t> {
+    /// A decoded credential report.
+    Csv(&'t str),
+    Object(Doc<'t>),
+    Array(Vec<&'t RawValue>),
+}
+
+/// A JSON object with its members unparsed.
+pub struct Doc<'t> {
+    text: &'t str,
+    members: HashMap<String, &'t RawValue>,
+}
+
+impl<'t> Doc<'t> {
+    fn parse(text: &'t str) -> Result<Doc<'t>, serde_json::Error> {
+        Ok(Doc {
+            text,
+            members: serde_json::from_str(text)?,
+        })
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.members.contains_key(key)
+    }
+
+    /// A member, parsed.
+    fn get(&self, key: &str) -> Option<Value> {
+        serde_json::from_str(self.members.get(key)?.get()).ok()
+    }
+}
+
+/// Parses a file's text.
+pub fn parse(text: &str) -> Result<Parsed<'_>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("user,arn,") {
+        return Ok(Parsed::Csv(text));
+    }
+    let bad = |e: serde_json::Error| format!("not JSON, nor a credential report CSV: {e}");
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(text).map(Parsed::Array).map_err(bad);
+    }
+    if trimmed.starts_with('{') {
+        return Doc::parse(text).map(Parsed::Object).map_err(bad);
+    }
+    // Not a list or an object: the parser says what it is.
+    serde_json::from_str::<Value>(text)
+        .map_err(bad)
+        .and(Err("expected a JSON object or list".to_string()))
+}
+
 /// The snapshot time a file records itself (the credential report's `GeneratedTime`).
-pub fn recorded_time(text: &str) -> Option<Timestamp> {
-    let v: Value = serde_json::from_str(text).ok()?;
-    let t = v.get("GeneratedTime")?.as_str()?;
-    Timestamp::parse(t).ok()
+pub fn recorded_time(parsed: &Parsed<'_>) -> Option<Timestamp> {
+    let Parsed::Object(doc) = parsed else {
+        return None;
+    };
+    let t = doc.get("GeneratedTime")?;
+    Timestamp::parse(t.as_str()?).ok()
 }
 
 #[derive(Deserialize)]
@@ -82,86 +139,99 @@ fn ip(s: &str) -> Option<IpAddr> {
 }
 
 /// A list under `key`, each element deserialised, with the element's position in errors.
-fn list<T: for<'de> Deserialize<'de>>(v: &Value, key: &str) -> Result<Vec<T>, String> {
-    let Some(items) = v.get(key) else {
+fn list<T: for<'de> Deserialize<'de>>(v: &Doc<'_>, key: &str) -> Result<Vec<T>, String> {
+    let Some(raw) = v.members.get(key) else {
         return Ok(Vec::new());
     };
-    let items = items
-        .as_array()
-        .ok_or_else(|| format!("`{key}` is not a list"))?;
+    let items: Vec<&RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| format!("`{key}` is not a list"))?;
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value(item.clone()).map_err(|e| format!("{key}[{i}]: {e}"))
+            serde_json::from_str::<T>(item.get()).map_err(|e| format!("{key}[{i}]: {e}"))
         })
         .collect()
 }
 
 /// Reads one file's text into `out`.
 pub fn read(text: &str, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with("user,arn,") {
-        return credential_report_csv(text, at, out);
-    }
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| format!("not JSON, nor a credential report CSV: {e}"))?;
-    read_value(&value, at, out, 0)
+    read_parsed(&parse(text)?, at, out)
 }
 
-fn read_value(v: &Value, at: Timestamp, out: &mut Loaded, depth: u8) -> Result<(), String> {
-    match v {
-        Value::Array(items) if items.first().is_some_and(|i| i.get("uid").is_some()) => {
-            cedar_entities(items, out)
-        }
-        Value::Array(items) if depth == 0 => {
-            for (i, item) in items.iter().enumerate() {
-                read_value(item, at, out, depth + 1).map_err(|e| format!("element {i}: {e}"))?;
-            }
-            Ok(())
-        }
-        Value::Object(map) => {
-            if map.contains_key("ResourceTagMappingList") {
-                resource_tags(v, at, out)
-            } else if map.contains_key("UserDetailList")
-                || map.contains_key("RoleDetailList")
-                || map.contains_key("GroupDetailList")
-            {
-                authorization_details(v, at, out)
-            } else if map.contains_key("Content") && map.contains_key("ReportFormat") {
-                credential_report(v, at, out)
-            } else if map.contains_key("AccessKeyMetadata") {
-                access_keys(v, at, out)
-            } else if map.contains_key("Reservations") {
-                instances(v, at, out)
-            } else if map.contains_key("NatGateways") {
-                nat_gateways(v, at, out)
-            } else if map.contains_key("VpcEndpoints") {
-                vpc_endpoints(v, at, out)
-            } else if map.contains_key("Addresses") {
-                addresses(v, at, out)
-            } else if map.contains_key("Accounts") {
-                accounts(v, at, out)
-            } else if map.contains_key("Users") {
-                list_users(v, at, out)
-            } else if map.contains_key("Roles") {
-                list_roles(v, at, out)
-            } else if map.contains_key("Tags") && map.contains_key("UserName") {
-                user_tags(v, at, out)
-            } else if map.contains_key("Tags") {
-                Err("`aws iam list-user-tags` output does not name its user: add it, e.g. `jq '. + {UserName: \"alice\"}'`".to_string())
-            } else {
-                let keys: Vec<&str> = map.keys().map(String::as_str).take(5).collect();
-                Err(format!(
-                    "not an inventory this version reads (keys {keys:?}); the README (Inventory) lists the AWS CLI outputs it reads"
-                ))
-            }
-        }
-        _ => Err("expected a JSON object or list".to_string()),
+/// Reads one parsed file into `out`.
+pub fn read_parsed(parsed: &Parsed<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+    match parsed {
+        Parsed::Csv(text) => credential_report_csv(text, at, out),
+        Parsed::Object(doc) => read_object(doc, at, out),
+        Parsed::Array(items) => read_array(items, at, out),
     }
 }
 
-fn resource_tags(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+/// A list of outputs (one command's per user, say), or Cedar entities.
+fn read_array(items: &[&RawValue], at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+    let docs: Vec<Doc<'_>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Doc::parse(item.get()).map_err(|_| format!("element {i}: expected a JSON object"))
+        })
+        .collect::<Result<_, _>>()?;
+    if docs.first().is_some_and(|d| d.contains_key("uid")) {
+        let values: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::from_str(i.get()).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        return cedar_entities(&values, out);
+    }
+    for (i, doc) in docs.iter().enumerate() {
+        read_object(doc, at, out).map_err(|e| format!("element {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn read_object(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+    let map = v;
+    if map.contains_key("ResourceTagMappingList") {
+        resource_tags(v, at, out)
+    } else if map.contains_key("UserDetailList")
+        || map.contains_key("RoleDetailList")
+        || map.contains_key("GroupDetailList")
+    {
+        authorization_details(v, at, out)
+    } else if map.contains_key("Content") && map.contains_key("ReportFormat") {
+        credential_report(v, at, out)
+    } else if map.contains_key("AccessKeyMetadata") {
+        access_keys(v, at, out)
+    } else if map.contains_key("Reservations") {
+        instances(v, at, out)
+    } else if map.contains_key("NatGateways") {
+        nat_gateways(v, at, out)
+    } else if map.contains_key("VpcEndpoints") {
+        vpc_endpoints(v, at, out)
+    } else if map.contains_key("Addresses") {
+        addresses(v, at, out)
+    } else if map.contains_key("Accounts") {
+        accounts(v, at, out)
+    } else if map.contains_key("Users") {
+        list_users(v, at, out)
+    } else if map.contains_key("Roles") {
+        list_roles(v, at, out)
+    } else if map.contains_key("Tags") && map.contains_key("UserName") {
+        user_tags(v, at, out)
+    } else if map.contains_key("Tags") {
+        Err("`aws iam list-user-tags` output does not name its user: add it, e.g. `jq '. + {UserName: \"alice\"}'`".to_string())
+    } else {
+        let mut keys: Vec<&str> = map.members.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.truncate(5);
+        Err(format!(
+            "not an inventory this version reads (keys {keys:?}); the README (Inventory) lists the AWS CLI outputs it reads"
+        ))
+    }
+}
+
+fn resource_tags(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Mapping {
         #[serde(rename = "ResourceARN")]
@@ -189,7 +259,7 @@ fn account_of(arn: &str) -> Option<String> {
         .filter(|a| !a.is_empty())
 }
 
-fn authorization_details(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn authorization_details(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct User {
         #[serde(rename = "UserName")]
@@ -296,7 +366,7 @@ fn authorization_details(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(
     Ok(())
 }
 
-fn list_users(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn list_users(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct User {
         #[serde(rename = "UserName")]
@@ -329,7 +399,7 @@ fn list_users(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> 
     Ok(())
 }
 
-fn list_roles(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn list_roles(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Role {
         #[serde(rename = "RoleName")]
@@ -362,7 +432,7 @@ fn list_roles(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> 
     Ok(())
 }
 
-fn user_tags(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn user_tags(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct UserTags {
         #[serde(rename = "UserName")]
@@ -373,7 +443,7 @@ fn user_tags(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
         tags: Vec<Tag>,
     }
     out.kinds.insert("iam list-user-tags");
-    let u: UserTags = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let u: UserTags = serde_json::from_str(v.text).map_err(|e| e.to_string())?;
     out.facts += 1;
     // Without an ARN the user is known by name only; the model matches it in any account.
     let arn = u.arn.unwrap_or_else(|| format!("name:{}", u.name));
@@ -390,10 +460,11 @@ fn user_tags(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     Ok(())
 }
 
-fn credential_report(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn credential_report(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     use base64::Engine as _;
-    let content = v
-        .get("Content")
+    let content = v.get("Content");
+    let content = content
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or("`Content` is not a string")?;
     let bytes = base64::engine::general_purpose::STANDARD
@@ -467,7 +538,7 @@ fn credential_report_csv(text: &str, at: Timestamp, out: &mut Loaded) -> Result<
     Ok(())
 }
 
-fn access_keys(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn access_keys(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Key {
         #[serde(rename = "UserName")]
@@ -497,7 +568,7 @@ fn access_keys(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String>
     Ok(())
 }
 
-fn instances(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn instances(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Reservation {
         #[serde(rename = "OwnerId", default)]
@@ -604,7 +675,7 @@ fn instances(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     Ok(())
 }
 
-fn nat_gateways(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn nat_gateways(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Nat {
         #[serde(rename = "NatGatewayId")]
@@ -650,7 +721,7 @@ fn nat_gateways(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String
     Ok(())
 }
 
-fn vpc_endpoints(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn vpc_endpoints(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Endpoint {
         #[serde(rename = "VpcEndpointId")]
@@ -685,7 +756,7 @@ fn vpc_endpoints(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), Strin
     Ok(())
 }
 
-fn addresses(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn addresses(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Address {
         #[serde(rename = "PublicIp", default)]
@@ -711,7 +782,7 @@ fn addresses(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     Ok(())
 }
 
-fn accounts(v: &Value, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
+fn accounts(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Account {
         #[serde(rename = "Id")]

@@ -9,7 +9,10 @@
 pub mod kinds;
 
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+// Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
+// a flooding attacker gains nothing as every table is built once, before the logs are read.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -353,7 +356,8 @@ impl Inventory {
         let bytes =
             crate::decode::read_all(std::io::BufReader::new(file), 1 << 30, 0).map_err(|e| e.0)?;
         let text = crate::decode::as_text(&bytes).map_err(|e| e.0)?;
-        let recorded = kinds::recorded_time(text)
+        let parsed = kinds::parse(text)?;
+        let recorded = kinds::recorded_time(&parsed)
             .map(|t| (t, TimeSource::Content))
             .or_else(|| date_in_path(path).map(|t| (t, TimeSource::Path)));
         let (time, source) = match (recorded, flag_time, modified) {
@@ -365,7 +369,7 @@ impl Inventory {
             }
         };
         let mut loaded = kinds::Loaded::default();
-        kinds::read(text, time, &mut loaded)?;
+        kinds::read_parsed(&parsed, time, &mut loaded)?;
         if loaded.facts == 0 && loaded.kinds.is_empty() {
             return Err("no facts in the file".to_string());
         }
@@ -481,7 +485,7 @@ impl Inventory {
 
     /// Builds the address index: which instances, NAT gateway or Elastic IP an address is.
     fn index_addresses(&mut self) {
-        let mut index: HashMap<IpAddr, AddressFacts> = HashMap::new();
+        let mut index: HashMap<IpAddr, AddressFacts> = HashMap::default();
         for i in self.instances.values() {
             for ip in i.public_ips.iter().chain(&i.private_ips) {
                 let a = index.entry(*ip).or_default();
@@ -669,16 +673,19 @@ impl Inventory {
             && let Some((tags, at)) = self.resource_tags.get(&bucket)
         {
             found = Some((tags.clone(), Some(*at)));
+        } else if let Some(i) = instance_id_of_arn(arn).and_then(|id| self.instances.get(id)) {
+            found = Some((i.tags.clone(), i.taken_at));
+        } else if !arn.contains(":iam::") {
+            // Not an IAM user or role.
         } else if let Some(u) = self.user(Some(arn), None) {
             found = Some((u.tags.clone(), u.taken_at));
         } else if let Some(r) = self.role(arn) {
             found = Some((r.tags.clone(), r.taken_at));
-        } else if let Some(i) = instance_id_of_arn(arn).and_then(|id| self.instances.get(id)) {
-            found = Some((i.tags.clone(), i.taken_at));
         }
-        if let Some(extra) = self
-            .entity_tags
-            .get(&("Resource".to_string(), arn.to_string()))
+        if !self.entity_tags.is_empty()
+            && let Some(extra) = self
+                .entity_tags
+                .get(&("Resource".to_string(), arn.to_string()))
         {
             let (tags, _) = found.get_or_insert((Tags::new(), None));
             tags.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -9,6 +9,7 @@ use super::facts::{self, Attrs};
 use super::principal::{Arn, PrincipalModel};
 use super::{EventView, Field, types, uid};
 use crate::inventory::{Inventory, Tags};
+use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid};
 use serde_json::Value;
 
@@ -156,20 +157,37 @@ impl ResourceModel {
         out
     }
 
-    fn entity(&self, inv: &Inventory) -> Entity {
+    /// The resource's tags (its entity's tags), and when the inventory took them.
+    pub fn tags(&self, inv: &Inventory) -> (Tags, Option<Timestamp>) {
+        if inv.is_empty() {
+            return (Tags::new(), None);
+        }
+        let (mut tags, taken) = self
+            .arn
+            .as_deref()
+            .and_then(|a| inv.tags_of_resource(a))
+            .unwrap_or_default();
+        if self.arn.is_none() {
+            tags = facts::with_extra_tags(tags, inv, "Resource", self.uid.id().unescaped());
+        }
+        (tags, taken)
+    }
+
+    /// This resource's own entity (not its containers' or account's).
+    pub fn entity(&self, inv: &Inventory) -> Entity {
+        self.entity_with(inv, true)
+    }
+
+    /// The entity, with `inventoryTakenAt` only when `taken_at` (it is parsed each time).
+    pub fn entity_with(&self, inv: &Inventory, taken_at: bool) -> Entity {
         let mut attrs = Attrs::default();
         attrs.string("type", Some(&self.kind));
         attrs.string("arn", self.arn.as_deref());
         attrs.string("name", self.name.as_deref());
         attrs.string("accountId", self.account_id.as_deref());
         attrs.string("region", self.region.as_deref());
-        let mut tags = Tags::new();
+        let (tags, mut taken) = self.tags(inv);
         if !inv.is_empty() {
-            let mut taken = None;
-            if let Some((found, at)) = self.arn.as_deref().and_then(|a| inv.tags_of_resource(a)) {
-                tags = found;
-                taken = at;
-            }
             if let Some(in_org) = self
                 .account_id
                 .as_deref()
@@ -178,9 +196,8 @@ impl ResourceModel {
                 attrs.bool("accountInOrganization", Some(in_org));
                 taken = taken.max(inv.organization);
             }
-            attrs.datetime("inventoryTakenAt", taken);
-            if self.arn.is_none() {
-                tags = facts::with_extra_tags(tags, inv, "Resource", self.uid.id().unescaped());
+            if taken_at {
+                attrs.datetime("inventoryTakenAt", taken);
             }
         }
         // Ancestors are listed in full, so no transitive closure is needed later.
