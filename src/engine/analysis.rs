@@ -365,6 +365,19 @@ fn field_of(e: &Expr) -> Option<Field> {
     }
 }
 
+/// `context.<record>.<attr>` (a record such as `tlsDetails`, or an entity such as `source`).
+fn context_record_read(a: &mut Analysis, reads: &mut Vec<Read>, record: &str, attr: &str) {
+    if let Some(at) = Attr::from_name(record) {
+        a.needs.context.insert(at);
+    }
+    read_fact(
+        reads,
+        format!("{record}.{attr}"),
+        format!("context.{record}.{attr}"),
+        context_fact(record, attr),
+    );
+}
+
 fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
     match e {
         Expr::Literal(Literal::EntityUID(uid)) => {
@@ -401,15 +414,7 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 expr: inner,
                 attr: record,
             } if matches!(inner.as_ref(), Expr::Var(Var::Context)) => {
-                if let Some(at) = Attr::from_name(record) {
-                    a.needs.context.insert(at);
-                }
-                read_fact(
-                    reads,
-                    format!("{record}.{attr}"),
-                    format!("context.{record}.{attr}"),
-                    context_fact(record, attr),
-                );
+                context_record_read(a, reads, record, attr);
             }
             Expr::Var(Var::Principal) => {
                 read_fact(
@@ -467,16 +472,7 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 expr: inner,
                 attr: record,
             } if matches!(inner.as_ref(), Expr::Var(Var::Context)) => {
-                if let Some(at) = Attr::from_name(record) {
-                    a.needs.context.insert(at);
-                }
-                let first = attrs.first();
-                read_fact(
-                    reads,
-                    format!("{record}.{first}"),
-                    format!("context.{record}.{first}"),
-                    context_fact(record, first),
-                );
+                context_record_read(a, reads, record, attrs.first());
             }
             other => walk(other, a, reads),
         },
