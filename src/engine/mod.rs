@@ -14,6 +14,7 @@ use crate::inventory::Inventory;
 use crate::model::aws_ranges::AwsRanges;
 use crate::model::context::{self, Attr, AttrSet};
 use crate::model::facts;
+use crate::model::facts::FactCache;
 use crate::model::fields;
 use crate::model::resource::resources_of;
 use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
@@ -736,34 +737,6 @@ fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String
 }
 
 /// The entity store shared by events: principal and ancestors, action, resources.
-/// Entities that repeat across the events of an input, built once: accounts, containers
-/// (buckets), addresses and VPC endpoints with their inventory facts. Building one evaluates its
-/// attributes (a `datetime` is parsed each time), so a clone is much cheaper.
-#[derive(Default)]
-pub struct FactCache {
-    map: FxHashMap<String, Rc<Vec<Entity>>>,
-}
-
-impl FactCache {
-    fn extend_with(
-        &mut self,
-        out: &mut Vec<Entity>,
-        key: String,
-        build: impl FnOnce() -> Vec<Entity>,
-    ) {
-        if let Some(found) = self.map.get(&key) {
-            out.extend(found.iter().cloned());
-            return;
-        }
-        let built = build();
-        out.extend(built.iter().cloned());
-        if self.map.len() >= CACHE_LIMIT {
-            self.map.clear();
-        }
-        self.map.insert(key, Rc::new(built));
-    }
-}
-
 fn build_entities(
     view: &EventView,
     principal: &PrincipalModel,
@@ -781,26 +754,7 @@ fn build_entities(
         ));
     }
     for r in resources {
-        // The resource itself rarely repeats (an object); its containers and account do.
-        let taken = needs.resource_taken_at;
-        all.push(r.entity_with(inv, taken));
-        let mut accounts: Vec<&str> = r.account_id.as_deref().into_iter().collect();
-        let mut next = r.container.as_deref();
-        while let Some(c) = next {
-            // Keyed by everything the entity is made of (the same bucket may be recorded with
-            // different owners), containers included.
-            let mut key = format!("res:{taken}:");
-            c.write_key(&mut key);
-            cache.extend_with(&mut all, key, || vec![c.entity_with(inv, taken)]);
-            accounts.extend(c.account_id.as_deref());
-            next = c.container.as_deref();
-        }
-        accounts.dedup();
-        for a in accounts {
-            cache.extend_with(&mut all, format!("acct:{a}"), || {
-                facts::account_entities(a, inv)
-            });
-        }
+        r.entities_cached(inv, needs.resource_taken_at, cache, &mut all);
     }
     if needs.context.contains(Attr::Source)
         && inv.knows_addresses()

@@ -170,22 +170,22 @@ pub fn read_parsed(parsed: &Parsed<'_>, at: Timestamp, out: &mut Loaded) -> Resu
 
 /// A list of outputs (one command's per user, say), or Cedar entities.
 fn read_array(items: &[&RawValue], at: Timestamp, out: &mut Loaded) -> Result<(), String> {
-    let docs: Vec<Doc<'_>> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            Doc::parse(item.get()).map_err(|_| format!("element {i}: expected a JSON object"))
-        })
-        .collect::<Result<_, _>>()?;
-    if docs.first().is_some_and(|d| d.contains_key("uid")) {
+    fn doc<'t>(i: usize, item: &'t RawValue) -> Result<Doc<'t>, String> {
+        Doc::parse(item.get()).map_err(|_| format!("element {i}: expected a JSON object"))
+    }
+    let entities = match items.first() {
+        Some(first) => doc(0, first)?.contains_key("uid"),
+        None => false,
+    };
+    if entities {
         let values: Vec<Value> = items
             .iter()
             .map(|i| serde_json::from_str(i.get()).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         return cedar_entities(&values, out);
     }
-    for (i, doc) in docs.iter().enumerate() {
-        read_object(doc, at, out).map_err(|e| format!("element {i}: {e}"))?;
+    for (i, item) in items.iter().enumerate() {
+        read_object(&doc(i, item)?, at, out).map_err(|e| format!("element {i}: {e}"))?;
     }
     Ok(())
 }
@@ -366,20 +366,22 @@ fn authorization_details(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result
     Ok(())
 }
 
+/// A user or role of `aws iam list-users` / `list-roles`.
+#[derive(Deserialize)]
+struct Listed {
+    #[serde(rename = "UserName", alias = "RoleName")]
+    name: String,
+    #[serde(rename = "Arn")]
+    arn: String,
+    #[serde(rename = "CreateDate", default)]
+    created: Option<String>,
+    #[serde(rename = "Tags", default)]
+    tags: Option<Vec<Tag>>,
+}
+
 fn list_users(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct User {
-        #[serde(rename = "UserName")]
-        name: String,
-        #[serde(rename = "Arn")]
-        arn: String,
-        #[serde(rename = "CreateDate", default)]
-        created: Option<String>,
-        #[serde(rename = "Tags", default)]
-        tags: Option<Vec<Tag>>,
-    }
     out.kinds.insert("iam list-users");
-    for u in list::<User>(v, "Users")? {
+    for u in list::<Listed>(v, "Users")? {
         out.facts += 1;
         if let Some(a) = account_of(&u.arn) {
             out.iam_accounts.insert(a, at);
@@ -400,19 +402,8 @@ fn list_users(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String
 }
 
 fn list_roles(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Role {
-        #[serde(rename = "RoleName")]
-        name: String,
-        #[serde(rename = "Arn")]
-        arn: String,
-        #[serde(rename = "CreateDate", default)]
-        created: Option<String>,
-        #[serde(rename = "Tags", default)]
-        tags: Option<Vec<Tag>>,
-    }
     out.kinds.insert("iam list-roles");
-    for r in list::<Role>(v, "Roles")? {
+    for r in list::<Listed>(v, "Roles")? {
         out.facts += 1;
         if let Some(a) = account_of(&r.arn) {
             out.role_accounts.insert(a, at);

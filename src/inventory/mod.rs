@@ -808,12 +808,9 @@ fn date_in_name(name: &str) -> Option<Timestamp> {
     None
 }
 
-fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
+/// The later of two snapshot times, either of which may be unknown.
+pub(crate) fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    a.max(b)
 }
 
 fn merge_user(into: &mut UserFacts, u: UserFacts, file: &str, conflicts: &mut Vec<String>) {

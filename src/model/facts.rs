@@ -9,7 +9,41 @@ use super::{EventView, types, uid};
 use crate::inventory::{InstanceFacts, Inventory, NatFacts, Tags};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
+
+/// Entities that repeat across the events of an input, built once: accounts, containers
+/// (buckets), addresses and VPC endpoints with their inventory facts. Building one evaluates its
+/// attributes (a `datetime` is parsed each time), so a clone is much cheaper.
+#[derive(Default)]
+pub struct FactCache {
+    map: FxHashMap<String, Rc<Vec<Entity>>>,
+}
+
+impl FactCache {
+    /// Entries past which the cache starts over: bounded memory on hostile input.
+    const LIMIT: usize = 4096;
+
+    /// Appends the entities under `key`, built by `build` the first time.
+    pub fn extend_with(
+        &mut self,
+        out: &mut Vec<Entity>,
+        key: String,
+        build: impl FnOnce() -> Vec<Entity>,
+    ) {
+        if let Some(found) = self.map.get(&key) {
+            out.extend(found.iter().cloned());
+            return;
+        }
+        let built = build();
+        out.extend(built.iter().cloned());
+        if self.map.len() >= Self::LIMIT {
+            self.map.clear();
+        }
+        self.map.insert(key, Rc::new(built));
+    }
+}
 
 /// Attributes under construction.
 #[derive(Default)]

@@ -7,7 +7,7 @@
 use super::facts::{self, Attrs};
 use super::{types, uid};
 use crate::event::UserIdentity;
-use crate::inventory::{Inventory, Tags};
+use crate::inventory::{Inventory, Tags, later};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 use serde_json::value::RawValue;
@@ -409,10 +409,6 @@ fn role_tags(role_arn: &str, inv: &Inventory) -> Tags {
         .map(|r| r.tags.clone())
         .unwrap_or_default();
     facts::with_extra_tags(tags, inv, "Role", role_arn)
-}
-
-fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    a.max(b)
 }
 
 /// The inventory's facts about a principal: an IAM user's (its groups, tags, credentials), or

@@ -5,7 +5,7 @@
 //! that received the event. Every resource is a `Resource` entity whose id is its ARN; an S3
 //! object is in its bucket, and everything is in its `Account`.
 
-use super::facts::{self, Attrs};
+use super::facts::{self, Attrs, FactCache};
 use super::principal::{Arn, PrincipalModel};
 use super::{EventView, Field, types, uid};
 use crate::inventory::{Inventory, Tags};
@@ -140,21 +140,39 @@ impl ResourceModel {
     /// The resource entity, its container, and its account, with the inventory's tags.
     pub fn entities(&self, inv: &Inventory) -> Vec<Entity> {
         let mut out = Vec::with_capacity(3);
-        let mut next = Some(self);
-        let mut accounts: Vec<&str> = Vec::new();
-        while let Some(r) = next {
-            out.push(r.entity(inv));
-            if let Some(a) = r.account_id.as_deref()
+        self.entities_cached(inv, true, &mut FactCache::default(), &mut out);
+        out
+    }
+
+    /// Appends the resource's entities to `out`: its own (built each time: an object rarely
+    /// repeats), its containers' and its accounts' (from `cache`: they do). With
+    /// `inventoryTakenAt` only when `taken_at`.
+    pub fn entities_cached(
+        &self,
+        inv: &Inventory,
+        taken_at: bool,
+        cache: &mut FactCache,
+        out: &mut Vec<Entity>,
+    ) {
+        out.push(self.entity_with(inv, taken_at));
+        let mut accounts: Vec<&str> = self.account_id.as_deref().into_iter().collect();
+        let mut next = self.container.as_deref();
+        while let Some(c) = next {
+            // Keyed by everything the entity is made of (the same bucket may be recorded with
+            // different owners), containers included.
+            let mut key = format!("res:{taken_at}:");
+            c.write_key(&mut key);
+            cache.extend_with(out, key, || vec![c.entity_with(inv, taken_at)]);
+            if let Some(a) = c.account_id.as_deref()
                 && !accounts.contains(&a)
             {
                 accounts.push(a);
             }
-            next = r.container.as_deref();
+            next = c.container.as_deref();
         }
         for a in accounts {
-            out.extend(facts::account_entities(a, inv));
+            cache.extend_with(out, format!("acct:{a}"), || facts::account_entities(a, inv));
         }
-        out
     }
 
     /// The resource's tags (its entity's tags), and when the inventory took them.
