@@ -47,9 +47,11 @@ pub struct Needs {
     /// `resource.inventoryTakenAt`: a `datetime` that costs a parse per resource, so the
     /// resource entity has it only when a policy reads it.
     pub resource_taken_at: bool,
-    /// The resource is read otherwise than by tags with literal keys (its attributes, its
-    /// ancestors, the entity itself).
+    /// The resource is read otherwise than by attributes and tags with literal names (its
+    /// ancestors, its type, the entity itself).
     pub resource_other: bool,
+    /// The attributes read on the resource (`resource.accountInOrganization`).
+    pub resource_attrs: BTreeSet<String>,
     /// The tag keys read on the resource (`resource.hasTag("service")`). When the resource is
     /// read only through these, a decision depends on the resource only through their values.
     pub resource_tags: BTreeSet<String>,
@@ -65,6 +67,7 @@ impl Needs {
             action_entity: true,
             resource_taken_at: true,
             resource_other: true,
+            resource_attrs: BTreeSet::new(),
             resource_tags: BTreeSet::new(),
         }
     }
@@ -79,6 +82,8 @@ impl Needs {
         self.action_entity |= other.action_entity;
         self.resource_taken_at |= other.resource_taken_at;
         self.resource_other |= other.resource_other;
+        self.resource_attrs
+            .extend(other.resource_attrs.iter().cloned());
         self.resource_tags
             .extend(other.resource_tags.iter().cloned());
     }
@@ -137,6 +142,11 @@ pub struct Analysis {
     /// The policy's whole condition, scope included, as one Cedar expression: the policy is
     /// satisfied exactly when it evaluates to `true`.
     pub condition: String,
+    /// [`Analysis::condition`] without the action's scope when the index decides it (`==`, `in`
+    /// a list or a service): what the engine evaluates on the candidates the index selects for
+    /// the event's action. Cedar builds a scope's list of actions as a set on every evaluation,
+    /// the dearest part of a cheap condition.
+    pub indexed_condition: String,
     /// The leading conjuncts of the first `when` clause that read nothing but the principal
     /// (`principal has inInventory && !principal.inInventory`), as one expression. Cedar
     /// evaluates them first and stops at the first false one, so when the guard is false for a
@@ -190,7 +200,8 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
         walk(e, &mut a, &mut reads);
     }
     a.reads = reads;
-    a.condition = condition(body)?;
+    a.condition = condition(body, true)?;
+    a.indexed_condition = condition(body, a.actions.is_none())?;
     a.principal_guard = principal_guard(body);
     Ok(a)
 }
@@ -256,7 +267,8 @@ fn principal_only(e: &Expr) -> bool {
 }
 
 /// `scope && when && !unless`, Cedar's meaning of a policy, as an expression.
-fn condition(body: &pst::Template) -> Result<String, String> {
+/// The scope and clauses as one expression; without the action's scope unless `with_action`.
+fn condition(body: &pst::Template, with_action: bool) -> Result<String, String> {
     let mut parts = Vec::new();
     let scope = [
         (
@@ -275,7 +287,7 @@ fn condition(body: &pst::Template) -> Result<String, String> {
         if slot {
             return Err("templates (with ?principal or ?resource) are not supported".to_string());
         }
-        if !constraint.is_empty() {
+        if !constraint.is_empty() && (with_action || var != "action") {
             parts.push(format!("({var} {constraint})"));
         }
     }
@@ -426,7 +438,7 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
-                a.needs.resource_other = true;
+                a.needs.resource_attrs.insert(attr.to_string());
                 a.needs.resource_taken_at |= attr == "inventoryTakenAt";
                 read_fact(
                     reads,
@@ -459,7 +471,7 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
             }
             Expr::Var(Var::Resource) => {
                 a.needs.resource = true;
-                a.needs.resource_other = true;
+                a.needs.resource_attrs.insert(attrs.first().to_string());
                 a.needs.resource_taken_at |= attrs.first() == "inventoryTakenAt";
                 read_fact(
                     reads,

@@ -16,12 +16,12 @@ use crate::model::context::{self, Attr, AttrSet};
 use crate::model::facts;
 use crate::model::facts::FactCache;
 use crate::model::fields;
-use crate::model::resource::resources_of;
+use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of};
 use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
 use analysis::Needs;
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,
-    PolicyId, PolicySet, Request, Response, eval_expression,
+    PolicyId, PolicySet, Request, Response, RestrictedExpression, eval_expression,
 };
 use index::{CandidateSet, Index};
 use pack::{Mode, Pack};
@@ -191,6 +191,8 @@ impl Engine {
             decisions: FxHashMap::default(),
             key: String::new(),
             memo_key: String::new(),
+            stand_in_values: String::new(),
+            stand_in_ends: Vec::new(),
             no_resource: uid(&types().resource, ""),
             guards: FxHashMap::default(),
             facts: FactCache::default(),
@@ -257,6 +259,7 @@ impl Engine {
             principal,
             needs,
             resources,
+            [],
             &self.inventory,
             &mut facts,
         )?
@@ -384,6 +387,10 @@ pub struct Evaluator<'e> {
     decisions: FxHashMap<String, Decided>,
     key: String,
     memo_key: String,
+    /// For policies that read the resources only through attributes and tags with literal
+    /// names: the values read, resource after resource (ending at `stand_in_ends`).
+    stand_in_values: String,
+    stand_in_ends: Vec<usize>,
     /// The resource of a request whose policies do not read the resource.
     no_resource: EntityUid,
     /// Per principal (by address, like the entity caches): the detections whose principal
@@ -482,11 +489,50 @@ impl Evaluator<'_> {
             return Ok(verdict);
         }
         let needs = &candidates.needs;
-        let resources = if needs.resource {
+        // Policies that read the resources only through attributes and tags with literal names
+        // see a resource as the values of those: requests are made of stand-ins with just
+        // those values (`Resource::"stand-in<values>"`), so that resources alike share their
+        // entities and decisions. When only tags are read the event's resources are not even
+        // modelled, only named to look up their tags; a finding models them to show them.
+        let by_stand_ins = needs.resource && !needs.resource_other;
+        let resources = if needs.resource && (!by_stand_ins || !needs.resource_attrs.is_empty()) {
             Some(resources_of(view, &principal)?)
         } else {
             None
         };
+        let keys: Vec<ResourceKey> = match (&resources, by_stand_ins) {
+            (_, false) => Vec::new(),
+            (Some(rs), true) => rs.iter().map(ResourceModel::key).collect(),
+            (None, true) => resource_keys(view, &principal)?,
+        };
+        self.stand_in_values.clear();
+        self.stand_in_ends.clear();
+        for (i, k) in keys.iter().enumerate() {
+            let out = &mut self.stand_in_values;
+            let tags = k.tags(&engine.inventory);
+            for key in &needs.resource_tags {
+                match tags.get(key) {
+                    Some(v) => push_value(out, 's', v),
+                    None => out.push_str(":-"),
+                }
+            }
+            let model = resources.as_ref().and_then(|rs| rs.get(i));
+            let attrs = model
+                .map(|r| r.attr_values(&engine.inventory, needs.resource_taken_at))
+                .unwrap_or_default();
+            for name in &needs.resource_attrs {
+                match attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
+                    Some(AttrValue::Str(v)) => push_value(out, 's', v),
+                    Some(AttrValue::Bool(b)) => out.push_str(if *b { ":b1" } else { ":b0" }),
+                    Some(AttrValue::Time(t)) => {
+                        out.push_str(":t");
+                        push_number(out, t.0 as usize);
+                    }
+                    None => out.push_str(":-"),
+                }
+            }
+            self.stand_in_ends.push(out.len());
+        }
         let ctx = self.context(view, &candidates)?;
         // A request made only of the principal, a reusable context, (when some policy reads
         // it) the action, and resources read only through tags with literal keys, is decided
@@ -498,31 +544,22 @@ impl Evaluator<'_> {
         if memoizable {
             self.memo_key.clear();
             // `self.key` still holds the context's key (with the candidate set) from `context`.
-            let _ = write!(
-                self.memo_key,
-                "{:x}|{}",
-                Rc::as_ptr(&principal) as usize,
-                self.key
-            );
+            push_number(&mut self.memo_key, Rc::as_ptr(&principal) as usize);
+            self.memo_key.push('|');
+            self.memo_key.push_str(&self.key);
             if candidates.reads_action {
-                let _ = write!(
-                    self.memo_key,
-                    "|{}:{}",
-                    view.event.event_source, view.event.event_name
-                );
+                self.memo_key.push('|');
+                self.memo_key.push_str(&view.event.event_source);
+                self.memo_key.push(':');
+                self.memo_key.push_str(&view.event.event_name);
             }
-            // One request per resource: each one's values of the tags read, in order.
-            for r in resources.iter().flatten() {
-                let (tags, _) = r.tags(&engine.inventory);
+            // One request per resource: each one's values read, in order.
+            let mut start = 0;
+            for &end in &self.stand_in_ends {
                 self.memo_key.push_str("|r");
-                for key in &needs.resource_tags {
-                    match tags.get(key) {
-                        Some(v) => {
-                            let _ = write!(self.memo_key, ":{}={v}", v.len());
-                        }
-                        None => self.memo_key.push_str(":-"),
-                    }
-                }
+                self.memo_key
+                    .push_str(self.stand_in_values.get(start..end).unwrap_or_default());
+                start = end;
             }
             if let Some(d) = self.decisions.get(self.memo_key.as_str()) {
                 verdict.hits = d
@@ -539,14 +576,23 @@ impl Evaluator<'_> {
                 return Ok(verdict);
             }
         }
-        let entities = self.entities(view, &principal, needs, resources.as_deref())?;
+        let stand_ins = self.stand_ins();
+        let entities = self.entities(
+            view,
+            &principal,
+            needs,
+            resources.as_deref(),
+            (&stand_ins, &keys),
+        )?;
         let action = self.action(view);
-        let requests = resources.as_ref().map_or(1, Vec::len);
+        let requests = resources.as_ref().map_or(keys.len().max(1), Vec::len);
         for ri in 0..requests {
-            let resource = resources
-                .as_ref()
-                .and_then(|rs| rs.get(ri))
-                .map_or(&self.no_resource, |r| &r.uid);
+            let stand_in = stand_ins.get(ri);
+            let resource = match (stand_in, &resources) {
+                (Some(s), _) => s,
+                (None, Some(rs)) => rs.get(ri).map_or(&self.no_resource, |r| &r.uid),
+                (None, None) => &self.no_resource,
+            };
             let request = Request::new(
                 principal.uid.clone(),
                 action.clone(),
@@ -555,7 +601,12 @@ impl Evaluator<'_> {
                 None,
             )
             .map_err(|e| e.to_string())?;
-            let resource_index = resources.as_ref().map(|_| ri);
+            // An error names the resource the event acted on, not its stand-in.
+            let message = |m: String| match (stand_in, keys.get(ri)) {
+                (Some(s), Some(k)) => m.replace(&s.to_string(), &k.uid().to_string()),
+                _ => m,
+            };
+            let resource_index = (needs.resource).then_some(ri);
             // Cedar's authorization, policy by policy: a policy is satisfied when its condition
             // (scope and clauses) is true; an error skips it and is reported; any satisfied
             // forbid denies; otherwise a satisfied permit allows, else the default deny. The
@@ -567,7 +618,7 @@ impl Evaluator<'_> {
                 let Some(d) = engine.pack.detections.get(member) else {
                     continue;
                 };
-                match eval_expression(&request, &entities, &d.condition) {
+                match eval_expression(&request, &entities, &d.indexed_condition) {
                     Ok(EvalResult::Bool(true)) if d.effect == Effect::Forbid => {
                         forbade = true;
                         if !verdict.hits.iter().any(|h| h.detection == member) {
@@ -582,9 +633,9 @@ impl Evaluator<'_> {
                     Ok(other) => verdict.error(
                         member,
                         d,
-                        format!("the condition is {other}, not a boolean"),
+                        message(format!("the condition is {other}, not a boolean")),
                     ),
-                    Err(e) => verdict.error(member, d, e.to_string()),
+                    Err(e) => verdict.error(member, d, message(e.to_string())),
                 }
             }
             if allow_list && !forbade && !permitted {
@@ -648,27 +699,45 @@ impl Evaluator<'_> {
         Ok(c)
     }
 
+    /// The stand-ins of the event's resources (see `evaluate`), in order.
+    fn stand_ins(&self) -> Vec<EntityUid> {
+        let mut start = 0;
+        self.stand_in_ends
+            .iter()
+            .map(|&end| {
+                let values = self.stand_in_values.get(start..end).unwrap_or_default();
+                start = end;
+                uid(&types().resource, &format!("stand-in{values}"))
+            })
+            .collect()
+    }
+
     fn entities(
         &mut self,
         view: &EventView,
         principal: &Rc<PrincipalModel>,
         needs: &Needs,
         resources: Option<&[ResourceModel]>,
+        (stand_ins, keys): (&[EntityUid], &[ResourceKey]),
     ) -> Result<Arc<Entities>, String> {
-        let resources = resources.unwrap_or_default();
+        let models = resources.unwrap_or_default();
+        let resources = if stand_ins.is_empty() { models } else { &[] };
         // Principal, action and resources repeat: reuse the store built for the same ones.
         self.key.clear();
-        let _ = write!(self.key, "{:x}", Rc::as_ptr(principal) as usize);
+        push_number(&mut self.key, Rc::as_ptr(principal) as usize);
         if needs.action_entity {
-            let _ = write!(
-                self.key,
-                "|{}:{}",
-                view.event.event_source, view.event.event_name
-            );
+            self.key.push('|');
+            self.key.push_str(&view.event.event_source);
+            self.key.push(':');
+            self.key.push_str(&view.event.event_name);
         }
         for r in resources {
             self.key.push('|');
             r.write_key(&mut self.key);
+        }
+        for id in stand_ins {
+            self.key.push_str("|s");
+            self.key.push_str(id.id().unescaped());
         }
         if needs.resource_taken_at {
             self.key.push_str("|taken");
@@ -697,6 +766,7 @@ impl Evaluator<'_> {
                     principal,
                     needs,
                     resources,
+                    stand_in_entities(stand_ins, keys, models, needs, &self.engine.inventory),
                     &self.engine.inventory,
                     &mut self.facts,
                 )?);
@@ -736,16 +806,63 @@ fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String
     Ok(out)
 }
 
+/// The stand-in of each resource: an entity with just the attributes and tags read.
+fn stand_in_entities(
+    uids: &[EntityUid],
+    keys: &[ResourceKey],
+    models: &[ResourceModel],
+    needs: &Needs,
+    inv: &Inventory,
+) -> Vec<Entity> {
+    uids.iter()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (id, key))| {
+            let tags = key.tags(inv);
+            let tags = needs.resource_tags.iter().filter_map(|k| {
+                tags.get(k)
+                    .map(|v| (k.clone(), RestrictedExpression::new_string(v.to_string())))
+            });
+            let mut attrs = facts::Attrs::default();
+            if let Some(model) = models.get(i) {
+                for (name, value) in model.attr_values(inv, needs.resource_taken_at) {
+                    if !needs.resource_attrs.contains(name) {
+                        continue;
+                    }
+                    match value {
+                        AttrValue::Str(v) => attrs.string(name, Some(v)),
+                        AttrValue::Bool(v) => attrs.bool(name, Some(v)),
+                        AttrValue::Time(v) => attrs.datetime(name, Some(v)),
+                    }
+                }
+            }
+            Entity::new_with_tags(id.clone(), attrs.0, [], tags)
+                .unwrap_or_else(|_| Entity::with_uid(id.clone()))
+        })
+        .collect()
+}
+
+/// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
+fn push_value(out: &mut String, kind: char, value: &str) {
+    out.push(':');
+    out.push(kind);
+    push_number(out, value.len());
+    out.push('=');
+    out.push_str(value);
+}
+
 /// The entity store shared by events: principal and ancestors, action, resources.
 fn build_entities(
     view: &EventView,
     principal: &PrincipalModel,
     needs: &Needs,
     resources: &[ResourceModel],
+    stand_ins: impl IntoIterator<Item = Entity>,
     inv: &Inventory,
     cache: &mut FactCache,
 ) -> Result<Entities, String> {
     let mut all: Vec<Entity> = principal.entities.clone();
+    all.extend(stand_ins);
     if needs.action_entity {
         let service = view.event.service();
         all.push(Entity::new_no_attrs(
@@ -778,4 +895,23 @@ fn build_entities(
     let mut seen = HashSet::new();
     all.retain(|e| seen.insert(e.uid()));
     Entities::from_entities(all, None).map_err(|e| e.to_string())
+}
+
+/// Appends a number in decimal, without the formatting machinery (it is on every event's path).
+fn push_number(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
 }

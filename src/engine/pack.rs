@@ -97,8 +97,10 @@ pub struct Detection {
     pub line: usize,
     pub policy: Policy,
     pub analysis: Analysis,
-    /// [`Analysis::condition`], parsed: what the engine evaluates.
+    /// [`Analysis::condition`], parsed.
     pub condition: Expression,
+    /// [`Analysis::indexed_condition`], parsed: what the engine evaluates on candidates.
+    pub indexed_condition: Expression,
     /// [`Analysis::principal_guard`], parsed.
     pub guard: Option<Expression>,
 }
@@ -343,9 +345,11 @@ pub fn load_with(
                     continue;
                 }
             };
-            let condition = match Expression::from_str(&analysis.condition) {
-                Ok(c) => c,
-                Err(e) => {
+            let parsed = [&analysis.condition, &analysis.indexed_condition]
+                .map(|c| Expression::from_str(c).map_err(|e| e.to_string()));
+            let (condition, indexed_condition) = match parsed {
+                [Ok(c), Ok(i)] => (c, i),
+                [Err(e), _] | [_, Err(e)] => {
                     errors.push(err(
                         format!("internal error: the condition of {id:?} does not parse: {e}"),
                         None,
@@ -401,6 +405,7 @@ pub fn load_with(
                 policy: renamed,
                 analysis,
                 condition,
+                indexed_condition,
                 guard,
             });
         }

@@ -51,6 +51,34 @@ impl fmt::Display for TimeSource {
     }
 }
 
+/// A resource's tags as the inventory holds them: from AWS (`base`, with when they were taken)
+/// and from Cedar entities JSON (`extra`, which wins where both give a key).
+#[derive(Clone, Copy, Default)]
+pub struct ResourceTags<'a> {
+    pub base: Option<(&'a Tags, Option<Timestamp>)>,
+    pub extra: Option<&'a Tags>,
+}
+
+impl<'a> ResourceTags<'a> {
+    /// The value of one tag.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.extra
+            .and_then(|t| t.get(key))
+            .or_else(|| self.base.and_then(|(t, _)| t.get(key)))
+            .map(String::as_str)
+    }
+
+    /// The tags merged, and when the inventory took them; `None` when it has none.
+    pub fn owned(self) -> Option<(Tags, Option<Timestamp>)> {
+        let mut found = self.base.map(|(t, at)| (t.clone(), at));
+        if let Some(extra) = self.extra {
+            let (tags, _) = found.get_or_insert((Tags::new(), None));
+            tags.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        found
+    }
+}
+
 /// One inventory file as loaded.
 #[derive(Debug, Clone)]
 pub struct InventoryFile {
@@ -661,36 +689,34 @@ impl Inventory {
     /// The tags of a resource: its own, or for an S3 object those of its bucket (the tagging API
     /// has no objects), or for an IAM user or role those from IAM; with Cedar entities JSON tags.
     pub fn tags_of_resource(&self, arn: &str) -> Option<(Tags, Option<Timestamp>)> {
-        let mut found: Option<(Tags, Option<Timestamp>)> = None;
-        let secret = || {
-            self.secrets
-                .get(arn)
-                .and_then(|a| self.resource_tags.get(a))
-        };
-        if let Some((tags, at)) = self.resource_tags.get(arn).or_else(secret) {
-            found = Some((tags.clone(), Some(*at)));
-        } else if let Some(bucket) = s3_bucket_of_object(arn)
-            && let Some((tags, at)) = self.resource_tags.get(&bucket)
-        {
-            found = Some((tags.clone(), Some(*at)));
-        } else if let Some(i) = instance_id_of_arn(arn).and_then(|id| self.instances.get(id)) {
-            found = Some((i.tags.clone(), i.taken_at));
-        } else if !arn.contains(":iam::") {
-            // Not an IAM user or role.
-        } else if let Some(u) = self.user(Some(arn), None) {
-            found = Some((u.tags.clone(), u.taken_at));
-        } else if let Some(r) = self.role(arn) {
-            found = Some((r.tags.clone(), r.taken_at));
+        self.resource_tags_ref(arn).owned()
+    }
+
+    /// [`Inventory::tags_of_resource`] without copying them: what the engine reads per event.
+    pub fn resource_tags_ref(&self, arn: &str) -> ResourceTags<'_> {
+        let tagged = |key: &str| self.resource_tags.get(key).map(|(t, at)| (t, Some(*at)));
+        let base = tagged(arn)
+            .or_else(|| self.secrets.get(arn).and_then(|a| tagged(a)))
+            .or_else(|| s3_bucket_of_object(arn).and_then(tagged))
+            .or_else(|| {
+                instance_id_of_arn(arn)
+                    .and_then(|id| self.instances.get(id))
+                    .map(|i| (&i.tags, i.taken_at))
+            })
+            .or_else(|| {
+                // Only an IAM user or role.
+                if !arn.contains(":iam::") {
+                    return None;
+                }
+                match self.user(Some(arn), None) {
+                    Some(u) => Some((&u.tags, u.taken_at)),
+                    None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
+                }
+            });
+        ResourceTags {
+            base,
+            extra: self.extra_tags("Resource", arn),
         }
-        if !self.entity_tags.is_empty()
-            && let Some(extra) = self
-                .entity_tags
-                .get(&("Resource".to_string(), arn.to_string()))
-        {
-            let (tags, _) = found.get_or_insert((Tags::new(), None));
-            tags.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        found
     }
 
     /// Whether an account is in the organization; `None` when no organization was listed.
@@ -701,6 +727,9 @@ impl Inventory {
 
     /// Tags given in Cedar entities JSON for an entity of the model.
     pub fn extra_tags(&self, entity_type: &str, id: &str) -> Option<&Tags> {
+        if self.entity_tags.is_empty() {
+            return None;
+        }
         self.entity_tags
             .get(&(entity_type.to_string(), id.to_string()))
     }
@@ -856,12 +885,13 @@ fn merge_role(into: &mut RoleFacts, r: RoleFacts) {
 }
 
 /// `arn:aws:s3:::bucket/key` → `arn:aws:s3:::bucket`.
-fn s3_bucket_of_object(arn: &str) -> Option<String> {
+fn s3_bucket_of_object(arn: &str) -> Option<&str> {
     let rest = arn.strip_prefix("arn:")?;
-    let (partition, rest) = rest.split_once(':')?;
+    let (_partition, rest) = rest.split_once(':')?;
     let path = rest.strip_prefix("s3:::")?;
     let (bucket, _) = path.split_once('/')?;
-    Some(format!("arn:{partition}:s3:::{bucket}"))
+    // `arn:<partition>:s3:::<bucket>` is the object's ARN up to the key.
+    arn.get(..arn.len() - path.len() + bucket.len())
 }
 
 /// `arn:aws:ec2:region:account:instance/i-...` → `i-...`.

@@ -400,9 +400,7 @@ pub fn value(
         Attr::EventCategory => opt(&e.event_category),
         Attr::AwsRegion => opt(&e.aws_region),
         Attr::SourceIpAddress => opt(&e.source_ip_address),
-        Attr::SourceIp => view
-            .source_ip()
-            .map(|ip| RestrictedExpression::new_ip(cedar_ip(ip))),
+        Attr::SourceIp => view.source_ip().map(|ip| super::ip_value(&cedar_ip(ip))),
         Attr::SourceInAws => Some(RestrictedExpression::new_bool(
             view.source_ip().is_some_and(|ip| ranges.contains(ip)),
         )),

@@ -77,7 +77,7 @@ impl Attrs {
         if let Some(t) = v {
             self.0.push((
                 name.to_string(),
-                RestrictedExpression::new_datetime(t.to_cedar_string()),
+                super::datetime_value(&t.to_cedar_string()),
             ));
         }
     }
@@ -91,9 +91,7 @@ impl Attrs {
     }
 
     pub fn ips<'a>(&mut self, name: &str, v: impl IntoIterator<Item = &'a IpAddr>) {
-        let set = v
-            .into_iter()
-            .map(|ip| RestrictedExpression::new_ip(cedar_ip(*ip)));
+        let set = v.into_iter().map(|ip| super::ip_value(&cedar_ip(*ip)));
         self.0
             .push((name.to_string(), RestrictedExpression::new_set(set)));
     }
@@ -251,7 +249,7 @@ pub fn address_entities(ip: IpAddr, inv: &Inventory) -> Vec<Entity> {
     let mut attrs = Attrs::default();
     attrs
         .0
-        .push(("ip".to_string(), RestrictedExpression::new_ip(cedar_ip(ip))));
+        .push(("ip".to_string(), super::ip_value(&cedar_ip(ip))));
     attrs.bool("inInventory", Some(facts.is_some()));
     let facts = facts.unwrap_or_default();
     attrs.entities(
@@ -292,7 +290,7 @@ pub fn address_entities(ip: IpAddr, inv: &Inventory) -> Vec<Entity> {
         let ranges: Vec<RestrictedExpression> = n
             .ranges
             .iter()
-            .map(|r| RestrictedExpression::new_ip(r.to_string()))
+            .map(|r| super::ip_value(&r.to_string()))
             .collect();
         attrs
             .0

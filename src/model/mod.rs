@@ -26,7 +26,7 @@ pub mod schema;
 
 use crate::event::Event;
 use crate::time::Timestamp;
-use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::Value;
 use std::cell::OnceCell;
 use std::net::IpAddr;
@@ -102,6 +102,58 @@ pub fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
 /// `Action::"<service>:<eventName>"`.
 pub fn action_uid(action: &str) -> EntityUid {
     uid(&types().action, action)
+}
+
+/// `datetime("<text>")` as an entity or context value.
+pub fn datetime_value(text: &str) -> RestrictedExpression {
+    extension_value(Extension::Datetime, text)
+}
+
+/// `ip("<text>")` as an entity or context value.
+pub fn ip_value(text: &str) -> RestrictedExpression {
+    extension_value(Extension::Ip, text)
+}
+
+#[derive(Clone, Copy)]
+enum Extension {
+    Datetime,
+    Ip,
+}
+
+/// `RestrictedExpression::new_datetime` and `new_ip` parse the function's name with Cedar's
+/// parser on every call (about 48,000 instructions, where the rest of an entity costs a few
+/// thousand), so each value is built once per thread and cloned: inventory times and addresses
+/// repeat across entities and events.
+fn extension_value(kind: Extension, text: &str) -> RestrictedExpression {
+    use std::cell::RefCell;
+    /// Values per thread past which the cache starts over: bounded memory on hostile input.
+    const LIMIT: usize = 4096;
+    type Cache = rustc_hash::FxHashMap<Box<str>, RestrictedExpression>;
+    thread_local! {
+        static CACHE: RefCell<(Cache, Cache)> = RefCell::default();
+    }
+    let build = || match kind {
+        Extension::Datetime => RestrictedExpression::new_datetime(text),
+        Extension::Ip => RestrictedExpression::new_ip(text),
+    };
+    CACHE
+        .try_with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let cache = match kind {
+                Extension::Datetime => &mut caches.0,
+                Extension::Ip => &mut caches.1,
+            };
+            if let Some(v) = cache.get(text) {
+                return v.clone();
+            }
+            let v = build();
+            if cache.len() >= LIMIT {
+                cache.clear();
+            }
+            cache.insert(text.into(), v.clone());
+            v
+        })
+        .unwrap_or_else(|_| build())
 }
 
 /// An event with what every stage derives from it once.

@@ -246,7 +246,7 @@ impl PrincipalModel {
         {
             attrs.push((
                 "sessionCreationDate".to_string(),
-                RestrictedExpression::new_datetime(created.to_cedar_string()),
+                super::datetime_value(&created.to_cedar_string()),
             ));
         }
         let mut b =

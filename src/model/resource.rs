@@ -8,10 +8,10 @@
 use super::facts::{self, Attrs, FactCache};
 use super::principal::{Arn, PrincipalModel};
 use super::{EventView, Field, types, uid};
-use crate::inventory::{Inventory, Tags};
+use crate::inventory::{Inventory, ResourceTags, Tags};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid};
-use serde_json::Value;
+use std::borrow::Cow;
 
 /// The attributes of `Resource`, with their Cedar schema types (`?`: optional).
 pub const ATTRIBUTES: &[(&str, &str)] = &[
@@ -27,6 +27,14 @@ pub const ATTRIBUTES: &[(&str, &str)] = &[
 
 /// The resource attributes that come from the inventory.
 pub const INVENTORY_ATTRIBUTES: &[&str] = &["accountInOrganization", "inventoryTakenAt"];
+
+/// The value of an attribute of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrValue<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Time(Timestamp),
+}
 
 /// A resource of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,18 +185,57 @@ impl ResourceModel {
 
     /// The resource's tags (its entity's tags), and when the inventory took them.
     pub fn tags(&self, inv: &Inventory) -> (Tags, Option<Timestamp>) {
+        self.tags_ref(inv).owned().unwrap_or_default()
+    }
+
+    /// The resource's tags, borrowed from the inventory.
+    pub fn tags_ref<'i>(&self, inv: &'i Inventory) -> ResourceTags<'i> {
+        self.key().tags(inv)
+    }
+
+    /// What identifies the resource.
+    pub fn key(&self) -> ResourceKey<'_> {
+        match self.arn.as_deref() {
+            Some(arn) => ResourceKey::Arn(Cow::Borrowed(arn)),
+            None => ResourceKey::Account(self.uid.id().unescaped()),
+        }
+    }
+
+    /// The attributes of the resource's entity ([`ATTRIBUTES`]), `inventoryTakenAt` only when
+    /// `taken_at`.
+    pub fn attr_values(
+        &self,
+        inv: &Inventory,
+        taken_at: bool,
+    ) -> Vec<(&'static str, AttrValue<'_>)> {
+        let mut out = Vec::with_capacity(7);
+        for (name, value) in [
+            ("type", Some(&self.kind)),
+            ("arn", self.arn.as_ref()),
+            ("name", self.name.as_ref()),
+            ("accountId", self.account_id.as_ref()),
+            ("region", self.region.as_ref()),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                out.push((name, AttrValue::Str(v)));
+            }
+        }
         if inv.is_empty() {
-            return (Tags::new(), None);
+            return out;
         }
-        let (mut tags, taken) = self
-            .arn
+        let mut taken = self.tags_ref(inv).base.and_then(|(_, at)| at);
+        if let Some(in_org) = self
+            .account_id
             .as_deref()
-            .and_then(|a| inv.tags_of_resource(a))
-            .unwrap_or_default();
-        if self.arn.is_none() {
-            tags = facts::with_extra_tags(tags, inv, "Resource", self.uid.id().unescaped());
+            .and_then(|a| inv.in_organization(a))
+        {
+            out.push(("accountInOrganization", AttrValue::Bool(in_org)));
+            taken = taken.max(inv.organization);
         }
-        (tags, taken)
+        if taken_at && let Some(t) = taken {
+            out.push(("inventoryTakenAt", AttrValue::Time(t)));
+        }
+        out
     }
 
     /// This resource's own entity (not its containers' or account's).
@@ -199,25 +246,14 @@ impl ResourceModel {
     /// The entity, with `inventoryTakenAt` only when `taken_at` (it is parsed each time).
     pub fn entity_with(&self, inv: &Inventory, taken_at: bool) -> Entity {
         let mut attrs = Attrs::default();
-        attrs.string("type", Some(&self.kind));
-        attrs.string("arn", self.arn.as_deref());
-        attrs.string("name", self.name.as_deref());
-        attrs.string("accountId", self.account_id.as_deref());
-        attrs.string("region", self.region.as_deref());
-        let (tags, mut taken) = self.tags(inv);
-        if !inv.is_empty() {
-            if let Some(in_org) = self
-                .account_id
-                .as_deref()
-                .and_then(|a| inv.in_organization(a))
-            {
-                attrs.bool("accountInOrganization", Some(in_org));
-                taken = taken.max(inv.organization);
-            }
-            if taken_at {
-                attrs.datetime("inventoryTakenAt", taken);
+        for (name, value) in self.attr_values(inv, taken_at) {
+            match value {
+                AttrValue::Str(v) => attrs.string(name, Some(v)),
+                AttrValue::Bool(v) => attrs.bool(name, Some(v)),
+                AttrValue::Time(v) => attrs.datetime(name, Some(v)),
             }
         }
+        let (tags, _) = self.tags(inv);
         // Ancestors are listed in full, so no transitive closure is needed later.
         let mut parents = Vec::new();
         let mut next = self.container.as_deref();
@@ -247,15 +283,61 @@ fn name_of<'a>(service: &str, resource: &'a str) -> &'a str {
 }
 
 #[derive(serde::Deserialize)]
-struct ResourceEntry {
-    #[serde(rename = "ARN", default)]
-    arn: Option<String>,
-    #[serde(rename = "ARNPrefix", default)]
-    arn_prefix: Option<String>,
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(rename = "accountId", default)]
-    account_id: Option<String>,
+struct ResourceEntry<'a> {
+    #[serde(rename = "ARN", default, borrow)]
+    arn: Option<Cow<'a, str>>,
+    #[serde(rename = "ARNPrefix", default, borrow)]
+    arn_prefix: Option<Cow<'a, str>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "accountId", default, borrow)]
+    account_id: Option<Cow<'a, str>>,
+}
+
+/// A resource as the event names it, before it is modelled.
+struct Named<'a> {
+    kind: Cow<'a, str>,
+    arn: Cow<'a, str>,
+    account_id: Option<Cow<'a, str>>,
+}
+
+/// What an event acted on: named resources (at least one), else its account.
+enum Found<'a> {
+    /// With whether they are the event's `resources` list (else from its request parameters).
+    Named(Vec<Named<'a>>, bool),
+    Account(&'a str),
+}
+
+/// What identifies a resource of an event: its ARN, or for the account fallback the account.
+/// Enough to look up its tags without modelling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceKey<'a> {
+    Arn(Cow<'a, str>),
+    Account(&'a str),
+}
+
+impl ResourceKey<'_> {
+    /// The resource's tags, borrowed from the inventory (as [`ResourceModel::tags_ref`]).
+    pub fn tags<'i>(&self, inv: &'i Inventory) -> ResourceTags<'i> {
+        if inv.is_empty() {
+            return ResourceTags::default();
+        }
+        match self {
+            ResourceKey::Arn(arn) => inv.resource_tags_ref(arn),
+            ResourceKey::Account(id) => ResourceTags {
+                base: None,
+                extra: inv.extra_tags("Resource", id),
+            },
+        }
+    }
+
+    /// The resource's entity uid, as [`ResourceModel::uid`].
+    pub fn uid(&self) -> EntityUid {
+        match self {
+            ResourceKey::Arn(arn) => uid(&types().resource, arn),
+            ResourceKey::Account(id) => uid(&types().resource, id),
+        }
+    }
 }
 
 /// The resources of an event (never empty); an error if `requestParameters` is unreadable.
@@ -263,71 +345,399 @@ pub fn resources_of(
     view: &EventView,
     principal: &PrincipalModel,
 ) -> Result<Vec<ResourceModel>, String> {
-    let mut out = from_resources_field(view)?;
-    if out.is_empty() {
-        out = from_request_parameters(view, principal)?;
-    }
-    if out.is_empty() {
-        let account = view
-            .event
-            .recipient_account_id
-            .as_deref()
-            .or(principal.account_id.as_deref())
-            .unwrap_or("unknown");
-        out.push(ResourceModel::account(account));
-    }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|r| seen.insert(r.uid.clone()));
-    Ok(out)
-}
-
-fn from_resources_field(view: &EventView) -> Result<Vec<ResourceModel>, String> {
-    let Some(raw) = view.event.resources else {
-        return Ok(Vec::new());
+    let named = match find(view, principal)? {
+        Found::Account(account) => return Ok(vec![ResourceModel::account(account)]),
+        Found::Named(named, listed) => (named, listed),
     };
-    let entries: Vec<ResourceEntry> =
-        serde_json::from_str(raw.get()).map_err(|e| format!("resources: {e}"))?;
-    let mut out: Vec<ResourceModel> = entries
+    let (named, listed) = named;
+    let mut out: Vec<ResourceModel> = named
         .into_iter()
-        .filter_map(|e| {
-            let arn = e.arn.or(e.arn_prefix).filter(|a| !a.is_empty())?;
-            Some(ResourceModel::new(
-                e.kind.as_deref().unwrap_or("Unknown"),
-                arn,
-                e.account_id,
-            ))
+        .map(|n| {
+            ResourceModel::new(
+                &n.kind,
+                n.arn.into_owned(),
+                n.account_id.map(Cow::into_owned),
+            )
         })
         .collect();
     // An S3 data event lists the object and its bucket; only the bucket entry says who owns
     // it. The object's container is that entry, and the object is in the owner's account too,
     // so that every copy of an entity in a request's store is the same.
-    let listed = out.clone();
-    for r in &mut out {
-        if let Some(container) = &r.container
-            && let Some(entry) = listed.iter().find(|l| l.uid == container.uid)
-        {
-            r.container = Some(Box::new(entry.clone()));
-            if r.account_id.is_none() {
-                r.account_id = entry.account_id.clone();
+    if listed {
+        let listed = out.clone();
+        for r in &mut out {
+            if let Some(container) = &r.container
+                && let Some(entry) = listed.iter().find(|l| l.uid == container.uid)
+            {
+                r.container = Some(Box::new(entry.clone()));
+                if r.account_id.is_none() {
+                    r.account_id = entry.account_id.clone();
+                }
             }
         }
     }
+    dedup_by(&mut out, |r| r.arn.as_deref().unwrap_or_default());
     Ok(out)
 }
 
-fn from_request_parameters(
-    view: &EventView,
-    principal: &PrincipalModel,
-) -> Result<Vec<ResourceModel>, String> {
-    let Some(params) = view.field(Field::RequestParameters)? else {
+/// The keys of an event's resources, in the order and number of [`resources_of`], without
+/// modelling them: what the engine needs per event when policies read resources only by tags.
+pub fn resource_keys<'a>(
+    view: &'a EventView,
+    principal: &'a PrincipalModel,
+) -> Result<Vec<ResourceKey<'a>>, String> {
+    Ok(match find(view, principal)? {
+        Found::Account(account) => vec![ResourceKey::Account(account)],
+        Found::Named(named, _) => {
+            let mut keys: Vec<ResourceKey> =
+                named.into_iter().map(|n| ResourceKey::Arn(n.arn)).collect();
+            dedup_by(&mut keys, |k| match k {
+                ResourceKey::Arn(arn) => arn,
+                ResourceKey::Account(id) => id,
+            });
+            keys
+        }
+    })
+}
+
+/// Keeps the first of each key, in order (the key is a resource's uid).
+fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
+    // Few resources per event: a scan beats hashing, but not on a hostile event with thousands.
+    if items.len() <= 16 {
+        let mut i = 0;
+        while i < items.len() {
+            let dup = items
+                .get(i)
+                .is_some_and(|x| items.iter().take(i).any(|y| key(y) == key(x)));
+            if dup {
+                items.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let keys: Vec<bool> = items
+        .iter()
+        .map(|x| seen.insert(key(x).to_string()))
+        .collect();
+    let mut keep = keys.into_iter();
+    items.retain(|_| keep.next().unwrap_or(false));
+}
+
+fn find<'a>(view: &'a EventView, principal: &'a PrincipalModel) -> Result<Found<'a>, String> {
+    let named = from_resources_field(view)?;
+    if !named.is_empty() {
+        return Ok(Found::Named(named, true));
+    }
+    let named = from_request_parameters(view, principal)?;
+    if !named.is_empty() {
+        return Ok(Found::Named(named, false));
+    }
+    Ok(Found::Account(
+        view.event
+            .recipient_account_id
+            .as_deref()
+            .or(principal.account_id.as_deref())
+            .unwrap_or("unknown"),
+    ))
+}
+
+fn from_resources_field<'a>(view: &'a EventView) -> Result<Vec<Named<'a>>, String> {
+    let Some(raw) = view.event.resources else {
         return Ok(Vec::new());
     };
-    let str_of = |key: &str| {
-        params
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+    let entries: Vec<ResourceEntry> =
+        serde_json::from_str(raw.get()).map_err(|e| format!("resources: {e}"))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| {
+            let arn = e.arn.or(e.arn_prefix).filter(|a| !a.is_empty())?;
+            Some(Named {
+                kind: e.kind.unwrap_or(Cow::Borrowed("Unknown")),
+                arn,
+                account_id: e.account_id,
+            })
+        })
+        .collect())
+}
+
+/// The request parameters that name resources, read without building the whole JSON value
+/// (each event's parameters differ, and a `serde_json::Value` costs a map and an allocation per
+/// member): the string members named in [`PARAMETER_KEYS`] (the last of duplicates), the
+/// `InstanceId` of a top-level member object (newer EC2 calls), and the `instanceId`s of
+/// `instancesSet.items`. Anything else, or parameters that are not an object, name nothing.
+#[derive(Default)]
+struct Params<'a> {
+    strings: Vec<(&'static str, Cow<'a, str>)>,
+    nested_instance_ids: Vec<Cow<'a, str>>,
+    items_instance_ids: Vec<Cow<'a, str>>,
+}
+
+/// The request parameters [`from_request_parameters`] reads by name.
+const PARAMETER_KEYS: &[&str] = &[
+    "bucketName",
+    "key",
+    "userName",
+    "roleName",
+    "groupName",
+    "instanceProfileName",
+    "policyArn",
+    "instanceId",
+    "groupId",
+    "name",
+    "trailName",
+    "functionName",
+    "keyId",
+    "secretId",
+    "roleArn",
+];
+
+impl<'a> Params<'a> {
+    /// A non-empty string member.
+    fn str_of(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.strings
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Params<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Params<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("request parameters")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Params<'de>, A::Error> {
+                let mut out = Params::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let member: Member<'de> = map.next_value()?;
+                    match member {
+                        Member::Str(v) => {
+                            if let Some(k) = PARAMETER_KEYS.iter().find(|k| **k == key) {
+                                out.strings.push((k, v));
+                            }
+                        }
+                        Member::Object { instance_id, items } => {
+                            out.nested_instance_ids.extend(instance_id);
+                            if key == "instancesSet" {
+                                // The last `instancesSet`, as for any member.
+                                out.items_instance_ids = items;
+                            }
+                        }
+                        Member::Other => {}
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Params<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Params::default())
+            }
+            fn visit_unit<E>(self) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+        }
+        d.deserialize_any(Top)
+    }
+}
+
+/// A member of the request parameters, as far as resources go.
+enum Member<'a> {
+    Str(Cow<'a, str>),
+    /// An object: its `InstanceId` string, and the `instanceId`s of its `items` list.
+    Object {
+        instance_id: Option<Cow<'a, str>>,
+        items: Vec<Cow<'a, str>>,
+    },
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Member<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MemberVisitor {
+            inner: Inner::Member,
+        })
+    }
+}
+
+/// What a [`MemberVisitor`] is reading: a top-level member, an element of `items`, or a value
+/// whose only use is a string (`InstanceId`, `instanceId`).
+#[derive(Clone, Copy, PartialEq)]
+enum Inner {
+    Member,
+    Item,
+    Str,
+}
+
+/// Reads a member, an `items` element or a string; anything else is skipped whole.
+struct MemberVisitor {
+    inner: Inner,
+}
+
+impl<'de> serde::de::Visitor<'de> for MemberVisitor {
+    type Value = Member<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
+        let (mut instance_id, mut items) = (None, Vec::new());
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match (self.inner, key.as_ref()) {
+                (Inner::Member, "InstanceId") | (Inner::Item, "instanceId") => {
+                    instance_id = match map.next_value_seed(Seed(Inner::Str))? {
+                        Member::Str(s) => Some(s),
+                        _ => None,
+                    };
+                }
+                (Inner::Member, "items") => items = map.next_value_seed(ItemsSeed)?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if self.inner == Inner::Str {
+            return Ok(Member::Other);
+        }
+        Ok(Member::Object { instance_id, items })
+    }
+}
+
+struct Seed(Inner);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed {
+    type Value = Member<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Member<'de>, D::Error> {
+        d.deserialize_any(MemberVisitor { inner: self.0 })
+    }
+}
+
+/// `items`: the `instanceId` of each element; nothing if it is not a list.
+struct ItemsSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed {
+    type Value = Vec<Cow<'de, str>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = Vec<Cow<'de, str>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element_seed(Seed(Inner::Item))? {
+                    if let Member::Object {
+                        instance_id: Some(id),
+                        ..
+                    } = item
+                    {
+                        out.push(id);
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Vec::new())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+        }
+        d.deserialize_any(Items)
+    }
+}
+
+fn from_request_parameters<'a>(
+    view: &'a EventView,
+    principal: &'a PrincipalModel,
+) -> Result<Vec<Named<'a>>, String> {
+    let Some(raw) = view.event.request_parameters else {
+        return Ok(Vec::new());
     };
+    let params: Params<'a> = serde_json::from_str(raw.get())
+        .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
+    let str_of = |key: &str| params.str_of(key);
     let p = principal.partition.as_str();
     let account = view
         .event
@@ -337,19 +747,19 @@ fn from_request_parameters(
         .unwrap_or("");
     let region = view.event.aws_region.as_deref().unwrap_or("");
     let mut out = Vec::new();
-    let mut push = |kind: &str, arn: String, account_id: Option<&str>| {
-        out.push(ResourceModel::new(
-            kind,
+    let mut push = |kind: &'static str, arn: Cow<'a, str>, account_id: Option<&'a str>| {
+        out.push(Named {
+            kind: Cow::Borrowed(kind),
             arn,
-            account_id.map(str::to_string),
-        ));
+            account_id: account_id.map(Cow::Borrowed),
+        });
     };
     // An ARN given in full is used as it is; a name is qualified in the caller's account.
-    let arn_or = |value: &str, build: &dyn Fn(&str) -> String| {
+    let arn_or = |value: Cow<'a, str>, build: &dyn Fn(&str) -> String| -> Cow<'a, str> {
         if value.starts_with("arn:") {
-            value.to_string()
+            value
         } else {
-            build(value)
+            Cow::Owned(build(&value))
         }
     };
     match view.event.service() {
@@ -358,10 +768,14 @@ fn from_request_parameters(
                 match str_of("key") {
                     Some(key) => push(
                         "AWS::S3::Object",
-                        format!("arn:{p}:s3:::{bucket}/{key}"),
+                        format!("arn:{p}:s3:::{bucket}/{key}").into(),
                         None,
                     ),
-                    None => push("AWS::S3::Bucket", format!("arn:{p}:s3:::{bucket}"), None),
+                    None => push(
+                        "AWS::S3::Bucket",
+                        format!("arn:{p}:s3:::{bucket}").into(),
+                        None,
+                    ),
                 }
             }
         }
@@ -379,42 +793,31 @@ fn from_request_parameters(
                 if let Some(name) = str_of(key) {
                     push(
                         kind,
-                        format!("arn:{p}:iam::{account}:{path}/{name}"),
+                        format!("arn:{p}:iam::{account}:{path}/{name}").into(),
                         Some(account),
                     );
                 }
             }
             if let Some(arn) = str_of("policyArn") {
-                push("AWS::IAM::ManagedPolicy", arn.to_string(), None);
+                push("AWS::IAM::ManagedPolicy", arn, None);
             }
         }
         "ec2" => {
-            let mut ids: Vec<&str> = str_of("instanceId").into_iter().collect();
+            let mut ids: Vec<Cow<str>> = str_of("instanceId").into_iter().collect();
             // Newer EC2 calls record their request object: {"AssociateIamInstanceProfileRequest": {"InstanceId": ...}}.
-            ids.extend(
-                params
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                    .filter_map(|v| v.get("InstanceId")?.as_str()),
-            );
-            if let Some(items) = params
-                .pointer("/instancesSet/items")
-                .and_then(Value::as_array)
-            {
-                ids.extend(items.iter().filter_map(|i| i.get("instanceId")?.as_str()));
-            }
+            ids.extend(params.nested_instance_ids.iter().cloned());
+            ids.extend(params.items_instance_ids.iter().cloned());
             for id in ids {
                 push(
                     "AWS::EC2::Instance",
-                    format!("arn:{p}:ec2:{region}:{account}:instance/{id}"),
+                    format!("arn:{p}:ec2:{region}:{account}:instance/{id}").into(),
                     Some(account),
                 );
             }
             if let Some(id) = str_of("groupId") {
                 push(
                     "AWS::EC2::SecurityGroup",
-                    format!("arn:{p}:ec2:{region}:{account}:security-group/{id}"),
+                    format!("arn:{p}:ec2:{region}:{account}:security-group/{id}").into(),
                     Some(account),
                 );
             }
@@ -451,7 +854,7 @@ fn from_request_parameters(
         }
         "sts" => {
             if let Some(arn) = str_of("roleArn") {
-                push("AWS::IAM::Role", arn.to_string(), None);
+                push("AWS::IAM::Role", arn, None);
             }
         }
         _ => {}
@@ -554,6 +957,58 @@ mod tests {
             vec![
                 r#"AWS::EC2::Instance Resource::"arn:aws:ec2:ap-northeast-1:123456789012:instance/i-0f48040475b4f3464""#
             ]
+        );
+    }
+
+    #[test]
+    fn request_parameters_name_resources_whatever_their_shape() {
+        let ec2 = |params: &str| {
+            let json = format!(
+                r#"{{"eventTime":"2024-01-07T22:35:30Z","eventSource":"ec2.amazonaws.com","eventName":"X","awsRegion":"us-east-1","recipientAccountId":"123456789012","requestParameters":{params}}}"#
+            );
+            let v = view(&json);
+            let keys: Vec<String> = resource_keys(&v, &principal())
+                .unwrap()
+                .iter()
+                .map(|k| k.uid().to_string())
+                .collect();
+            assert_eq!(
+                keys,
+                ids(&resources_of(&v, &principal()).unwrap())
+                    .iter()
+                    .map(|i| i.split_once(' ').unwrap().1.to_string())
+                    .collect::<Vec<_>>(),
+                "keys and models agree"
+            );
+            keys
+        };
+        let arn =
+            |id: &str| format!(r#"Resource::"arn:aws:ec2:us-east-1:123456789012:instance/{id}""#);
+        // A request object, a set of items, an escaped string, and the same id twice.
+        assert_eq!(
+            ec2(
+                r#"{"instanceId":"i-1","AssociateIamInstanceProfileRequest":{"InstanceId":"i-2","x":[1,{"y":null}]},"instancesSet":{"items":[{"instanceId":"i-\u0033"},{"instanceId":"i-1"},7,"s"]}}"#
+            ),
+            vec![arn("i-1"), arn("i-2"), arn("i-3")]
+        );
+        // Not an object, or members of other types: nothing named, the account instead.
+        for params in [
+            r#""i-1""#,
+            "[1,2]",
+            "null",
+            "5",
+            r#"{"instanceId":5,"instancesSet":{"items":"i-1"}}"#,
+        ] {
+            assert_eq!(
+                ec2(params),
+                vec![r#"Resource::"123456789012""#.to_string()],
+                "{params}"
+            );
+        }
+        // The last of duplicate members.
+        assert_eq!(
+            ec2(r#"{"instanceId":"i-1","instanceId":"i-9"}"#),
+            vec![arn("i-9")]
         );
     }
 

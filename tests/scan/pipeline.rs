@@ -356,6 +356,12 @@ fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str])
 fn decisions_agree_with_cedars_authorizer() {
     let n = assert_agrees_with_cedar(shipped(), &["fixtures/events", "fixtures/archive"]);
     assert!(n > 1300, "{n} events checked");
+    // With inventory, resources read only by their tags are decided through stand-ins.
+    let n = assert_agrees_with_cedar(
+        shipped_with_inventory(),
+        &["fixtures/events", "fixtures/archive"],
+    );
+    assert!(n > 1300, "{n} events checked with inventory");
     let allow_list = engine_of(
         r#"
 @id("sessions-read") @title("Sessions may read") permit (principal is AssumedRole, action, resource) when { context has readOnly && context.readOnly };
@@ -366,6 +372,37 @@ fn decisions_agree_with_cedars_authorizer() {
 "#,
     );
     assert_agrees_with_cedar(&allow_list, &["fixtures/events", "fixtures/archive"]);
+}
+
+#[test]
+fn an_error_names_the_resource_not_its_stand_in() {
+    // The policy reads the resource only by a tag: the engine decides on a stand-in with just
+    // that tag, but an error must still name the object the event acted on. (Only a query
+    // loaded leniently may read a tag without `hasTag`.)
+    use trailcedar::engine::pack::{self, LoadOptions, PolicySource};
+    let source = PolicySource {
+        name: "query.cedar".into(),
+        text: r#"@id("billing-only") @title("Billing's resources") @severity("low")
+forbid (principal, action, resource) when { resource.getTag("service") == "billing" };"#
+            .into(),
+    };
+    let options = LoadOptions {
+        lenient_optional: true,
+    };
+    let pack = pack::load_with(vec![source], "test", options).unwrap();
+    let engine =
+        trailcedar::engine::Engine::new(pack, trailcedar::model::aws_ranges::AwsRanges::embedded())
+            .unwrap();
+    let json = event(r#""resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::shared/k"}]"#);
+    let view = trailcedar::model::EventView::parse(&json).unwrap();
+    let mut evaluator = engine.evaluator();
+    let verdict = evaluator.evaluate(&view).unwrap();
+    assert!(verdict.hits.is_empty());
+    let message = &verdict.errors[0].message;
+    assert!(
+        message.contains("arn:aws:s3:::shared/k") && !message.contains("stand-in"),
+        "{message}"
+    );
 }
 
 #[test]
