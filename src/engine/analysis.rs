@@ -53,7 +53,8 @@ pub struct Needs {
     /// The attributes read on the resource (`resource.accountInOrganization`).
     pub resource_attrs: BTreeSet<String>,
     /// The tag keys read on the resource (`resource.hasTag("service")`). When the resource is
-    /// read only through these, a decision depends on the resource only through their values.
+    /// read only through these and `resource_attrs`, a decision depends on the resource only
+    /// through their values.
     pub resource_tags: BTreeSet<String>,
 }
 

@@ -826,13 +826,8 @@ fn stand_in_entities(
             let mut attrs = facts::Attrs::default();
             if let Some(model) = models.get(i) {
                 for (name, value) in model.attr_values(inv, needs.resource_taken_at) {
-                    if !needs.resource_attrs.contains(name) {
-                        continue;
-                    }
-                    match value {
-                        AttrValue::Str(v) => attrs.string(name, Some(v)),
-                        AttrValue::Bool(v) => attrs.bool(name, Some(v)),
-                        AttrValue::Time(v) => attrs.datetime(name, Some(v)),
+                    if needs.resource_attrs.contains(name) {
+                        value.add_to(&mut attrs, name);
                     }
                 }
             }

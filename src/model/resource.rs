@@ -36,6 +36,17 @@ pub enum AttrValue<'a> {
     Time(Timestamp),
 }
 
+impl AttrValue<'_> {
+    /// Adds the value to an entity's attributes.
+    pub fn add_to(self, attrs: &mut Attrs, name: &str) {
+        match self {
+            AttrValue::Str(v) => attrs.string(name, Some(v)),
+            AttrValue::Bool(v) => attrs.bool(name, Some(v)),
+            AttrValue::Time(v) => attrs.datetime(name, Some(v)),
+        }
+    }
+}
+
 /// A resource of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceModel {
@@ -247,11 +258,7 @@ impl ResourceModel {
     pub fn entity_with(&self, inv: &Inventory, taken_at: bool) -> Entity {
         let mut attrs = Attrs::default();
         for (name, value) in self.attr_values(inv, taken_at) {
-            match value {
-                AttrValue::Str(v) => attrs.string(name, Some(v)),
-                AttrValue::Bool(v) => attrs.bool(name, Some(v)),
-                AttrValue::Time(v) => attrs.datetime(name, Some(v)),
-            }
+            value.add_to(&mut attrs, name);
         }
         let (tags, _) = self.tags(inv);
         // Ancestors are listed in full, so no transitive closure is needed later.
