@@ -26,11 +26,13 @@ use cedar_policy::{
 use index::{CandidateSet, Index};
 use pack::{Mode, Pack};
 use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use pack::{Detection, Severity};
 
@@ -39,9 +41,11 @@ pub use pack::{Detection, Severity};
 #[derive(Clone)]
 pub struct Engine {
     pub pack: Pack,
-    pub ranges: AwsRanges,
+    ranges: AwsRanges,
     /// Facts joined into the entities; empty unless [`Engine::with_inventory`].
-    pub inventory: Arc<Inventory>,
+    inventory: Arc<Inventory>,
+    /// Tells engines apart in the caches a thread keeps between inputs ([`Engine::evaluator`]).
+    id: u64,
     index: Index,
     authorizer: Authorizer,
     /// The whole pack as Cedar sees it, with the baseline permit in detection mode.
@@ -108,8 +112,21 @@ struct Decided {
     errors: Vec<RuleError>,
 }
 
-/// Cache sizes past which a file's caches start over: bounded memory on hostile input.
+/// Cache sizes past which an evaluator's caches start over: bounded memory on hostile input.
 const CACHE_LIMIT: usize = 4096;
+
+/// The next [`Engine::id`].
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(0);
+
+fn next_engine_id() -> u64 {
+    NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The caches of the last evaluator this thread dropped, with its engine's id: the next
+    /// evaluator of the same engine on this thread starts with them.
+    static KEPT: RefCell<Option<(u64, Caches)>> = const { RefCell::new(None) };
+}
 
 impl Engine {
     /// Indexes a pack.
@@ -129,6 +146,7 @@ impl Engine {
             .filter(|&i| pack.detections.get(i).is_some_and(|d| d.guard.is_some()))
             .collect();
         Ok(Engine {
+            id: next_engine_id(),
             guarded,
             pack,
             ranges,
@@ -142,7 +160,14 @@ impl Engine {
     /// Joins inventory facts into every request.
     pub fn with_inventory(mut self, inventory: Arc<Inventory>) -> Engine {
         self.inventory = inventory;
+        // What the caches hold was built with the other inventory.
+        self.id = next_engine_id();
         self
+    }
+
+    /// The facts joined into the entities.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
     }
 
     /// The principal of an event, with the inventory's facts.
@@ -180,24 +205,27 @@ impl Engine {
         self.index.set_count()
     }
 
-    /// An evaluator for the events of one input, with caches for what repeats in it.
+    /// An evaluator for the events of one input, with caches for what repeats in it. The
+    /// caches outlive it: the next evaluator of this engine on the same thread starts with
+    /// them, since the principals, entities and decisions of an archive's files repeat from
+    /// one file to the next. They stay bounded ([`CACHE_LIMIT`] entries each, per thread).
     pub fn evaluator(&self) -> Evaluator<'_> {
+        let kept = KEPT
+            .try_with(|k| k.try_borrow_mut().ok().and_then(|mut k| k.take()))
+            .ok()
+            .flatten();
+        let caches = match kept {
+            Some((id, caches)) if id == self.id => caches,
+            _ => Caches::new(self.index.set_count()),
+        };
         Evaluator {
             engine: self,
-            principals: FxHashMap::default(),
-            contexts: FxHashMap::default(),
-            entities: FxHashMap::default(),
-            actions: FxHashMap::default(),
-            decisions: FxHashMap::default(),
+            caches,
             key: String::new(),
             memo_key: String::new(),
             stand_in_values: String::new(),
             stand_in_ends: Vec::new(),
             no_resource: uid(&types().resource, ""),
-            guards: FxHashMap::default(),
-            facts: FactCache::default(),
-            narrowed: FxHashMap::default(),
-            next_set: self.index.set_count(),
         }
     }
 
@@ -375,9 +403,8 @@ pub struct Explanation {
     pub notes: Vec<String>,
 }
 
-/// Evaluates the events of one input, with caches for what repeats in it.
-pub struct Evaluator<'e> {
-    engine: &'e Engine,
+/// What an evaluator builds once and reuses for the events that repeat it.
+struct Caches {
     /// Keyed by the raw `userIdentity` JSON.
     principals: FxHashMap<Box<str>, Rc<PrincipalModel>>,
     contexts: FxHashMap<String, Context>,
@@ -385,14 +412,6 @@ pub struct Evaluator<'e> {
     actions: FxHashMap<String, EntityUid>,
     /// Decisions of requests that are equal by construction (same principal, context, action).
     decisions: FxHashMap<String, Decided>,
-    key: String,
-    memo_key: String,
-    /// For policies that read the resources only through attributes and tags with literal
-    /// names: the values read, resource after resource (ending at `stand_in_ends`).
-    stand_in_values: String,
-    stand_in_ends: Vec<usize>,
-    /// The resource of a request whose policies do not read the resource.
-    no_resource: EntityUid,
     /// Per principal (by address, like the entity caches): the detections whose principal
     /// guard is false for it.
     guards: FxHashMap<usize, Rc<Vec<usize>>>,
@@ -401,6 +420,49 @@ pub struct Evaluator<'e> {
     narrowed: FxHashMap<(usize, usize), Arc<CandidateSet>>,
     /// The id of the next narrowed set (ids above the index's own).
     next_set: usize,
+}
+
+impl Caches {
+    fn new(next_set: usize) -> Caches {
+        Caches {
+            principals: FxHashMap::default(),
+            contexts: FxHashMap::default(),
+            entities: FxHashMap::default(),
+            actions: FxHashMap::default(),
+            decisions: FxHashMap::default(),
+            guards: FxHashMap::default(),
+            facts: FactCache::default(),
+            narrowed: FxHashMap::default(),
+            next_set,
+        }
+    }
+}
+
+/// Evaluates the events of one input, with caches for what repeats in it.
+pub struct Evaluator<'e> {
+    engine: &'e Engine,
+    caches: Caches,
+    key: String,
+    memo_key: String,
+    /// For policies that read the resources only through attributes and tags with literal
+    /// names: the values read, resource after resource (ending at `stand_in_ends`).
+    stand_in_values: String,
+    stand_in_ends: Vec<usize>,
+    /// The resource of a request whose policies do not read the resource.
+    no_resource: EntityUid,
+}
+
+impl Drop for Evaluator<'_> {
+    fn drop(&mut self) {
+        let caches = std::mem::replace(&mut self.caches, Caches::new(0));
+        let id = self.engine.id;
+        // At a thread's exit the slot may be gone: the caches are then dropped with it.
+        let _ = KEPT.try_with(|k| {
+            if let Ok(mut k) = k.try_borrow_mut() {
+                *k = Some((id, caches));
+            }
+        });
+    }
 }
 
 impl Evaluator<'_> {
@@ -417,18 +479,18 @@ impl Evaluator<'_> {
             return set;
         }
         let key = Rc::as_ptr(principal) as usize;
-        let dropped = match self.guards.get(&key) {
+        let dropped = match self.caches.guards.get(&key) {
             Some(d) => d.clone(),
             None => {
                 let d = Rc::new(engine.failed_guards(principal, &self.no_resource));
-                self.guards.insert(key, d.clone());
+                self.caches.guards.insert(key, d.clone());
                 d
             }
         };
         if !set.members.iter().any(|m| dropped.contains(m)) {
             return set;
         }
-        if let Some(n) = self.narrowed.get(&(set.id, key)) {
+        if let Some(n) = self.caches.narrowed.get(&(set.id, key)) {
             return n.clone();
         }
         let members: Vec<usize> = set
@@ -437,12 +499,16 @@ impl Evaluator<'_> {
             .copied()
             .filter(|m| !dropped.contains(m))
             .collect();
-        let n = Arc::new(CandidateSet::new(self.next_set, members, &engine.pack));
-        self.next_set += 1;
-        if self.narrowed.len() >= CACHE_LIMIT {
-            self.narrowed.clear();
+        let n = Arc::new(CandidateSet::new(
+            self.caches.next_set,
+            members,
+            &engine.pack,
+        ));
+        self.caches.next_set += 1;
+        if self.caches.narrowed.len() >= CACHE_LIMIT {
+            self.caches.narrowed.clear();
         }
-        self.narrowed.insert((set.id, key), n.clone());
+        self.caches.narrowed.insert((set.id, key), n.clone());
         n
     }
 
@@ -450,19 +516,19 @@ impl Evaluator<'_> {
     pub fn principal(&mut self, view: &EventView) -> Result<Rc<PrincipalModel>, String> {
         let raw = view.event.user_identity;
         let key = raw.map(|r| r.get()).unwrap_or("");
-        if let Some(p) = self.principals.get(key) {
+        if let Some(p) = self.caches.principals.get(key) {
             return Ok(p.clone());
         }
         let p = Rc::new(PrincipalModel::from_identity(raw, &self.engine.inventory)?);
-        if self.principals.len() >= CACHE_LIMIT {
+        if self.caches.principals.len() >= CACHE_LIMIT {
             // Entity stores are keyed by principal identity: they go with the principals.
-            self.principals.clear();
-            self.entities.clear();
-            self.decisions.clear();
-            self.guards.clear();
-            self.narrowed.clear();
+            self.caches.principals.clear();
+            self.caches.entities.clear();
+            self.caches.decisions.clear();
+            self.caches.guards.clear();
+            self.caches.narrowed.clear();
         }
-        self.principals.insert(key.into(), p.clone());
+        self.caches.principals.insert(key.into(), p.clone());
         Ok(p)
     }
 
@@ -561,7 +627,7 @@ impl Evaluator<'_> {
                     .push_str(self.stand_in_values.get(start..end).unwrap_or_default());
                 start = end;
             }
-            if let Some(d) = self.decisions.get(self.memo_key.as_str()) {
+            if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
                 verdict.hits = d
                     .hits
                     .iter()
@@ -644,8 +710,8 @@ impl Evaluator<'_> {
         }
         verdict.hits.sort_by_key(|h| h.detection);
         if memoizable {
-            if self.decisions.len() >= CACHE_LIMIT {
-                self.decisions.clear();
+            if self.caches.decisions.len() >= CACHE_LIMIT {
+                self.caches.decisions.clear();
             }
             let decided = Decided {
                 hits: verdict
@@ -656,7 +722,8 @@ impl Evaluator<'_> {
                 not_allowed: verdict.not_allowed,
                 errors: verdict.errors.clone(),
             };
-            self.decisions
+            self.caches
+                .decisions
                 .insert(std::mem::take(&mut self.memo_key), decided);
         }
         verdict.resources = resources;
@@ -669,14 +736,14 @@ impl Evaluator<'_> {
         self.key.push_str(view.event.service());
         self.key.push(':');
         self.key.push_str(&view.event.event_name);
-        if let Some(a) = self.actions.get(self.key.as_str()) {
+        if let Some(a) = self.caches.actions.get(self.key.as_str()) {
             return a.clone();
         }
         let a = action_uid(&self.key);
-        if self.actions.len() >= CACHE_LIMIT {
-            self.actions.clear();
+        if self.caches.actions.len() >= CACHE_LIMIT {
+            self.caches.actions.clear();
         }
-        self.actions.insert(self.key.clone(), a.clone());
+        self.caches.actions.insert(self.key.clone(), a.clone());
         a
     }
 
@@ -688,14 +755,14 @@ impl Evaluator<'_> {
         }
         context::cache_key(view, attrs, &mut self.key);
         let _ = write!(self.key, "#{}", candidates.id);
-        if let Some(c) = self.contexts.get(self.key.as_str()) {
+        if let Some(c) = self.caches.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
         }
         let c = context::build(view, attrs, ranges, inv)?;
-        if self.contexts.len() >= CACHE_LIMIT {
-            self.contexts.clear();
+        if self.caches.contexts.len() >= CACHE_LIMIT {
+            self.caches.contexts.clear();
         }
-        self.contexts.insert(self.key.clone(), c.clone());
+        self.caches.contexts.insert(self.key.clone(), c.clone());
         Ok(c)
     }
 
@@ -758,7 +825,7 @@ impl Evaluator<'_> {
             let account = e.vpc_endpoint_account_id.as_deref().unwrap_or("");
             let _ = write!(self.key, "|vpce:{}:{id}:{account}", id.len());
         }
-        let base = match self.entities.get(self.key.as_str()) {
+        let base = match self.caches.entities.get(self.key.as_str()) {
             Some(e) => e.clone(),
             None => {
                 let e = Arc::new(build_entities(
@@ -768,12 +835,12 @@ impl Evaluator<'_> {
                     resources,
                     stand_in_entities(stand_ins, keys, models, needs, &self.engine.inventory),
                     &self.engine.inventory,
-                    &mut self.facts,
+                    &mut self.caches.facts,
                 )?);
-                if self.entities.len() >= CACHE_LIMIT {
-                    self.entities.clear();
+                if self.caches.entities.len() >= CACHE_LIMIT {
+                    self.caches.entities.clear();
                 }
-                self.entities.insert(self.key.clone(), e.clone());
+                self.caches.entities.insert(self.key.clone(), e.clone());
                 e
             }
         };

@@ -451,6 +451,47 @@ when { resource.type == "AWS::S3::Object" };"#,
 }
 
 #[test]
+fn caches_a_thread_keeps_belong_to_their_engine() {
+    // An evaluator leaves its caches to the next one of the same engine on its thread. One
+    // thread, the same events, evaluators of three engines in turn: each decides as if alone.
+    use std::collections::BTreeSet;
+    use trailcedar::model::EventView;
+    let text = std::fs::read_to_string("fixtures/events/inventory/cross_service_access.flag.json")
+        .unwrap();
+    let hits = |engine: &trailcedar::engine::Engine| {
+        let mut evaluator = engine.evaluator();
+        let mut ids = BTreeSet::new();
+        trailcedar::decode::for_each_record(&text, 0, &mut |r| {
+            let view = r.data.into_event().and_then(EventView::new).unwrap();
+            for h in evaluator.evaluate(&view).unwrap().hits {
+                ids.insert(engine.pack.detections[h.detection].id.clone());
+            }
+        })
+        .unwrap();
+        ids
+    };
+    let inventory =
+        trailcedar::inventory::Inventory::load(&[PathBuf::from("fixtures/inventory")], None)
+            .unwrap();
+    let without = shipped();
+    let with = without
+        .clone()
+        .with_inventory(std::sync::Arc::new(inventory));
+    let first = hits(without);
+    assert!(
+        !first.contains("inventory-cross-service-access"),
+        "{first:?}"
+    );
+    let joined = hits(&with);
+    assert!(
+        joined.contains("inventory-cross-service-access"),
+        "{joined:?}"
+    );
+    assert_eq!(hits(without), first);
+    assert_eq!(hits(&with), joined);
+}
+
+#[test]
 fn ipv4_mapped_addresses_are_evaluated() {
     let dir = tempfile::tempdir().unwrap();
     let text = event("").replace("198.51.100.23", "::ffff:198.51.100.23");
