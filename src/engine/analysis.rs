@@ -89,6 +89,15 @@ impl Needs {
             .extend(other.resource_tags.iter().cloned());
     }
 
+    /// Whether a decision that reads this is a function of the principal, the action, a
+    /// context that repeats ([`AttrSet::cacheable`]) and the values of the resource's
+    /// attributes and tags with literal names: then requests alike in those are decided once.
+    pub fn memoizable(&self) -> bool {
+        !self.resource_other
+            && self.context.cacheable()
+            && !Field::ALL.iter().any(|f| self.field(*f).is_needed())
+    }
+
     /// The need for one field.
     #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
     pub fn field(&self, field: Field) -> &FieldNeed {

@@ -25,28 +25,63 @@ pub struct CandidateSet {
     /// Whether some member's condition depends on the action (its scope names actions, or its
     /// clauses read `action`).
     pub reads_action: bool,
+    /// The members whose decision is a function of values that repeat from event to event
+    /// ([`Needs::memoizable`]): decided once per distinct request, the others on every event.
+    pub memoized: Group,
+}
+
+/// Some members of a [`CandidateSet`], with what they read merged.
+#[derive(Debug, Default)]
+pub struct Group {
+    pub members: Vec<usize>,
+    pub needs: Needs,
+    pub reads_action: bool,
+}
+
+impl Group {
+    fn of(members: Vec<usize>, pack: &Pack) -> Group {
+        let mut group = Group {
+            members,
+            ..Group::default()
+        };
+        for d in group.members.iter().filter_map(|i| pack.detections.get(*i)) {
+            group.needs.merge(&d.analysis.needs);
+            group.reads_action |= d.analysis.actions.is_some() || d.analysis.needs.action_entity;
+        }
+        group
+    }
 }
 
 impl CandidateSet {
     /// The set of these members of `pack`, with what they read merged.
     pub fn new(id: usize, members: Vec<usize>, pack: &Pack) -> CandidateSet {
-        let detections: Vec<_> = members
+        let memoized = members
             .iter()
-            .filter_map(|i| pack.detections.get(*i))
+            .copied()
+            .filter(|i| {
+                pack.detections
+                    .get(*i)
+                    .is_some_and(|d| d.analysis.needs.memoizable())
+            })
             .collect();
-        let mut needs = Needs::default();
-        for d in &detections {
-            needs.merge(&d.analysis.needs);
-        }
+        let all = Group::of(members, pack);
         CandidateSet {
             id,
-            has_permit: detections.iter().any(|d| d.effect == Effect::Permit),
-            reads_action: detections
-                .iter()
-                .any(|d| d.analysis.actions.is_some() || d.analysis.needs.action_entity),
-            members,
-            needs,
+            has_permit: all.members.iter().any(|i| {
+                pack.detections
+                    .get(*i)
+                    .is_some_and(|d| d.effect == Effect::Permit)
+            }),
+            reads_action: all.reads_action,
+            members: all.members,
+            needs: all.needs,
+            memoized: Group::of(memoized, pack),
         }
+    }
+
+    /// Whether every member is memoized.
+    pub fn all_memoized(&self) -> bool {
+        self.memoized.members.len() == self.members.len()
     }
 }
 

@@ -104,11 +104,13 @@ impl Verdict {
     }
 }
 
-/// A decision without resources, remembered for requests equal to the one it was made for.
+/// The decision of a candidate set's memoized members, remembered for requests equal to the
+/// ones it was made for.
 #[derive(Clone)]
 struct Decided {
     hits: Vec<(usize, Option<usize>)>,
-    not_allowed: bool,
+    /// Per request: whether one of them is a satisfied forbid, a satisfied permit.
+    flags: Vec<(bool, bool)>,
     errors: Vec<RuleError>,
 }
 
@@ -566,83 +568,57 @@ impl Evaluator<'_> {
         } else {
             None
         };
-        let keys: Vec<ResourceKey> = match (&resources, by_stand_ins) {
+        // The values read are also the resources' part of the key of memoized decisions.
+        let values_read = by_stand_ins || candidates.memoized.needs.resource;
+        let keys: Vec<ResourceKey> = match (&resources, values_read) {
             (_, false) => Vec::new(),
             (Some(rs), true) => rs.iter().map(ResourceModel::key).collect(),
             (None, true) => resource_keys(view, &principal)?,
         };
         self.stand_in_values.clear();
         self.stand_in_ends.clear();
-        for (i, k) in keys.iter().enumerate() {
-            let out = &mut self.stand_in_values;
-            let tags = k.tags(&engine.inventory);
-            for key in &needs.resource_tags {
-                match tags.get(key) {
-                    Some(v) => push_value(out, 's', v),
-                    None => out.push_str(":-"),
-                }
-            }
-            let model = resources.as_ref().and_then(|rs| rs.get(i));
-            let attrs = model
-                .map(|r| r.attr_values(&engine.inventory, needs.resource_taken_at))
-                .unwrap_or_default();
-            for name in &needs.resource_attrs {
-                match attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
-                    Some(AttrValue::Str(v)) => push_value(out, 's', v),
-                    Some(AttrValue::Bool(b)) => out.push_str(if *b { ":b1" } else { ":b0" }),
-                    Some(AttrValue::Time(t)) => {
-                        out.push_str(":t");
-                        push_number(out, t.0 as usize);
-                    }
-                    None => out.push_str(":-"),
-                }
-            }
-            self.stand_in_ends.push(out.len());
-        }
+        write_values(
+            (&mut self.stand_in_values, &mut self.stand_in_ends),
+            &keys,
+            resources.as_deref().unwrap_or_default(),
+            needs,
+            &engine.inventory,
+        );
         let ctx = self.context(view, &candidates)?;
-        // A request made only of the principal, a reusable context, (when some policy reads
-        // it) the action, and resources read only through tags with literal keys, is decided
-        // once: Cedar's evaluation is a function of the request and the entities, and what the
-        // policies can read of these entities is the principal's and those tags' values.
-        let memoizable = !needs.resource_other
-            && needs.context.cacheable()
-            && !Field::ALL.iter().any(|f| needs.field(*f).is_needed());
-        if memoizable {
-            self.memo_key.clear();
-            // `self.key` still holds the context's key (with the candidate set) from `context`.
-            push_number(&mut self.memo_key, Rc::as_ptr(&principal) as usize);
-            self.memo_key.push('|');
-            self.memo_key.push_str(&self.key);
-            if candidates.reads_action {
-                self.memo_key.push('|');
-                self.memo_key.push_str(&view.event.event_source);
-                self.memo_key.push(':');
-                self.memo_key.push_str(&view.event.event_name);
-            }
-            // One request per resource: each one's values read, in order.
-            let mut start = 0;
-            for &end in &self.stand_in_ends {
-                self.memo_key.push_str("|r");
-                self.memo_key
-                    .push_str(self.stand_in_values.get(start..end).unwrap_or_default());
-                start = end;
-            }
+        let memoized = &candidates.memoized;
+        let requests = resources.as_ref().map_or(keys.len().max(1), Vec::len);
+        // Members whose requests are made only of the principal, a reusable context, (when one
+        // reads it) the action, and resources read only through attributes and tags with
+        // literal names are decided once per distinct request: Cedar's evaluation is a
+        // function of the request and the entities, and what these members can read of the
+        // entities is the principal's values and those of the resources' attributes and tags.
+        // The others (those that read a free-form field, for one) are evaluated on every event.
+        let mut replayed: Option<Decided> = None;
+        if !memoized.members.is_empty() {
+            self.write_memo_key(view, &principal, &candidates, requests);
             if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
-                verdict.hits = d
-                    .hits
-                    .iter()
-                    .map(|&(detection, resource)| Hit {
-                        detection,
-                        resource,
-                    })
-                    .collect();
-                verdict.not_allowed = d.not_allowed;
-                verdict.errors = d.errors.clone();
-                verdict.resources = resources;
-                return Ok(verdict);
+                if candidates.all_memoized() {
+                    verdict.hits = d
+                        .hits
+                        .iter()
+                        .map(|&(detection, resource)| Hit {
+                            detection,
+                            resource,
+                        })
+                        .collect();
+                    verdict.not_allowed = allow_list && d.flags.iter().any(|&(f, p)| !f && !p);
+                    verdict.errors = d.errors.clone();
+                    verdict.resources = resources;
+                    return Ok(verdict);
+                }
+                replayed = Some(d.clone());
             }
         }
-        let stand_ins = self.stand_ins();
+        let stand_ins = if by_stand_ins {
+            self.stand_ins()
+        } else {
+            Vec::new()
+        };
         let entities = self.entities(
             view,
             &principal,
@@ -651,7 +627,11 @@ impl Evaluator<'_> {
             (&stand_ins, &keys),
         )?;
         let action = self.action(view);
-        let requests = resources.as_ref().map_or(keys.len().max(1), Vec::len);
+        // The memoized members' (forbid satisfied, permit satisfied), request by request.
+        let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
+        // The members (by position, the first 64) found satisfied or not on the first request:
+        // one that does not read the resource decides alike on the others.
+        let (mut first_true, mut first_false) = (0u64, 0u64);
         for ri in 0..requests {
             let stand_in = stand_ins.get(ri);
             let resource = match (stand_in, &resources) {
@@ -678,58 +658,142 @@ impl Evaluator<'_> {
             // forbid denies; otherwise a satisfied permit allows, else the default deny. The
             // baseline permit of detection mode is implied. `tests/scan/pipeline.rs` checks
             // these decisions against `Authorizer::is_authorized` on full requests.
-            let mut forbade = false;
-            let mut permitted = false;
-            for &member in &candidates.members {
+            let (mut forbade, mut permitted) = replayed
+                .as_ref()
+                .and_then(|d| d.flags.get(ri).copied())
+                .unwrap_or_default();
+            let mut memo_flags = (false, false);
+            for (pos, &member) in candidates.members.iter().enumerate() {
+                let memo = memoized.members.contains(&member);
+                if memo && replayed.is_some() {
+                    continue;
+                }
                 let Some(d) = engine.pack.detections.get(member) else {
                     continue;
                 };
-                match eval_expression(&request, &entities, &d.indexed_condition) {
-                    Ok(EvalResult::Bool(true)) if d.effect == Effect::Forbid => {
-                        forbade = true;
-                        if !verdict.hits.iter().any(|h| h.detection == member) {
-                            verdict.hits.push(Hit {
-                                detection: member,
-                                resource: resource_index,
-                            });
+                let bit = 1u64.checked_shl(pos as u32).unwrap_or(0);
+                let satisfied = if ri > 0 && !d.analysis.needs.resource && first_true & bit != 0 {
+                    true
+                } else if ri > 0 && !d.analysis.needs.resource && first_false & bit != 0 {
+                    false
+                } else {
+                    let outcome = match eval_expression(&request, &entities, &d.indexed_condition) {
+                        Ok(EvalResult::Bool(b)) => Some(b),
+                        Ok(other) => {
+                            let m = format!("the condition is {other}, not a boolean");
+                            verdict.error(member, d, message(m));
+                            None
                         }
+                        Err(e) => {
+                            verdict.error(member, d, message(e.to_string()));
+                            None
+                        }
+                    };
+                    match (ri, outcome) {
+                        (0, Some(true)) => first_true |= bit,
+                        (0, Some(false)) => first_false |= bit,
+                        _ => {}
                     }
-                    Ok(EvalResult::Bool(true)) => permitted = true,
-                    Ok(EvalResult::Bool(false)) => {}
-                    Ok(other) => verdict.error(
-                        member,
-                        d,
-                        message(format!("the condition is {other}, not a boolean")),
-                    ),
-                    Err(e) => verdict.error(member, d, message(e.to_string())),
+                    outcome == Some(true)
+                };
+                if !satisfied {
+                    continue;
+                }
+                if d.effect == Effect::Forbid {
+                    forbade = true;
+                    memo_flags.0 |= memo;
+                    if !verdict.hits.iter().any(|h| h.detection == member) {
+                        verdict.hits.push(Hit {
+                            detection: member,
+                            resource: resource_index,
+                        });
+                    }
+                } else {
+                    permitted = true;
+                    memo_flags.1 |= memo;
                 }
             }
+            flags.push(memo_flags);
             if allow_list && !forbade && !permitted {
                 verdict.not_allowed = true;
             }
         }
-        verdict.hits.sort_by_key(|h| h.detection);
-        if memoizable {
+        if let Some(d) = replayed {
+            verdict
+                .hits
+                .extend(d.hits.iter().map(|&(detection, resource)| Hit {
+                    detection,
+                    resource,
+                }));
+            verdict.errors.extend(d.errors);
+        } else if !memoized.members.is_empty() {
             if self.caches.decisions.len() >= CACHE_LIMIT {
                 self.caches.decisions.clear();
             }
+            let memo = |detection: &usize| memoized.members.contains(detection);
             let decided = Decided {
                 hits: verdict
                     .hits
                     .iter()
+                    .filter(|h| memo(&h.detection))
                     .map(|h| (h.detection, h.resource))
                     .collect(),
-                not_allowed: verdict.not_allowed,
-                errors: verdict.errors.clone(),
+                flags,
+                errors: verdict
+                    .errors
+                    .iter()
+                    .filter(|e| e.detection.as_ref().is_some_and(memo))
+                    .cloned()
+                    .collect(),
             };
             self.caches
                 .decisions
                 .insert(std::mem::take(&mut self.memo_key), decided);
         }
+        verdict.hits.sort_by_key(|h| h.detection);
+        verdict.errors.sort_by_key(|e| e.detection);
         verdict.resources = resources;
         Ok(verdict)
     }
 
+    /// The key of the memoized members' decision on this event, in `memo_key`: the principal
+    /// (by address, like the entity caches), the context they read, the action when one reads
+    /// it, the number of requests and the values read of each resource.
+    fn write_memo_key(
+        &mut self,
+        view: &EventView,
+        principal: &Rc<PrincipalModel>,
+        candidates: &CandidateSet,
+        requests: usize,
+    ) {
+        let group = &candidates.memoized;
+        // Otherwise `self.key` still holds the key of this same context from `context`.
+        if group.needs.context != candidates.needs.context {
+            context::cache_key(view, group.needs.context, &mut self.key);
+            let _ = write!(self.key, "#{}", candidates.id);
+        }
+        let out = &mut self.memo_key;
+        out.clear();
+        push_number(out, Rc::as_ptr(principal) as usize);
+        out.push('|');
+        out.push_str(&self.key);
+        if group.reads_action {
+            out.push('|');
+            out.push_str(&view.event.event_source);
+            out.push(':');
+            out.push_str(&view.event.event_name);
+        }
+        out.push_str("|n");
+        push_number(out, requests);
+        if group.needs.resource {
+            let mut start = 0;
+            for &end in &self.stand_in_ends {
+                out.push_str("|r");
+                out.push_str(self.stand_in_values.get(start..end).unwrap_or_default());
+                start = end;
+            }
+        }
+    }
     /// `Action::"<service>:<eventName>"`, built once per action in the input.
     fn action(&mut self, view: &EventView) -> EntityUid {
         self.key.clear();
@@ -902,6 +966,42 @@ fn stand_in_entities(
                 .unwrap_or_else(|_| Entity::with_uid(id.clone()))
         })
         .collect()
+}
+
+/// Appends the values `needs` reads of each resource, its tags then its attributes (those need
+/// its model), and the end of each resource's values to `ends`.
+fn write_values(
+    (out, ends): (&mut String, &mut Vec<usize>),
+    keys: &[ResourceKey],
+    models: &[ResourceModel],
+    needs: &Needs,
+    inv: &Inventory,
+) {
+    for (i, k) in keys.iter().enumerate() {
+        let tags = k.tags(inv);
+        for key in &needs.resource_tags {
+            match tags.get(key) {
+                Some(v) => push_value(out, 's', v),
+                None => out.push_str(":-"),
+            }
+        }
+        let attrs = models
+            .get(i)
+            .map(|r| r.attr_values(inv, needs.resource_taken_at))
+            .unwrap_or_default();
+        for name in &needs.resource_attrs {
+            match attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
+                Some(AttrValue::Str(v)) => push_value(out, 's', v),
+                Some(AttrValue::Bool(b)) => out.push_str(if *b { ":b1" } else { ":b0" }),
+                Some(AttrValue::Time(t)) => {
+                    out.push_str(":t");
+                    push_number(out, t.0 as usize);
+                }
+                None => out.push_str(":-"),
+            }
+        }
+        ends.push(out.len());
+    }
 }
 
 /// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.

@@ -227,6 +227,81 @@ forbid (principal is Root, action, resource);
 }
 
 #[test]
+fn rules_decided_once_and_rules_decided_per_event_combine() {
+    // `bob-writes` and `alice-writes` read only the principal: decided once per principal and
+    // replayed. `public-acl` reads the request parameters: evaluated on every event. In
+    // allow-list mode an event is not allowed when no permit and no forbid is satisfied, so
+    // the replayed half and the evaluated half must be combined request by request.
+    let engine = engine_of(
+        r#"
+@id("bob-writes") @title("Bob may write")
+permit (principal is IAMUser, action == Action::"s3:PutObject", resource)
+when { principal has userName && principal.userName == "bob" };
+@id("alice-writes") @title("Alice writes") @severity("low")
+forbid (principal is IAMUser, action == Action::"s3:PutObject", resource)
+when { principal has userName && principal.userName == "alice" };
+@id("public-acl") @title("Public ACL") @severity("high")
+forbid (principal, action == Action::"s3:PutObject", resource)
+when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameters.getTag("x-amz-acl") like "public-*" };
+"#,
+    );
+    let put = |n: u32, user: &str, acl: &str| {
+        let params = match acl {
+            "" => r#"{"bucketName":"shared","key":"k"}"#.to_string(),
+            acl => format!(r#"{{"bucketName":"shared","key":"k","x-amz-acl":"{acl}"}}"#),
+        };
+        event("")
+            .replace("user/alice", &format!("user/{user}"))
+            .replace(r#""userName":"alice""#, &format!(r#""userName":"{user}""#))
+            .replace(
+                r#""eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity""#,
+                r#""eventSource":"s3.amazonaws.com","eventName":"PutObject""#,
+            )
+            .replace(
+                r#""requestParameters":null"#,
+                &format!(r#""requestParameters":{params}"#),
+            )
+            .replace(
+                "00000000-0000-4000-8000-000000000001",
+                &format!("00000000-0000-4000-8000-00000000000{n}"),
+            )
+    };
+    let records = [
+        put(1, "alice", ""),
+        put(2, "alice", "public-read"),
+        put(3, "bob", "public-read"),
+        put(4, "bob", ""),
+        put(5, "carol", ""),
+        put(6, "carol", ""),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "puts.json",
+        format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
+    );
+    let (findings, s) = scan(&engine, &[path.to_str().unwrap()]);
+    assert!(!s.has_errors(), "{}", s.render());
+    let mut got: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{} {}", &f.event.event_id[35..], f.detection.id))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "1 alice-writes",
+            "2 alice-writes",
+            "2 public-acl",
+            "3 public-acl",
+            "5 not-allowed",
+            "6 not-allowed",
+        ]
+    );
+    assert_agrees_with_cedar(&engine, &[path.to_str().unwrap()]);
+}
+
+#[test]
 fn a_rule_that_errs_is_reported_not_allowed() {
     let engine = engine_of(
         r#"@id("overflow") @title("Overflows on every event") @severity("low")
