@@ -695,24 +695,19 @@ impl Inventory {
     /// [`Inventory::tags_of_resource`] without copying them: what the engine reads per event.
     pub fn resource_tags_ref(&self, arn: &str) -> ResourceTags<'_> {
         let tagged = |key: &str| self.resource_tags.get(key).map(|(t, at)| (t, Some(*at)));
-        let base = tagged(arn)
-            .or_else(|| self.secrets.get(arn).and_then(|a| tagged(a)))
-            .or_else(|| s3_bucket_of_object(arn).and_then(tagged))
-            .or_else(|| {
-                instance_id_of_arn(arn)
-                    .and_then(|id| self.instances.get(id))
-                    .map(|i| (&i.tags, i.taken_at))
-            })
-            .or_else(|| {
-                // Only an IAM user or role.
-                if !arn.contains(":iam::") {
-                    return None;
-                }
-                match self.user(Some(arn), None) {
-                    Some(u) => Some((&u.tags, u.taken_at)),
-                    None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
-                }
-            });
+        // The ARN's service says which other table can know the resource.
+        let base = tagged(arn).or_else(|| match arn.split(':').nth(2) {
+            Some("secretsmanager") => self.secrets.get(arn).and_then(|a| tagged(a)),
+            Some("s3") => s3_bucket_of_object(arn).and_then(tagged),
+            Some("ec2") => instance_id_of_arn(arn)
+                .and_then(|id| self.instances.get(id))
+                .map(|i| (&i.tags, i.taken_at)),
+            Some("iam") => match self.user(Some(arn), None) {
+                Some(u) => Some((&u.tags, u.taken_at)),
+                None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
+            },
+            _ => None,
+        });
         ResourceTags {
             base,
             extra: self.extra_tags("Resource", arn),

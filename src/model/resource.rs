@@ -482,6 +482,19 @@ struct Params<'a> {
     items_instance_ids: Vec<Cow<'a, str>>,
 }
 
+/// The services whose request parameters name resources: the arms of the `match` in
+/// [`from_request_parameters`].
+const PARAMETER_SERVICES: &[&str] = &[
+    "s3",
+    "iam",
+    "ec2",
+    "cloudtrail",
+    "lambda",
+    "kms",
+    "secretsmanager",
+    "sts",
+];
+
 /// The request parameters [`from_request_parameters`] reads by name.
 const PARAMETER_KEYS: &[&str] = &[
     "bucketName",
@@ -742,6 +755,10 @@ fn from_request_parameters<'a>(
     let Some(raw) = view.event.request_parameters else {
         return Ok(Vec::new());
     };
+    // The other services' parameters are not read at all.
+    if !PARAMETER_SERVICES.contains(&view.event.service()) {
+        return Ok(Vec::new());
+    }
     let params: Params<'a> = serde_json::from_str(raw.get())
         .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
     let str_of = |key: &str| params.str_of(key);
@@ -769,6 +786,7 @@ fn from_request_parameters<'a>(
             Cow::Owned(build(&value))
         }
     };
+    // A service added here is added to PARAMETER_SERVICES.
     match view.event.service() {
         "s3" => {
             if let Some(bucket) = str_of("bucketName") {
@@ -1017,6 +1035,35 @@ mod tests {
             ec2(r#"{"instanceId":"i-1","instanceId":"i-9"}"#),
             vec![arn("i-9")]
         );
+    }
+
+    #[test]
+    fn only_the_listed_services_parameters_name_resources() {
+        let params: Vec<String> = PARAMETER_KEYS
+            .iter()
+            .map(|k| format!(r#""{k}":"arn:aws:iam::123456789012:role/x""#))
+            .collect();
+        let named = |service: &str| {
+            let json = format!(
+                r#"{{"eventTime":"2024-01-07T22:35:30Z","eventSource":"{service}.amazonaws.com","eventName":"X","awsRegion":"us-east-1","recipientAccountId":"123456789012","requestParameters":{{{}}}}}"#,
+                params.join(",")
+            );
+            ids(&resources_of(&view(&json), &principal()).unwrap())
+        };
+        for service in PARAMETER_SERVICES {
+            assert_ne!(
+                named(service),
+                vec![r#"AWS::Account Resource::"123456789012""#],
+                "{service}"
+            );
+        }
+        for service in ["dynamodb", "logs", "ssm", "monitoring"] {
+            assert_eq!(
+                named(service),
+                vec![r#"AWS::Account Resource::"123456789012""#],
+                "{service}"
+            );
+        }
     }
 
     #[test]
