@@ -21,6 +21,7 @@ pub mod context;
 pub mod facts;
 pub mod fields;
 pub mod principal;
+mod quick;
 pub mod resource;
 pub mod schema;
 

@@ -455,8 +455,15 @@ fn from_resources_field<'a>(view: &'a EventView) -> Result<Vec<Named<'a>>, Strin
     let Some(raw) = view.event.resources else {
         return Ok(Vec::new());
     };
+    match quick_resources(raw.get()) {
+        Some(named) => Ok(named),
+        None => resources_by_serde(raw.get()),
+    }
+}
+
+fn resources_by_serde(raw: &str) -> Result<Vec<Named<'_>>, String> {
     let entries: Vec<ResourceEntry> =
-        serde_json::from_str(raw.get()).map_err(|e| format!("resources: {e}"))?;
+        serde_json::from_str(raw).map_err(|e| format!("resources: {e}"))?;
     Ok(entries
         .into_iter()
         .filter_map(|e| {
@@ -470,6 +477,77 @@ fn from_resources_field<'a>(view: &'a EventView) -> Result<Vec<Named<'a>>, Strin
         .collect())
 }
 
+/// The `resources` list as [`from_resources_field`] reads it with serde_json, by the quick reader
+/// ([`super::quick`]): `None` when it gives up, on anything but a list of objects whose `ARN`,
+/// `ARNPrefix`, `type` and `accountId` members are unescaped strings, once each.
+fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
+    let mut c = super::quick::Cursor::new(raw);
+    let mut out = Vec::new();
+    if !c.eat(b'[') {
+        return None;
+    }
+    if c.eat(b']') {
+        return c.at_end().then_some(out);
+    }
+    loop {
+        if !c.eat(b'{') {
+            return None;
+        }
+        let (mut arn, mut prefix, mut kind, mut account) = (None, None, None, None);
+        if !c.eat(b'}') {
+            loop {
+                let key = c.plain_string()?;
+                if !c.eat(b':') {
+                    return None;
+                }
+                let slot = match key {
+                    "ARN" => &mut arn,
+                    "ARNPrefix" => &mut prefix,
+                    "type" => &mut kind,
+                    "accountId" => &mut account,
+                    _ => {
+                        c.skip_value()?;
+                        if c.eat(b',') {
+                            continue;
+                        }
+                        if c.eat(b'}') {
+                            break;
+                        }
+                        return None;
+                    }
+                };
+                // A duplicate is an error to serde_json: left to it.
+                if slot.is_some() {
+                    return None;
+                }
+                *slot = Some(c.plain_string()?);
+                if c.eat(b',') {
+                    continue;
+                }
+                if c.eat(b'}') {
+                    break;
+                }
+                return None;
+            }
+        }
+        if let Some(arn) = arn.or(prefix).filter(|a| !a.is_empty()) {
+            out.push(Named {
+                kind: Cow::Borrowed(kind.unwrap_or("Unknown")),
+                arn: Cow::Borrowed(arn),
+                account_id: account.map(Cow::Borrowed),
+            });
+        }
+        if c.eat(b',') {
+            continue;
+        }
+        if c.eat(b']') {
+            break;
+        }
+        return None;
+    }
+    c.at_end().then_some(out)
+}
+
 /// The request parameters that name resources, read without building the whole JSON value
 /// (each event's parameters differ, and a `serde_json::Value` costs a map and an allocation per
 /// member): the string members named in [`PARAMETER_KEYS`] (the last of duplicates), the
@@ -480,6 +558,44 @@ struct Params<'a> {
     strings: Vec<(&'static str, Cow<'a, str>)>,
     nested_instance_ids: Vec<Cow<'a, str>>,
     items_instance_ids: Vec<Cow<'a, str>>,
+}
+
+/// The request parameters as [`Params`] reads them with serde_json, by the quick reader
+/// ([`super::quick`]): `None` when it gives up, on anything but an object whose members named
+/// in [`PARAMETER_KEYS`] are unescaped when they are strings. When `nested` (EC2 reads the ids
+/// inside member objects) it also gives up on a member object.
+fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
+    let mut c = super::quick::Cursor::new(raw);
+    let mut out = Params::default();
+    if !c.eat(b'{') {
+        return None;
+    }
+    if c.eat(b'}') {
+        return c.at_end().then_some(out);
+    }
+    loop {
+        let key = c.plain_string()?;
+        if !c.eat(b':') {
+            return None;
+        }
+        match (PARAMETER_KEYS.iter().find(|k| **k == key), c.peek()) {
+            (_, Some(b'{')) if nested => return None,
+            (Some(k), Some(b'"')) => out.strings.push((k, Cow::Borrowed(c.plain_string()?))),
+            _ => c.skip_value()?,
+        }
+        if c.eat(b',') {
+            continue;
+        }
+        if c.eat(b'}') {
+            break;
+        }
+        return None;
+    }
+    c.at_end().then_some(out)
+}
+
+fn params_by_serde(raw: &str) -> Result<Params<'_>, String> {
+    serde_json::from_str(raw).map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))
 }
 
 /// The services whose request parameters name resources: the arms of the `match` in
@@ -759,8 +875,10 @@ fn from_request_parameters<'a>(
     if !PARAMETER_SERVICES.contains(&view.event.service()) {
         return Ok(Vec::new());
     }
-    let params: Params<'a> = serde_json::from_str(raw.get())
-        .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
+    let params = match quick_params(raw.get(), view.event.service() == "ec2") {
+        Some(p) => p,
+        None => params_by_serde(raw.get())?,
+    };
     let str_of = |key: &str| params.str_of(key);
     let p = principal.partition.as_str();
     let account = view
@@ -1064,6 +1182,144 @@ mod tests {
                 "{service}"
             );
         }
+    }
+
+    #[test]
+    fn the_quick_reader_of_resources_agrees_with_serde_json() {
+        let keys = [
+            r#""ARN""#,
+            r#""ARNPrefix""#,
+            r#""type""#,
+            r#""accountId""#,
+            r#""other""#,
+            r#""AR\u004e""#,
+            r#""""#,
+        ];
+        let values = [
+            r#""arn:aws:s3:::b/k""#,
+            r#""AWS::S3::Bucket""#,
+            r#""""#,
+            r#""x\"y""#,
+            r#""\u0041""#,
+            "null",
+            "-7.5e2",
+            r#"[1,{"a":[]},"]"]"#,
+            r#"{"ARN":"z","n":{}}"#,
+            "true",
+        ];
+        let spaces = ["", " ", "\n\t"];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut pick = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let render = |named: &[Named]| {
+            named
+                .iter()
+                .map(|n| format!("{}|{}|{:?}", n.kind, n.arn, n.account_id))
+                .collect::<Vec<_>>()
+        };
+        let mut quick = 0;
+        for _ in 0..5000 {
+            let mut text = format!("{}[", spaces[pick(3)]);
+            for e in 0..pick(4) {
+                if e > 0 {
+                    text.push(',');
+                }
+                text.push_str(spaces[pick(3)]);
+                if pick(8) == 0 {
+                    text.push_str(values[pick(values.len())]);
+                    continue;
+                }
+                text.push('{');
+                for m in 0..pick(5) {
+                    if m > 0 {
+                        text.push(',');
+                    }
+                    let (k, v) = (keys[pick(keys.len())], values[pick(values.len())]);
+                    text.push_str(&format!("{}{k}{}:{v}", spaces[pick(3)], spaces[pick(3)]));
+                }
+                text.push('}');
+            }
+            text.push_str(&format!("]{}", spaces[pick(3)]));
+            let by_serde = resources_by_serde(&text);
+            if let Some(q) = quick_resources(&text) {
+                quick += 1;
+                assert_eq!(render(&q), render(&by_serde.unwrap()), "{text}");
+            }
+        }
+        assert!(quick > 500, "the quick reader read {quick} lists");
+    }
+
+    #[test]
+    fn the_quick_reader_of_request_parameters_agrees_with_serde_json() {
+        let keys = [
+            r#""bucketName""#,
+            r#""key""#,
+            r#""instanceId""#,
+            r#""roleArn""#,
+            r#""instancesSet""#,
+            r#""AssociateRequest""#,
+            r#""policyDocument""#,
+            r#""ke\u0079""#,
+            r#""""#,
+        ];
+        let values = [
+            r#""hoge0108""#,
+            r#""i-0123""#,
+            r#""""#,
+            r#""{\"Version\":\"2012-10-17\"}""#,
+            "null",
+            "42",
+            r#"[1,{"instanceId":"i-9"}]"#,
+            r#"{"items":[{"instanceId":"i-1"},{"instanceId":"i-2"}]}"#,
+            r#"{"InstanceId":"i-3","x":{}}"#,
+            "false",
+        ];
+        let spaces = ["", " ", "\r\n"];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut pick = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let render = |p: &Params, nested: bool| {
+            let mut out: Vec<String> = p.strings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if nested {
+                out.push(format!(
+                    "{:?} {:?}",
+                    p.nested_instance_ids, p.items_instance_ids
+                ));
+            }
+            out
+        };
+        let mut quick = 0;
+        for _ in 0..5000 {
+            let mut text = format!("{}{{", spaces[pick(3)]);
+            for m in 0..pick(5) {
+                if m > 0 {
+                    text.push(',');
+                }
+                let (k, v) = (keys[pick(keys.len())], values[pick(values.len())]);
+                text.push_str(&format!(
+                    "{}{k}{}:{}{v}",
+                    spaces[pick(3)],
+                    spaces[pick(3)],
+                    spaces[pick(3)]
+                ));
+            }
+            text.push_str(&format!("}}{}", spaces[pick(3)]));
+            let nested = pick(2) == 0;
+            let by_serde = params_by_serde(&text).unwrap();
+            if let Some(q) = quick_params(&text, nested) {
+                quick += 1;
+                assert_eq!(render(&q, nested), render(&by_serde, nested), "{text}");
+            }
+        }
+        assert!(quick > 1000, "the quick reader read {quick} objects");
     }
 
     #[test]
