@@ -22,6 +22,11 @@ use trailcedar::model::aws_ranges::AwsRanges;
 use trailcedar::scan::{self, ScanOptions};
 use trailcedar::source::{self, TimeRange};
 
+/// mimalloc: Cedar's evaluation and the entity stores allocate and free many small objects per
+/// event, which glibc's allocator serves markedly slower once the heap holds a loaded inventory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
