@@ -514,7 +514,7 @@ impl Evaluator<'_> {
         n
     }
 
-    /// The principal of an event, built once per distinct `userIdentity` in the input.
+    /// The principal of an event, built once per distinct `userIdentity` (while cached).
     pub fn principal(&mut self, view: &EventView) -> Result<Rc<PrincipalModel>, String> {
         let raw = view.event.user_identity;
         let key = raw.map(|r| r.get()).unwrap_or("");
@@ -794,7 +794,7 @@ impl Evaluator<'_> {
             }
         }
     }
-    /// `Action::"<service>:<eventName>"`, built once per action in the input.
+    /// `Action::"<service>:<eventName>"`, built once per action (while cached).
     fn action(&mut self, view: &EventView) -> EntityUid {
         self.key.clear();
         self.key.push_str(view.event.service());

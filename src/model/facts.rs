@@ -13,9 +13,10 @@ use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-/// Entities that repeat across the events of an input, built once: accounts, containers
-/// (buckets), addresses and VPC endpoints with their inventory facts. Building one evaluates its
-/// attributes (a `datetime` is parsed each time), so a clone is much cheaper.
+/// Entities that repeat across events, built once (per thread, see `Engine::evaluator`):
+/// accounts, containers (buckets), addresses and VPC endpoints with their inventory facts.
+/// Building one evaluates its attributes (a `datetime` is parsed each time), so a clone is much
+/// cheaper.
 #[derive(Default)]
 pub struct FactCache {
     map: FxHashMap<String, Rc<Vec<Entity>>>,

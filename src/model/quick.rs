@@ -42,6 +42,26 @@ impl<'a> Cursor<'a> {
         self.byte()
     }
 
+    /// Past the `open` of an object or list: `Some(false)` when it closes at once (past its
+    /// `close`), `Some(true)` when members follow; `None` when it is not one.
+    pub fn begin(&mut self, open: u8, close: u8) -> Option<bool> {
+        if !self.eat(open) {
+            return None;
+        }
+        Some(!self.eat(close))
+    }
+
+    /// After a member or an element: `Some(true)` past a `,`, `Some(false)` past `close`.
+    pub fn more(&mut self, close: u8) -> Option<bool> {
+        if self.eat(b',') {
+            Some(true)
+        } else if self.eat(close) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Whether only whitespace is left.
     pub fn at_end(&mut self) -> bool {
         self.skip_whitespace();

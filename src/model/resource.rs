@@ -483,52 +483,32 @@ fn resources_by_serde(raw: &str) -> Result<Vec<Named<'_>>, String> {
 fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
     let mut c = super::quick::Cursor::new(raw);
     let mut out = Vec::new();
-    if !c.eat(b'[') {
-        return None;
-    }
-    if c.eat(b']') {
-        return c.at_end().then_some(out);
-    }
-    loop {
-        if !c.eat(b'{') {
-            return None;
-        }
+    let mut more = c.begin(b'[', b']')?;
+    while more {
         let (mut arn, mut prefix, mut kind, mut account) = (None, None, None, None);
-        if !c.eat(b'}') {
-            loop {
-                let key = c.plain_string()?;
-                if !c.eat(b':') {
-                    return None;
-                }
-                let slot = match key {
-                    "ARN" => &mut arn,
-                    "ARNPrefix" => &mut prefix,
-                    "type" => &mut kind,
-                    "accountId" => &mut account,
-                    _ => {
-                        c.skip_value()?;
-                        if c.eat(b',') {
-                            continue;
-                        }
-                        if c.eat(b'}') {
-                            break;
-                        }
-                        return None;
-                    }
-                };
-                // A duplicate is an error to serde_json: left to it.
-                if slot.is_some() {
-                    return None;
-                }
-                *slot = Some(c.plain_string()?);
-                if c.eat(b',') {
-                    continue;
-                }
-                if c.eat(b'}') {
-                    break;
-                }
+        let mut members = c.begin(b'{', b'}')?;
+        while members {
+            let key = c.plain_string()?;
+            if !c.eat(b':') {
                 return None;
             }
+            let slot = match key {
+                "ARN" => &mut arn,
+                "ARNPrefix" => &mut prefix,
+                "type" => &mut kind,
+                "accountId" => &mut account,
+                _ => {
+                    c.skip_value()?;
+                    members = c.more(b'}')?;
+                    continue;
+                }
+            };
+            // A duplicate is an error to serde_json: left to it.
+            if slot.is_some() {
+                return None;
+            }
+            *slot = Some(c.plain_string()?);
+            members = c.more(b'}')?;
         }
         if let Some(arn) = arn.or(prefix).filter(|a| !a.is_empty()) {
             out.push(Named {
@@ -537,13 +517,7 @@ fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
                 account_id: account.map(Cow::Borrowed),
             });
         }
-        if c.eat(b',') {
-            continue;
-        }
-        if c.eat(b']') {
-            break;
-        }
-        return None;
+        more = c.more(b']')?;
     }
     c.at_end().then_some(out)
 }
@@ -567,13 +541,8 @@ struct Params<'a> {
 fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
     let mut c = super::quick::Cursor::new(raw);
     let mut out = Params::default();
-    if !c.eat(b'{') {
-        return None;
-    }
-    if c.eat(b'}') {
-        return c.at_end().then_some(out);
-    }
-    loop {
+    let mut members = c.begin(b'{', b'}')?;
+    while members {
         let key = c.plain_string()?;
         if !c.eat(b':') {
             return None;
@@ -583,13 +552,7 @@ fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
             (Some(k), Some(b'"')) => out.strings.push((k, Cow::Borrowed(c.plain_string()?))),
             _ => c.skip_value()?,
         }
-        if c.eat(b',') {
-            continue;
-        }
-        if c.eat(b'}') {
-            break;
-        }
-        return None;
+        members = c.more(b'}')?;
     }
     c.at_end().then_some(out)
 }
@@ -1184,6 +1147,14 @@ mod tests {
         }
     }
 
+    /// A pseudo-random number below `n`: generated inputs that are the same on every run.
+    fn xorshift(state: &mut u64, n: usize) -> usize {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state % n as u64) as usize
+    }
+
     #[test]
     fn the_quick_reader_of_resources_agrees_with_serde_json() {
         let keys = [
@@ -1209,12 +1180,7 @@ mod tests {
         ];
         let spaces = ["", " ", "\n\t"];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut pick = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut pick = |n: usize| xorshift(&mut state, n);
         let render = |named: &[Named]| {
             named
                 .iter()
@@ -1280,12 +1246,7 @@ mod tests {
         ];
         let spaces = ["", " ", "\r\n"];
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut pick = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut pick = |n: usize| xorshift(&mut state, n);
         let render = |p: &Params, nested: bool| {
             let mut out: Vec<String> = p.strings.iter().map(|(k, v)| format!("{k}={v}")).collect();
             if nested {
