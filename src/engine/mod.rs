@@ -108,7 +108,7 @@ impl Verdict {
 /// ones it was made for.
 #[derive(Clone)]
 struct Decided {
-    hits: Vec<(usize, Option<usize>)>,
+    hits: Vec<Hit>,
     /// Per request: whether one of them is a satisfied forbid, a satisfied permit.
     flags: Vec<(bool, bool)>,
     errors: Vec<RuleError>,
@@ -598,14 +598,7 @@ impl Evaluator<'_> {
             self.write_memo_key(view, &principal, &candidates, requests);
             if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
                 if candidates.all_memoized() {
-                    verdict.hits = d
-                        .hits
-                        .iter()
-                        .map(|&(detection, resource)| Hit {
-                            detection,
-                            resource,
-                        })
-                        .collect();
+                    verdict.hits = d.hits.clone();
                     verdict.not_allowed = allow_list && d.flags.iter().any(|&(f, p)| !f && !p);
                     verdict.errors = d.errors.clone();
                     verdict.resources = resources;
@@ -719,12 +712,7 @@ impl Evaluator<'_> {
             }
         }
         if let Some(d) = replayed {
-            verdict
-                .hits
-                .extend(d.hits.iter().map(|&(detection, resource)| Hit {
-                    detection,
-                    resource,
-                }));
+            verdict.hits.extend(d.hits);
             verdict.errors.extend(d.errors);
         } else if !memoized.members.is_empty() {
             if self.caches.decisions.len() >= CACHE_LIMIT {
@@ -736,7 +724,7 @@ impl Evaluator<'_> {
                     .hits
                     .iter()
                     .filter(|h| memo(&h.detection))
-                    .map(|h| (h.detection, h.resource))
+                    .cloned()
                     .collect(),
                 flags,
                 errors: verdict
@@ -786,11 +774,9 @@ impl Evaluator<'_> {
         out.push_str("|n");
         push_number(out, requests);
         if group.needs.resource {
-            let mut start = 0;
-            for &end in &self.stand_in_ends {
+            for values in each_resource(&self.stand_in_values, &self.stand_in_ends) {
                 out.push_str("|r");
-                out.push_str(self.stand_in_values.get(start..end).unwrap_or_default());
-                start = end;
+                out.push_str(values);
             }
         }
     }
@@ -832,14 +818,8 @@ impl Evaluator<'_> {
 
     /// The stand-ins of the event's resources (see `evaluate`), in order.
     fn stand_ins(&self) -> Vec<EntityUid> {
-        let mut start = 0;
-        self.stand_in_ends
-            .iter()
-            .map(|&end| {
-                let values = self.stand_in_values.get(start..end).unwrap_or_default();
-                start = end;
-                uid(&types().resource, &format!("stand-in{values}"))
-            })
+        each_resource(&self.stand_in_values, &self.stand_in_ends)
+            .map(|values| uid(&types().resource, &format!("stand-in{values}")))
             .collect()
     }
 
@@ -1002,6 +982,16 @@ fn write_values(
         }
         ends.push(out.len());
     }
+}
+
+/// Each resource's part of the values [`write_values`] wrote, in order.
+fn each_resource<'a>(values: &'a str, ends: &'a [usize]) -> impl Iterator<Item = &'a str> {
+    let mut start = 0;
+    ends.iter().map(move |&end| {
+        let part = values.get(start..end).unwrap_or_default();
+        start = end;
+        part
+    })
 }
 
 /// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
