@@ -17,7 +17,9 @@ use crate::model::facts;
 use crate::model::facts::FactCache;
 use crate::model::fields;
 use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of};
-use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
+use crate::model::{
+    EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, types, uid,
+};
 use analysis::Needs;
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,
@@ -758,7 +760,8 @@ impl Evaluator<'_> {
         // Otherwise `self.key` still holds the key of this same context from `context`.
         if group.needs.context != candidates.needs.context {
             context::cache_key(view, group.needs.context, &mut self.key);
-            let _ = write!(self.key, "#{}", candidates.id);
+            self.key.push('#');
+            push_number(&mut self.key, candidates.id);
         }
         let out = &mut self.memo_key;
         out.clear();
@@ -804,7 +807,8 @@ impl Evaluator<'_> {
             return context::build(view, attrs, ranges, inv);
         }
         context::cache_key(view, attrs, &mut self.key);
-        let _ = write!(self.key, "#{}", candidates.id);
+        self.key.push('#');
+        push_number(&mut self.key, candidates.id);
         if let Some(c) = self.caches.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
         }
@@ -819,7 +823,7 @@ impl Evaluator<'_> {
     /// The stand-ins of the event's resources (see `evaluate`), in order.
     fn stand_ins(&self) -> Vec<EntityUid> {
         each_resource(&self.stand_in_values, &self.stand_in_ends)
-            .map(|values| uid(&types().resource, &format!("stand-in{values}")))
+            .map(|values| uid(&types().resource, &concat(&["stand-in", values])))
             .collect()
     }
 
@@ -1049,21 +1053,41 @@ fn build_entities(
     Entities::from_entities(all, None).map_err(|e| e.to_string())
 }
 
-/// Appends a number in decimal, without the formatting machinery (it is on every event's path).
+/// Appends a number in hexadecimal, without the formatting machinery or a division (it is on
+/// every event's path, in keys).
 fn push_number(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
+    let mut digits = [0u8; 16];
     let mut i = digits.len();
-    loop {
+    while i > 0 {
         i -= 1;
         if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
+            let v = (n & 15) as u8;
+            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
         }
-        n /= 10;
-        if n == 0 || i == 0 {
+        n >>= 4;
+        if n == 0 {
             break;
         }
     }
-    for &d in digits.get(i..).unwrap_or_default() {
-        out.push(char::from(d));
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_keys_are_hexadecimal_and_values_length_prefixed() {
+        let mut out = String::new();
+        for n in [0, 9, 10, 15, 16, 255, 4096, usize::MAX] {
+            push_number(&mut out, n);
+            out.push(' ');
+        }
+        assert_eq!(out, "0 9 a f 10 ff 1000 ffffffffffffffff ");
+        out.clear();
+        push_value(&mut out, 's', "a:b=c");
+        push_value(&mut out, 's', "");
+        assert_eq!(out, ":s5=a:b=c:s0=");
     }
 }

@@ -696,7 +696,7 @@ impl Inventory {
     pub fn resource_tags_ref(&self, arn: &str) -> ResourceTags<'_> {
         let tagged = |key: &str| self.resource_tags.get(key).map(|(t, at)| (t, Some(*at)));
         // The ARN's service says which other table can know the resource.
-        let base = tagged(arn).or_else(|| match arn.split(':').nth(2) {
+        let base = tagged(arn).or_else(|| match arn_service(arn) {
             Some("secretsmanager") => self.secrets.get(arn).and_then(|a| tagged(a)),
             Some("s3") => s3_bucket_of_object(arn).and_then(tagged),
             Some("ec2") => instance_id_of_arn(arn)
@@ -761,18 +761,22 @@ impl Inventory {
 
 /// `user:<account>:<name>` for `arn:aws:iam::<account>:user/<path/><name>`.
 fn iam_name_key(kind: &str, arn: &str) -> Option<String> {
-    let mut parts = arn.splitn(6, ':');
-    let (_, _, service, _, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let (_arn, rest) = arn.split_once(':')?;
+    let (_partition, rest) = rest.split_once(':')?;
+    let (service, rest) = rest.split_once(':')?;
+    let (_region, rest) = rest.split_once(':')?;
+    let (account, resource) = rest.split_once(':')?;
     let rest = resource.strip_prefix(kind)?.strip_prefix('/')?;
     let name = rest.rsplit('/').next()?;
-    (service == "iam" && !name.is_empty()).then(|| format!("{kind}:{account}:{name}"))
+    if service != "iam" || name.is_empty() {
+        return None;
+    }
+    // Built on every lookup of an IAM resource: without the formatting machinery.
+    let mut key = String::with_capacity(kind.len() + account.len() + name.len() + 2);
+    for part in [kind, ":", account, ":", name] {
+        key.push_str(part);
+    }
+    Some(key)
 }
 
 /// The snapshot time a path records: the nearest file or directory name holding a date,
@@ -889,6 +893,13 @@ fn s3_bucket_of_object(arn: &str) -> Option<&str> {
     arn.get(..arn.len() - path.len() + bucket.len())
 }
 
+/// The third `:`-separated part of an ARN, its service: `arn:aws:s3:::bucket` → `s3`.
+fn arn_service(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(':')?;
+    let (_, rest) = rest.split_once(':')?;
+    Some(rest.split_once(':').map_or(rest, |(service, _)| service))
+}
+
 /// `arn:aws:ec2:region:account:instance/i-...` → `i-...`.
 fn instance_id_of_arn(arn: &str) -> Option<&str> {
     arn.rsplit_once(":instance/").map(|(_, id)| id)
@@ -897,6 +908,29 @@ fn instance_id_of_arn(arn: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arn_parts_for_lookups() {
+        assert_eq!(arn_service("arn:aws:s3:::bucket/key"), Some("s3"));
+        assert_eq!(arn_service("arn:aws:iam"), Some("iam"));
+        assert_eq!(arn_service("arn:aws"), None);
+        assert_eq!(
+            iam_name_key("user", "arn:aws:iam::123456789012:user/ops/alice").as_deref(),
+            Some("user:123456789012:alice")
+        );
+        assert_eq!(
+            iam_name_key("role", "arn:aws:iam::123456789012:role/admin").as_deref(),
+            Some("role:123456789012:admin")
+        );
+        for (kind, arn) in [
+            ("role", "arn:aws:iam::123456789012:user/alice"),
+            ("user", "arn:aws:sts::123456789012:user/alice"),
+            ("user", "arn:aws:iam::123456789012:user/"),
+            ("user", "arn:aws:iam::123456789012"),
+        ] {
+            assert_eq!(iam_name_key(kind, arn), None, "{arn}");
+        }
+    }
 
     fn fixtures() -> Inventory {
         Inventory::load(&[PathBuf::from("fixtures/inventory")], None).unwrap()

@@ -95,6 +95,16 @@ pub fn types() -> &'static Types {
     })
 }
 
+/// The parts joined, in one allocation: what `format!` does for names built on every event,
+/// without its formatting machinery.
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
 /// An entity uid of one of the model's types.
 pub fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))

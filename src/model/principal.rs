@@ -505,16 +505,17 @@ pub struct Arn<'a> {
 impl<'a> Arn<'a> {
     /// Splits an ARN; `None` if it is not one.
     pub fn parse(s: &'a str) -> Option<Self> {
-        let mut it = s.splitn(6, ':');
-        if it.next()? != "arn" {
-            return None;
-        }
+        let rest = s.strip_prefix("arn:")?;
+        let (partition, rest) = rest.split_once(':')?;
+        let (service, rest) = rest.split_once(':')?;
+        let (region, rest) = rest.split_once(':')?;
+        let (account, resource) = rest.split_once(':')?;
         Some(Arn {
-            partition: it.next()?,
-            service: it.next()?,
-            region: it.next()?,
-            account: it.next()?,
-            resource: it.next()?,
+            partition,
+            service,
+            region,
+            account,
+            resource,
         })
     }
 }
@@ -530,6 +531,32 @@ mod tests {
 
     fn attr(p: &PrincipalModel, name: &str) -> Option<String> {
         p.entities[0].attr(name).map(|v| v.unwrap().to_string())
+    }
+
+    #[test]
+    fn arns_split_into_their_five_parts() {
+        let a = Arn::parse("arn:aws:lambda:ap-northeast-1:123456789012:function:fn:alias").unwrap();
+        assert_eq!(
+            (a.partition, a.service, a.region, a.account, a.resource),
+            (
+                "aws",
+                "lambda",
+                "ap-northeast-1",
+                "123456789012",
+                "function:fn:alias"
+            )
+        );
+        let a = Arn::parse("arn:aws:s3:::bucket").unwrap();
+        assert_eq!((a.service, a.account, a.resource), ("s3", "", "bucket"));
+        for bad in [
+            "",
+            "arn",
+            "arn:aws:s3::",
+            "urn:aws:s3:::bucket",
+            "arnx:aws:s3:::b",
+        ] {
+            assert!(Arn::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

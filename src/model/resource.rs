@@ -7,7 +7,7 @@
 
 use super::facts::{self, Attrs, FactCache};
 use super::principal::{Arn, PrincipalModel};
-use super::{EventView, Field, types, uid};
+use super::{EventView, Field, concat, types, uid};
 use crate::inventory::{Inventory, ResourceTags, Tags};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid};
@@ -92,10 +92,8 @@ impl ResourceModel {
             .filter(|a| a.service == "s3" && kind == "AWS::S3::Object")
             .and_then(|a| a.resource.split_once('/'))
         {
-            let bucket_arn = format!(
-                "arn:{}:s3:::{bucket}",
-                parts.map(|a| a.partition).unwrap_or("aws")
-            );
+            let partition = parts.map(|a| a.partition).unwrap_or("aws");
+            let bucket_arn = concat(&["arn:", partition, ":s3:::", bucket]);
             model.container = Some(Box::new(ResourceModel::new(
                 "AWS::S3::Bucket",
                 bucket_arn,
@@ -370,16 +368,19 @@ pub fn resources_of(
     // An S3 data event lists the object and its bucket; only the bucket entry says who owns
     // it. The object's container is that entry, and the object is in the owner's account too,
     // so that every copy of an entity in a request's store is the same.
+    // (An entry that is a container names a bucket: it has no container of its own to change.)
     if listed {
-        let listed = out.clone();
-        for r in &mut out {
-            if let Some(container) = &r.container
-                && let Some(entry) = listed.iter().find(|l| l.uid == container.uid)
-            {
-                r.container = Some(Box::new(entry.clone()));
+        for i in 0..out.len() {
+            let entry = out
+                .get(i)
+                .and_then(|r| r.container.as_ref())
+                .and_then(|c| out.iter().find(|l| l.uid == c.uid))
+                .cloned();
+            if let (Some(entry), Some(r)) = (entry, out.get_mut(i)) {
                 if r.account_id.is_none() {
                     r.account_id = entry.account_id.clone();
                 }
+                r.container = Some(Box::new(entry));
             }
         }
     }
@@ -537,7 +538,8 @@ struct Params<'a> {
 /// The request parameters as [`Params`] reads them with serde_json, by the quick reader
 /// ([`super::quick`]): `None` when it gives up, on anything but an object whose members named
 /// in [`PARAMETER_KEYS`] are unescaped when they are strings. When `nested` (EC2 reads the ids
-/// inside member objects) it also gives up on a member object.
+/// inside member objects) it reads member objects as [`Member`] does, and gives up on an escape
+/// in their keys or ids too.
 fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
     let mut c = super::quick::Cursor::new(raw);
     let mut out = Params::default();
@@ -548,13 +550,82 @@ fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
             return None;
         }
         match (PARAMETER_KEYS.iter().find(|k| **k == key), c.peek()) {
-            (_, Some(b'{')) if nested => return None,
+            (_, Some(b'{')) if nested => {
+                let (instance_id, items) = quick_member_object(&mut c)?;
+                out.nested_instance_ids
+                    .extend(instance_id.map(Cow::Borrowed));
+                if key == "instancesSet" {
+                    out.items_instance_ids = items.into_iter().map(Cow::Borrowed).collect();
+                }
+            }
             (Some(k), Some(b'"')) => out.strings.push((k, Cow::Borrowed(c.plain_string()?))),
             _ => c.skip_value()?,
         }
         members = c.more(b'}')?;
     }
     c.at_end().then_some(out)
+}
+
+/// A member object of the request parameters, as [`MemberVisitor`] reads it: its `InstanceId`
+/// (the last, when a string) and the `instanceId`s of the objects of its `items` list (the last
+/// `items`).
+fn quick_member_object<'a>(
+    c: &mut super::quick::Cursor<'a>,
+) -> Option<(Option<&'a str>, Vec<&'a str>)> {
+    let (mut instance_id, mut items) = (None, Vec::new());
+    let mut members = c.begin(b'{', b'}')?;
+    while members {
+        let key = c.plain_string()?;
+        if !c.eat(b':') {
+            return None;
+        }
+        match key {
+            "InstanceId" => instance_id = quick_string_or_skip(c)?,
+            "items" if c.peek() == Some(b'[') => {
+                items.clear();
+                let mut more = c.begin(b'[', b']')?;
+                while more {
+                    if c.peek() == Some(b'{') {
+                        let mut id = None;
+                        let mut members = c.begin(b'{', b'}')?;
+                        while members {
+                            let key = c.plain_string()?;
+                            if !c.eat(b':') {
+                                return None;
+                            }
+                            if key == "instanceId" {
+                                id = quick_string_or_skip(c)?;
+                            } else {
+                                c.skip_value()?;
+                            }
+                            members = c.more(b'}')?;
+                        }
+                        items.extend(id);
+                    } else {
+                        c.skip_value()?;
+                    }
+                    more = c.more(b']')?;
+                }
+            }
+            "items" => {
+                items.clear();
+                c.skip_value()?;
+            }
+            _ => c.skip_value()?,
+        }
+        members = c.more(b'}')?;
+    }
+    Some((instance_id, items))
+}
+
+/// A plain string, or `None` past a value of another kind; `None` outside when it gives up.
+fn quick_string_or_skip<'a>(c: &mut super::quick::Cursor<'a>) -> Option<Option<&'a str>> {
+    if c.peek() == Some(b'"') {
+        Some(Some(c.plain_string()?))
+    } else {
+        c.skip_value()?;
+        Some(None)
+    }
 }
 
 fn params_by_serde(raw: &str) -> Result<Params<'_>, String> {
@@ -874,12 +945,12 @@ fn from_request_parameters<'a>(
                 match str_of("key") {
                     Some(key) => push(
                         "AWS::S3::Object",
-                        format!("arn:{p}:s3:::{bucket}/{key}").into(),
+                        concat(&["arn:", p, ":s3:::", &bucket, "/", &key]).into(),
                         None,
                     ),
                     None => push(
                         "AWS::S3::Bucket",
-                        format!("arn:{p}:s3:::{bucket}").into(),
+                        concat(&["arn:", p, ":s3:::", &bucket]).into(),
                         None,
                     ),
                 }
@@ -899,7 +970,7 @@ fn from_request_parameters<'a>(
                 if let Some(name) = str_of(key) {
                     push(
                         kind,
-                        format!("arn:{p}:iam::{account}:{path}/{name}").into(),
+                        concat(&["arn:", p, ":iam::", account, ":", path, "/", &name]).into(),
                         Some(account),
                     );
                 }
@@ -916,14 +987,24 @@ fn from_request_parameters<'a>(
             for id in ids {
                 push(
                     "AWS::EC2::Instance",
-                    format!("arn:{p}:ec2:{region}:{account}:instance/{id}").into(),
+                    concat(&["arn:", p, ":ec2:", region, ":", account, ":instance/", &id]).into(),
                     Some(account),
                 );
             }
             if let Some(id) = str_of("groupId") {
                 push(
                     "AWS::EC2::SecurityGroup",
-                    format!("arn:{p}:ec2:{region}:{account}:security-group/{id}").into(),
+                    concat(&[
+                        "arn:",
+                        p,
+                        ":ec2:",
+                        region,
+                        ":",
+                        account,
+                        ":security-group/",
+                        &id,
+                    ])
+                    .into(),
                     Some(account),
                 );
             }
@@ -931,7 +1012,16 @@ fn from_request_parameters<'a>(
         "cloudtrail" => {
             if let Some(name) = str_of("name").or(str_of("trailName")) {
                 let arn = arn_or(name, &|n| {
-                    format!("arn:{p}:cloudtrail:{region}:{account}:trail/{n}")
+                    concat(&[
+                        "arn:",
+                        p,
+                        ":cloudtrail:",
+                        region,
+                        ":",
+                        account,
+                        ":trail/",
+                        n,
+                    ])
                 });
                 push("AWS::CloudTrail::Trail", arn, None);
             }
@@ -939,21 +1029,32 @@ fn from_request_parameters<'a>(
         "lambda" => {
             if let Some(name) = str_of("functionName") {
                 let arn = arn_or(name, &|n| {
-                    format!("arn:{p}:lambda:{region}:{account}:function:{n}")
+                    concat(&["arn:", p, ":lambda:", region, ":", account, ":function:", n])
                 });
                 push("AWS::Lambda::Function", arn, None);
             }
         }
         "kms" => {
             if let Some(key) = str_of("keyId") {
-                let arn = arn_or(key, &|k| format!("arn:{p}:kms:{region}:{account}:key/{k}"));
+                let arn = arn_or(key, &|k| {
+                    concat(&["arn:", p, ":kms:", region, ":", account, ":key/", k])
+                });
                 push("AWS::KMS::Key", arn, None);
             }
         }
         "secretsmanager" => {
             if let Some(id) = str_of("secretId") {
                 let arn = arn_or(id, &|s| {
-                    format!("arn:{p}:secretsmanager:{region}:{account}:secret:{s}")
+                    concat(&[
+                        "arn:",
+                        p,
+                        ":secretsmanager:",
+                        region,
+                        ":",
+                        account,
+                        ":secret:",
+                        s,
+                    ])
                 });
                 push("AWS::SecretsManager::Secret", arn, None);
             }
@@ -1243,6 +1344,12 @@ mod tests {
             r#"{"items":[{"instanceId":"i-1"},{"instanceId":"i-2"}]}"#,
             r#"{"InstanceId":"i-3","x":{}}"#,
             "false",
+            r#"{"items":[{"instanceId":"i-4","instanceId":7},"i-5",[],{"InstanceId":"i-6"}]}"#,
+            r#"{ "InstanceId" : "i-7" , "InstanceId" : {"a":1}, "items" : {"instanceId":"i-8"} }"#,
+            r#"{"items":[{"instanceId":"i-9"}],"items":null,"InstanceId":"i-0"}"#,
+            r#"{"items":[ {"x":{"instanceId":"i-10"},"instanceId":"i-11"} ],"items":[{"instanceId":"i-12"}]}"#,
+            r#"{"items":[{"instanceId":"i-1\"3"}],"Instance\u0049d":"i-14"}"#,
+            r#"{}"#,
         ];
         let spaces = ["", " ", "\r\n"];
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -1257,7 +1364,7 @@ mod tests {
             }
             out
         };
-        let mut quick = 0;
+        let (mut quick, mut quick_ids) = (0, 0);
         for _ in 0..5000 {
             let mut text = format!("{}{{", spaces[pick(3)]);
             for m in 0..pick(5) {
@@ -1277,10 +1384,18 @@ mod tests {
             let by_serde = params_by_serde(&text).unwrap();
             if let Some(q) = quick_params(&text, nested) {
                 quick += 1;
+                if nested && !(q.nested_instance_ids.is_empty() && q.items_instance_ids.is_empty())
+                {
+                    quick_ids += 1;
+                }
                 assert_eq!(render(&q, nested), render(&by_serde, nested), "{text}");
             }
         }
         assert!(quick > 1000, "the quick reader read {quick} objects");
+        assert!(
+            quick_ids > 100,
+            "the quick reader found ids in {quick_ids} objects"
+        );
     }
 
     #[test]
