@@ -27,7 +27,7 @@ use cedar_policy::{
 };
 use index::{CandidateSet, Index};
 use pack::{Mode, Pack};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -358,7 +358,7 @@ impl Engine {
                 .ok()
                 .and_then(|e| eval_expression(&request, &entities, &e).ok())
         };
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut roots: Vec<&'static str> = Vec::new();
         for d in detections
             .iter()
@@ -1048,7 +1048,7 @@ fn build_entities(
             facts::vpc_endpoint_entity(view, inv).into_iter().collect()
         });
     }
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     all.retain(|e| seen.insert(e.uid()));
     Entities::from_entities(all, None).map_err(|e| e.to_string())
 }

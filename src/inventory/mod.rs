@@ -8,6 +8,7 @@
 
 pub mod kinds;
 
+use crate::model::split_byte;
 use crate::time::Timestamp;
 // Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
 // a flooding attacker gains nothing as every table is built once, before the logs are read.
@@ -761,11 +762,11 @@ impl Inventory {
 
 /// `user:<account>:<name>` for `arn:aws:iam::<account>:user/<path/><name>`.
 fn iam_name_key(kind: &str, arn: &str) -> Option<String> {
-    let (_arn, rest) = arn.split_once(':')?;
-    let (_partition, rest) = rest.split_once(':')?;
-    let (service, rest) = rest.split_once(':')?;
-    let (_region, rest) = rest.split_once(':')?;
-    let (account, resource) = rest.split_once(':')?;
+    let (_arn, rest) = split_byte(arn, b':')?;
+    let (_partition, rest) = split_byte(rest, b':')?;
+    let (service, rest) = split_byte(rest, b':')?;
+    let (_region, rest) = split_byte(rest, b':')?;
+    let (account, resource) = split_byte(rest, b':')?;
     let rest = resource.strip_prefix(kind)?.strip_prefix('/')?;
     let name = rest.rsplit('/').next()?;
     if service != "iam" || name.is_empty() {
@@ -886,23 +887,24 @@ fn merge_role(into: &mut RoleFacts, r: RoleFacts) {
 /// `arn:aws:s3:::bucket/key` → `arn:aws:s3:::bucket`.
 fn s3_bucket_of_object(arn: &str) -> Option<&str> {
     let rest = arn.strip_prefix("arn:")?;
-    let (_partition, rest) = rest.split_once(':')?;
+    let (_partition, rest) = split_byte(rest, b':')?;
     let path = rest.strip_prefix("s3:::")?;
-    let (bucket, _) = path.split_once('/')?;
+    let (bucket, _) = split_byte(path, b'/')?;
     // `arn:<partition>:s3:::<bucket>` is the object's ARN up to the key.
     arn.get(..arn.len() - path.len() + bucket.len())
 }
 
 /// The third `:`-separated part of an ARN, its service: `arn:aws:s3:::bucket` → `s3`.
 fn arn_service(arn: &str) -> Option<&str> {
-    let (_, rest) = arn.split_once(':')?;
-    let (_, rest) = rest.split_once(':')?;
-    Some(rest.split_once(':').map_or(rest, |(service, _)| service))
+    let (_, rest) = split_byte(arn, b':')?;
+    let (_, rest) = split_byte(rest, b':')?;
+    Some(split_byte(rest, b':').map_or(rest, |(service, _)| service))
 }
 
-/// `arn:aws:ec2:region:account:instance/i-...` → `i-...`.
+/// `arn:aws:ec2:region:account:instance/i-...` → `i-...` (after the last `:instance/`).
 fn instance_id_of_arn(arn: &str) -> Option<&str> {
-    arn.rsplit_once(":instance/").map(|(_, id)| id)
+    memchr::memrchr_iter(b':', arn.as_bytes())
+        .find_map(|at| arn.get(at + 1..)?.strip_prefix("instance/"))
 }
 
 #[cfg(test)]
@@ -914,6 +916,23 @@ mod tests {
         assert_eq!(arn_service("arn:aws:s3:::bucket/key"), Some("s3"));
         assert_eq!(arn_service("arn:aws:iam"), Some("iam"));
         assert_eq!(arn_service("arn:aws"), None);
+        for (arn, id) in [
+            (
+                "arn:aws:ec2:ap-northeast-1:123456789012:instance/i-0abc",
+                Some("i-0abc"),
+            ),
+            ("arn:aws:ec2:r:a:instance/i-1:instance/i-2", Some("i-2")),
+            ("arn:aws:ec2:r:a:instance/i-1:x", Some("i-1:x")),
+            ("arn:aws:ec2:r:a:volume/vol-1", None),
+            ("instance/i-1", None),
+        ] {
+            assert_eq!(instance_id_of_arn(arn), id, "{arn}");
+        }
+        assert_eq!(
+            s3_bucket_of_object("arn:aws:s3:::bucket/a/b"),
+            Some("arn:aws:s3:::bucket")
+        );
+        assert_eq!(s3_bucket_of_object("arn:aws:s3:::bucket"), None);
         assert_eq!(
             iam_name_key("user", "arn:aws:iam::123456789012:user/ops/alice").as_deref(),
             Some("user:123456789012:alice")

@@ -105,6 +105,13 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// `s` split at the first `byte` (an ASCII delimiter such as `:`), without it: `split_once`
+/// for the short parts of ARNs, split on every event, without the pattern machinery.
+pub fn split_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == byte)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
 /// An entity uid of one of the model's types.
 pub fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))

@@ -5,7 +5,7 @@
 //! not record for a type is simply absent (`principal has ...`).
 
 use super::facts::{self, Attrs};
-use super::{types, uid};
+use super::{split_byte, types, uid};
 use crate::event::UserIdentity;
 use crate::inventory::{Inventory, Tags, later};
 use crate::time::Timestamp;
@@ -506,10 +506,10 @@ impl<'a> Arn<'a> {
     /// Splits an ARN; `None` if it is not one.
     pub fn parse(s: &'a str) -> Option<Self> {
         let rest = s.strip_prefix("arn:")?;
-        let (partition, rest) = rest.split_once(':')?;
-        let (service, rest) = rest.split_once(':')?;
-        let (region, rest) = rest.split_once(':')?;
-        let (account, resource) = rest.split_once(':')?;
+        let (partition, rest) = split_byte(rest, b':')?;
+        let (service, rest) = split_byte(rest, b':')?;
+        let (region, rest) = split_byte(rest, b':')?;
+        let (account, resource) = split_byte(rest, b':')?;
         Some(Arn {
             partition,
             service,

@@ -536,11 +536,12 @@ struct Params<'a> {
 }
 
 /// The request parameters as [`Params`] reads them with serde_json, by the quick reader
-/// ([`super::quick`]): `None` when it gives up, on anything but an object whose members named
-/// in [`PARAMETER_KEYS`] are unescaped when they are strings. When `nested` (EC2 reads the ids
+/// ([`super::quick`]), with the string members named in `keys` (the service's, from
+/// [`PARAMETER_KEYS`]): `None` when it gives up, on anything but an object whose members named
+/// in `keys` are unescaped when they are strings. When `nested` (EC2 reads the ids
 /// inside member objects) it reads member objects as [`Member`] does, and gives up on an escape
 /// in their keys or ids too.
-fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
+fn quick_params<'a>(raw: &'a str, keys: &[&'static str], nested: bool) -> Option<Params<'a>> {
     let mut c = super::quick::Cursor::new(raw);
     let mut out = Params::default();
     let mut members = c.begin(b'{', b'}')?;
@@ -549,7 +550,7 @@ fn quick_params(raw: &str, nested: bool) -> Option<Params<'_>> {
         if !c.eat(b':') {
             return None;
         }
-        match (PARAMETER_KEYS.iter().find(|k| **k == key), c.peek()) {
+        match (keys.iter().find(|k| **k == key), c.peek()) {
             (_, Some(b'{')) if nested => {
                 let (instance_id, items) = quick_member_object(&mut c)?;
                 out.nested_instance_ids
@@ -628,41 +629,44 @@ fn quick_string_or_skip<'a>(c: &mut super::quick::Cursor<'a>) -> Option<Option<&
     }
 }
 
-fn params_by_serde(raw: &str) -> Result<Params<'_>, String> {
-    serde_json::from_str(raw).map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))
+/// The request parameters read by serde_json, with the string members named in `keys`.
+fn params_by_serde<'a>(raw: &'a str, keys: &[&str]) -> Result<Params<'a>, String> {
+    let mut params: Params = serde_json::from_str(raw)
+        .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
+    params.strings.retain(|(k, _)| keys.contains(k));
+    Ok(params)
 }
 
-/// The services whose request parameters name resources: the arms of the `match` in
-/// [`from_request_parameters`].
-const PARAMETER_SERVICES: &[&str] = &[
-    "s3",
-    "iam",
-    "ec2",
-    "cloudtrail",
-    "lambda",
-    "kms",
-    "secretsmanager",
-    "sts",
+/// The services whose request parameters name resources, and the members read for them: the
+/// arms of the `match` in [`from_request_parameters`].
+const PARAMETER_KEYS: &[(&str, &[&str])] = &[
+    ("s3", &["bucketName", "key"]),
+    (
+        "iam",
+        &[
+            "userName",
+            "roleName",
+            "groupName",
+            "instanceProfileName",
+            "policyArn",
+        ],
+    ),
+    ("ec2", &["instanceId", "groupId"]),
+    ("cloudtrail", &["name", "trailName"]),
+    ("lambda", &["functionName"]),
+    ("kms", &["keyId"]),
+    ("secretsmanager", &["secretId"]),
+    ("sts", &["roleArn"]),
 ];
 
-/// The request parameters [`from_request_parameters`] reads by name.
-const PARAMETER_KEYS: &[&str] = &[
-    "bucketName",
-    "key",
-    "userName",
-    "roleName",
-    "groupName",
-    "instanceProfileName",
-    "policyArn",
-    "instanceId",
-    "groupId",
-    "name",
-    "trailName",
-    "functionName",
-    "keyId",
-    "secretId",
-    "roleArn",
-];
+/// The request parameters read for a service; `None` for a service whose parameters name no
+/// resource.
+fn parameter_keys(service: &str) -> Option<&'static [&'static str]> {
+    PARAMETER_KEYS
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map(|(_, keys)| *keys)
+}
 
 impl<'a> Params<'a> {
     /// A non-empty string member.
@@ -693,7 +697,8 @@ impl<'de> serde::Deserialize<'de> for Params<'de> {
                     let member: Member<'de> = map.next_value()?;
                     match member {
                         Member::Str(v) => {
-                            if let Some(k) = PARAMETER_KEYS.iter().find(|k| **k == key) {
+                            let mut all = PARAMETER_KEYS.iter().flat_map(|(_, keys)| *keys);
+                            if let Some(k) = all.find(|k| **k == key) {
                                 out.strings.push((k, v));
                             }
                         }
@@ -906,12 +911,12 @@ fn from_request_parameters<'a>(
         return Ok(Vec::new());
     };
     // The other services' parameters are not read at all.
-    if !PARAMETER_SERVICES.contains(&view.event.service()) {
+    let Some(keys) = parameter_keys(view.event.service()) else {
         return Ok(Vec::new());
-    }
-    let params = match quick_params(raw.get(), view.event.service() == "ec2") {
+    };
+    let params = match quick_params(raw.get(), keys, view.event.service() == "ec2") {
         Some(p) => p,
-        None => params_by_serde(raw.get())?,
+        None => params_by_serde(raw.get(), keys)?,
     };
     let str_of = |key: &str| params.str_of(key);
     let p = principal.partition.as_str();
@@ -938,7 +943,7 @@ fn from_request_parameters<'a>(
             Cow::Owned(build(&value))
         }
     };
-    // A service added here is added to PARAMETER_SERVICES.
+    // A service added here is added to PARAMETER_KEYS, with the members it reads.
     match view.event.service() {
         "s3" => {
             if let Some(bucket) = str_of("bucketName") {
@@ -1223,6 +1228,7 @@ mod tests {
     fn only_the_listed_services_parameters_name_resources() {
         let params: Vec<String> = PARAMETER_KEYS
             .iter()
+            .flat_map(|(_, keys)| *keys)
             .map(|k| format!(r#""{k}":"arn:aws:iam::123456789012:role/x""#))
             .collect();
         let named = |service: &str| {
@@ -1232,7 +1238,7 @@ mod tests {
             );
             ids(&resources_of(&view(&json), &principal()).unwrap())
         };
-        for service in PARAMETER_SERVICES {
+        for (service, _) in PARAMETER_KEYS {
             assert_ne!(
                 named(service),
                 vec![r#"AWS::Account Resource::"123456789012""#],
@@ -1381,8 +1387,9 @@ mod tests {
             }
             text.push_str(&format!("}}{}", spaces[pick(3)]));
             let nested = pick(2) == 0;
-            let by_serde = params_by_serde(&text).unwrap();
-            if let Some(q) = quick_params(&text, nested) {
+            let (_, keys) = PARAMETER_KEYS[pick(PARAMETER_KEYS.len())];
+            let by_serde = params_by_serde(&text, keys).unwrap();
+            if let Some(q) = quick_params(&text, keys, nested) {
                 quick += 1;
                 if nested && !(q.nested_instance_ids.is_empty() && q.items_instance_ids.is_empty())
                 {
