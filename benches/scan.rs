@@ -3,8 +3,12 @@
 //!
 //! Options (after `--`): `--events N` (default 1000000), `--files N` (200), `--threads N`
 //! (measured runs use 1 thread and then every core), `--repeat N` (3: each figure is the
-//! fastest of N runs, as other load on the machine only ever slows a run down), `--corpus DIR`
+//! fastest of N runs, as other load on the machine only ever slows a run down; the runs are
+//! made in rounds of one of each, so that a slow spell falls on all alike), `--corpus DIR`
 //! (default `target/bench-corpus/...`, generated once and reused).
+//!
+//! The inventory's cost per event is given twice: between the fastest runs with and without
+//! it, and as the median of the rounds' ratios (each round's two runs were made side by side).
 //!
 //! `--inventory-resources N` (100000) and `--inventory-users N` (10000) size the generated
 //! inventory of the `+inv` runs, which join it into every event (`scan --inventory`).
@@ -85,6 +89,7 @@ fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
     );
 }
 
+#[derive(Clone)]
 struct Run {
     label: String,
     events: u64,
@@ -95,18 +100,36 @@ struct Run {
     load_secs: f64,
 }
 
-/// The fastest of `repeat` runs (the largest peak memory among them).
-fn best_of(repeat: usize, mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
-    let runs: Vec<Run> = (0..repeat.max(1))
-        .map(|_| measure(mode, dir, threads, inv))
-        .collect();
+/// One configuration of a run: mode, threads, inventory.
+type Config<'a> = (&'a str, usize, Option<&'a Path>);
+
+/// Each configuration run `repeat` times, interleaved (one of each per round, so that a slow
+/// spell of the machine falls on all of them alike): per configuration, the runs in round order.
+fn rounds(repeat: usize, dir: &Path, configs: &[Config]) -> Vec<Vec<Run>> {
+    let mut out: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeat.max(1) {
+        for (runs, &(mode, threads, inv)) in out.iter_mut().zip(configs) {
+            runs.push(measure(mode, dir, threads, inv));
+        }
+    }
+    out
+}
+
+/// The fastest of the runs of a configuration (with the largest peak memory among them).
+fn best(runs: &[Run]) -> Run {
     let peak = runs.iter().map(|r| r.peak_mb).fold(0.0, f64::max);
     let mut best = runs
-        .into_iter()
+        .iter()
         .min_by(|a, b| a.secs.total_cmp(&b.secs))
-        .expect("one run");
+        .expect("one run")
+        .clone();
     best.peak_mb = peak;
     best
+}
+
+/// Seconds of scanning per event: an inventory's load time is not scan time.
+fn per_event(r: &Run) -> f64 {
+    (r.secs - r.load_secs) / r.events as f64
 }
 
 fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
@@ -229,16 +252,27 @@ fn main() {
     let repeat: usize = arg(&args, "--repeat")
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let mut runs = vec![
-        best_of(repeat, "decode", &dir, 1, None),
-        best_of(repeat, "full", &dir, 1, None),
-        best_of(repeat, "full", &dir, 1, Some(&inv_dir)),
+    let mut configs: Vec<Config> = vec![
+        ("decode", 1, None),
+        ("full", 1, None),
+        ("full", 1, Some(&inv_dir)),
     ];
     if threads > 1 {
-        runs.push(best_of(repeat, "decode", &dir, threads, None));
-        runs.push(best_of(repeat, "full", &dir, threads, None));
-        runs.push(best_of(repeat, "full", &dir, threads, Some(&inv_dir)));
+        configs.push(("decode", threads, None));
+        configs.push(("full", threads, None));
+        configs.push(("full", threads, Some(&inv_dir)));
     }
+    let all = rounds(repeat, &dir, &configs);
+    let runs: Vec<Run> = all.iter().map(|r| best(r)).collect();
+    // The inventory's cost per event, round by round: the scans with and without it ran side
+    // by side, so their ratio is steadier than that of two fastest runs.
+    let mut paired: Vec<f64> = all[1]
+        .iter()
+        .zip(&all[2])
+        .map(|(full, inv)| 100.0 * per_event(inv) / per_event(full) - 100.0)
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    let median = paired[paired.len() / 2];
     println!(
         "corpus: {} ({events} events, {files} files); best of {repeat} runs each",
         dir.display()
@@ -265,12 +299,17 @@ fn main() {
     let full = &runs[1];
     let inv = &runs[2];
     // The inventory is loaded before the scan starts: its load time is not scan time.
-    let inv_scan = inv.secs - inv.load_secs;
     println!(
-        "inventory ({resources} tagged resources, {users} users): loaded in {:.2} s; one thread: {:.0} events/s scanning with it, {:+.1}% per event against the scan without it",
+        "inventory ({resources} tagged resources, {users} users): loaded in {:.2} s; one thread: {:.0} events/s scanning with it, {:+.1}% per event against the scan without it (fastest runs), {median:+.1}% (median of {} rounds: {})",
         inv.load_secs,
-        inv.events as f64 / inv_scan,
-        100.0 * (inv_scan / inv.events as f64) / (full.secs / full.events as f64) - 100.0
+        1.0 / per_event(inv),
+        100.0 * per_event(inv) / per_event(full) - 100.0,
+        paired.len(),
+        paired
+            .iter()
+            .map(|p| format!("{p:+.1}%"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "one thread: the full scan runs at {:.0}% of the decode-only rate ({:.2} us/event evaluating, {:.2} us/event decoding)",
