@@ -609,18 +609,40 @@ impl Evaluator<'_> {
                 replayed = Some(d.clone());
             }
         }
+        let mut verdict = self.decide(
+            view,
+            (&principal, &candidates, ctx),
+            (resources.as_deref(), &keys, by_stand_ins),
+            replayed,
+            verdict,
+        )?;
+        verdict.resources = resources;
+        Ok(verdict)
+    }
+
+    /// The rest of [`Evaluator::evaluate`] when the memoized decision did not settle the event:
+    /// Cedar decides the members not `replayed`, on each request. Apart, so that the path of an
+    /// event the memo settles stays short (it is most events).
+    #[inline(never)]
+    fn decide(
+        &mut self,
+        view: &EventView,
+        (principal, candidates, ctx): (&Rc<PrincipalModel>, &CandidateSet, Context),
+        (resources, keys, by_stand_ins): (Option<&[ResourceModel]>, &[ResourceKey], bool),
+        replayed: Option<Decided>,
+        mut verdict: Verdict,
+    ) -> Result<Verdict, String> {
+        let engine = self.engine;
+        let needs = &candidates.needs;
+        let memoized = &candidates.memoized;
+        let allow_list = engine.pack.mode == Mode::AllowList;
+        let requests = resources.map_or(keys.len().max(1), <[ResourceModel]>::len);
         let stand_ins = if by_stand_ins {
             self.stand_ins()
         } else {
             Vec::new()
         };
-        let entities = self.entities(
-            view,
-            &principal,
-            needs,
-            resources.as_deref(),
-            (&stand_ins, &keys),
-        )?;
+        let entities = self.entities(view, principal, needs, resources, (&stand_ins, keys))?;
         let action = self.action(view);
         // The memoized members' (forbid satisfied, permit satisfied), request by request.
         let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
@@ -629,7 +651,7 @@ impl Evaluator<'_> {
         let (mut first_true, mut first_false) = (0u64, 0u64);
         for ri in 0..requests {
             let stand_in = stand_ins.get(ri);
-            let resource = match (stand_in, &resources) {
+            let resource = match (stand_in, resources) {
                 (Some(s), _) => s,
                 (None, Some(rs)) => rs.get(ri).map_or(&self.no_resource, |r| &r.uid),
                 (None, None) => &self.no_resource,
@@ -742,7 +764,6 @@ impl Evaluator<'_> {
         }
         verdict.hits.sort_by_key(|h| h.detection);
         verdict.errors.sort_by_key(|e| e.detection);
-        verdict.resources = resources;
         Ok(verdict)
     }
 
