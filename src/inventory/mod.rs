@@ -8,6 +8,7 @@
 
 pub mod kinds;
 
+use crate::model::principal::Arn;
 use crate::model::split_byte;
 use crate::time::Timestamp;
 // Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
@@ -762,11 +763,12 @@ impl Inventory {
 
 /// `user:<account>:<name>` for `arn:aws:iam::<account>:user/<path/><name>`.
 fn iam_name_key(kind: &str, arn: &str) -> Option<String> {
-    let (_arn, rest) = split_byte(arn, b':')?;
-    let (_partition, rest) = split_byte(rest, b':')?;
-    let (service, rest) = split_byte(rest, b':')?;
-    let (_region, rest) = split_byte(rest, b':')?;
-    let (account, resource) = split_byte(rest, b':')?;
+    let Arn {
+        service,
+        account,
+        resource,
+        ..
+    } = Arn::parse(arn)?;
     let rest = resource.strip_prefix(kind)?.strip_prefix('/')?;
     let name = rest.rsplit('/').next()?;
     if service != "iam" || name.is_empty() {

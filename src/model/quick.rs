@@ -83,6 +83,12 @@ impl<'a> Cursor<'a> {
         self.text.get(start..end)
     }
 
+    /// The key of an object's member, past its `:`.
+    pub fn key(&mut self) -> Option<&'a str> {
+        let key = self.plain_string()?;
+        self.eat(b':').then_some(key)
+    }
+
     /// Skips the rest of a string whose opening quote was consumed.
     fn skip_string_body(&mut self) -> Option<()> {
         loop {

@@ -350,11 +350,10 @@ pub fn resources_of(
     view: &EventView,
     principal: &PrincipalModel,
 ) -> Result<Vec<ResourceModel>, String> {
-    let named = match find(view, principal)? {
+    let (named, listed) = match find(view, principal)? {
         Found::Account(account) => return Ok(vec![ResourceModel::account(account)]),
         Found::Named(named, listed) => (named, listed),
     };
-    let (named, listed) = named;
     let mut out: Vec<ResourceModel> = named
         .into_iter()
         .map(|n| {
@@ -489,10 +488,7 @@ fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
         let (mut arn, mut prefix, mut kind, mut account) = (None, None, None, None);
         let mut members = c.begin(b'{', b'}')?;
         while members {
-            let key = c.plain_string()?;
-            if !c.eat(b':') {
-                return None;
-            }
+            let key = c.key()?;
             let slot = match key {
                 "ARN" => &mut arn,
                 "ARNPrefix" => &mut prefix,
@@ -546,10 +542,7 @@ fn quick_params<'a>(raw: &'a str, keys: &[&'static str], nested: bool) -> Option
     let mut out = Params::default();
     let mut members = c.begin(b'{', b'}')?;
     while members {
-        let key = c.plain_string()?;
-        if !c.eat(b':') {
-            return None;
-        }
+        let key = c.key()?;
         match (keys.iter().find(|k| **k == key), c.peek()) {
             (_, Some(b'{')) if nested => {
                 let (instance_id, items) = quick_member_object(&mut c)?;
@@ -576,10 +569,7 @@ fn quick_member_object<'a>(
     let (mut instance_id, mut items) = (None, Vec::new());
     let mut members = c.begin(b'{', b'}')?;
     while members {
-        let key = c.plain_string()?;
-        if !c.eat(b':') {
-            return None;
-        }
+        let key = c.key()?;
         match key {
             "InstanceId" => instance_id = quick_string_or_skip(c)?,
             "items" if c.peek() == Some(b'[') => {
@@ -590,10 +580,7 @@ fn quick_member_object<'a>(
                         let mut id = None;
                         let mut members = c.begin(b'{', b'}')?;
                         while members {
-                            let key = c.plain_string()?;
-                            if !c.eat(b':') {
-                                return None;
-                            }
+                            let key = c.key()?;
                             if key == "instanceId" {
                                 id = quick_string_or_skip(c)?;
                             } else {
@@ -935,12 +922,19 @@ fn from_request_parameters<'a>(
             account_id: account_id.map(Cow::Borrowed),
         });
     };
+    // A resource of the service in the caller's account and region.
+    let regional = |service: &str, kind: &str, name: &str| -> Cow<'a, str> {
+        concat(&[
+            "arn:", p, ":", service, ":", region, ":", account, ":", kind, name,
+        ])
+        .into()
+    };
     // An ARN given in full is used as it is; a name is qualified in the caller's account.
-    let arn_or = |value: Cow<'a, str>, build: &dyn Fn(&str) -> String| -> Cow<'a, str> {
+    let arn_or = |value: Cow<'a, str>, service: &str, kind: &str| -> Cow<'a, str> {
         if value.starts_with("arn:") {
             value
         } else {
-            Cow::Owned(build(&value))
+            regional(service, kind, &value)
         }
     };
     // A service added here is added to PARAMETER_KEYS, with the members it reads.
@@ -985,83 +979,56 @@ fn from_request_parameters<'a>(
             }
         }
         "ec2" => {
-            let mut ids: Vec<Cow<str>> = str_of("instanceId").into_iter().collect();
             // Newer EC2 calls record their request object: {"AssociateIamInstanceProfileRequest": {"InstanceId": ...}}.
-            ids.extend(params.nested_instance_ids.iter().cloned());
-            ids.extend(params.items_instance_ids.iter().cloned());
+            let ids = str_of("instanceId")
+                .into_iter()
+                .chain(params.nested_instance_ids.iter().cloned())
+                .chain(params.items_instance_ids.iter().cloned());
             for id in ids {
                 push(
                     "AWS::EC2::Instance",
-                    concat(&["arn:", p, ":ec2:", region, ":", account, ":instance/", &id]).into(),
+                    regional("ec2", "instance/", &id),
                     Some(account),
                 );
             }
             if let Some(id) = str_of("groupId") {
                 push(
                     "AWS::EC2::SecurityGroup",
-                    concat(&[
-                        "arn:",
-                        p,
-                        ":ec2:",
-                        region,
-                        ":",
-                        account,
-                        ":security-group/",
-                        &id,
-                    ])
-                    .into(),
+                    regional("ec2", "security-group/", &id),
                     Some(account),
                 );
             }
         }
         "cloudtrail" => {
             if let Some(name) = str_of("name").or(str_of("trailName")) {
-                let arn = arn_or(name, &|n| {
-                    concat(&[
-                        "arn:",
-                        p,
-                        ":cloudtrail:",
-                        region,
-                        ":",
-                        account,
-                        ":trail/",
-                        n,
-                    ])
-                });
-                push("AWS::CloudTrail::Trail", arn, None);
+                push(
+                    "AWS::CloudTrail::Trail",
+                    arn_or(name, "cloudtrail", "trail/"),
+                    None,
+                );
             }
         }
         "lambda" => {
             if let Some(name) = str_of("functionName") {
-                let arn = arn_or(name, &|n| {
-                    concat(&["arn:", p, ":lambda:", region, ":", account, ":function:", n])
-                });
-                push("AWS::Lambda::Function", arn, None);
+                push(
+                    "AWS::Lambda::Function",
+                    arn_or(name, "lambda", "function:"),
+                    None,
+                );
             }
         }
         "kms" => {
             if let Some(key) = str_of("keyId") {
-                let arn = arn_or(key, &|k| {
-                    concat(&["arn:", p, ":kms:", region, ":", account, ":key/", k])
-                });
-                push("AWS::KMS::Key", arn, None);
+                push("AWS::KMS::Key", arn_or(key, "kms", "key/"), None);
             }
         }
         "secretsmanager" => {
             if let Some(id) = str_of("secretId") {
-                let arn = arn_or(id, &|s| {
-                    concat(&[
-                        "arn:",
-                        p,
-                        ":secretsmanager:",
-                        region,
-                        ":",
-                        account,
-                        ":secret:",
-                        s,
-                    ])
-                });
-                push("AWS::SecretsManager::Secret", arn, None);
+                push(
+                    "AWS::SecretsManager::Secret",
+                    arn_or(id, "secretsmanager", "secret:"),
+                    None,
+                );
             }
         }
         "sts" => {
