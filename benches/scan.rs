@@ -7,8 +7,11 @@
 //! made in rounds of one of each, so that a slow spell falls on all alike), `--corpus DIR`
 //! (default `target/bench-corpus/...`, generated once and reused).
 //!
-//! The inventory's cost per event is given twice: between the fastest runs with and without
-//! it, and as the median of the rounds' ratios (each round's two runs were made side by side).
+//! The inventory's cost per event is given three ways: between the fastest runs with and
+//! without it; as the median of the rounds' ratios (each round's two runs were made side by
+//! side); and file by file, the steadiest: one process scans every file with and without it in
+//! turn, `--repeat` passes over the corpus (a slow spell of a shared machine lasts seconds,
+//! longer than a file, so it falls on both scans of the file alike).
 //!
 //! `--inventory-resources N` (100000) and `--inventory-users N` (10000) size the generated
 //! inventory of the `+inv` runs, which join it into every event (`scan --inventory`).
@@ -86,6 +89,54 @@ fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
         summary.events_read,
         peak_rss_mb(),
         summary.bytes_read
+    );
+}
+
+/// The inventory's cost measured file by file, in the child process: on one thread, every
+/// input is scanned by the engine without the inventory and by the engine with it, one right
+/// after the other (in alternating order), `passes` times over the corpus. A slow spell of the
+/// machine lasts longer than one file, so it falls on both scans of a file alike: the ratio
+/// of the two sums is much steadier than that of two whole runs made seconds apart. Prints
+/// `events seconds_without seconds_with median_file_ratio`.
+fn paired_child(dir: &Path, inventory: &Path, passes: usize) {
+    let engine = || {
+        let pack =
+            pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
+        Engine::new(pack, AwsRanges::embedded()).expect("index")
+    };
+    let inventory = Inventory::load(&[inventory.to_path_buf()], None).expect("inventory loads");
+    let engines = [
+        engine(),
+        engine().with_inventory(std::sync::Arc::new(inventory)),
+    ];
+    let inputs = source::resolve(&[dir.to_path_buf()], &TimeRange::default());
+    let opts = ScanOptions::default();
+    let (mut secs, mut events, mut ratios) = ([0.0f64; 2], [0u64; 2], Vec::new());
+    for pass in 0..passes.max(1) {
+        for (i, input) in inputs.inputs.iter().enumerate() {
+            let order = if (i + pass) % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut file = [0.0f64; 2];
+            for k in order {
+                let start = Instant::now();
+                let report = scan::scan_file(&engines[k], input, &opts);
+                file[k] = start.elapsed().as_secs_f64();
+                let s = &report.summary;
+                assert!(s.balanced() && !s.has_errors(), "{}", s.render());
+                events[k] += s.events_read;
+            }
+            secs[0] += file[0];
+            secs[1] += file[1];
+            ratios.push(file[1] / file[0]);
+        }
+    }
+    assert_eq!(events[0], events[1], "both engines read the same events");
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "{} {} {} {}",
+        events[0],
+        secs[0],
+        secs[1],
+        ratios[ratios.len() / 2]
     );
 }
 
@@ -172,8 +223,52 @@ fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     }
 }
 
+/// What [`paired_child`] measured.
+struct Paired {
+    without: f64,
+    with: f64,
+    median_file: f64,
+}
+
+fn paired_run(dir: &Path, inv: &Path, passes: usize) -> Paired {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe)
+        .args([
+            "--paired-child",
+            dir.to_str().expect("utf-8 path"),
+            "--with-inventory",
+            inv.to_str().expect("utf-8 path"),
+            "--passes",
+            &passes.to_string(),
+        ])
+        .output()
+        .expect("child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .map(|v| v.parse().expect("a number"))
+        .collect();
+    Paired {
+        without: f[1],
+        with: f[2],
+        median_file: f[3],
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = arg(&args, "--paired-child") {
+        let inv = arg(&args, "--with-inventory").expect("--with-inventory");
+        let passes = arg(&args, "--passes")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        return paired_child(Path::new(&dir), Path::new(&inv), passes);
+    }
     if let Some(mode) = arg(&args, "--child") {
         let dir = PathBuf::from(
             args.get(args.iter().position(|a| a == "--child").expect("--child") + 2)
@@ -310,6 +405,16 @@ fn main() {
             .map(|p| format!("{p:+.1}%"))
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    // The steadier figure: each file scanned with and without the inventory in turn.
+    let paired = paired_run(&dir, &inv_dir, repeat);
+    println!(
+        "inventory, file by file ({} passes over the corpus, one thread; each file scanned without and with it, one right after the other): {:+.1}% per event ({:.2} s against {:.2} s), {:+.1}% for the median file",
+        repeat.max(1),
+        100.0 * paired.with / paired.without - 100.0,
+        paired.with,
+        paired.without,
+        100.0 * paired.median_file - 100.0,
     );
     println!(
         "one thread: the full scan runs at {:.0}% of the decode-only rate ({:.2} us/event evaluating, {:.2} us/event decoding)",

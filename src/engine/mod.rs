@@ -126,10 +126,14 @@ fn next_engine_id() -> u64 {
     NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Engines whose caches a thread keeps (the most recently used): a program that alternates
+/// between two engines (a scan with and without an inventory, side by side) keeps both warm.
+const KEPT_ENGINES: usize = 2;
+
 thread_local! {
-    /// The caches of the last evaluator this thread dropped, with its engine's id: the next
-    /// evaluator of the same engine on this thread starts with them.
-    static KEPT: RefCell<Option<(u64, Caches)>> = const { RefCell::new(None) };
+    /// The caches of the last evaluators this thread dropped, with their engine's id, oldest
+    /// first: the next evaluator of the same engine on this thread starts with them.
+    static KEPT: RefCell<Vec<(u64, Caches)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Engine {
@@ -215,13 +219,14 @@ impl Engine {
     /// one file to the next. They stay bounded ([`CACHE_LIMIT`] entries each, per thread).
     pub fn evaluator(&self) -> Evaluator<'_> {
         let kept = KEPT
-            .try_with(|k| k.try_borrow_mut().ok().and_then(|mut k| k.take()))
+            .try_with(|k| {
+                let mut k = k.try_borrow_mut().ok()?;
+                let at = k.iter().position(|(id, _)| *id == self.id)?;
+                Some(k.remove(at).1)
+            })
             .ok()
             .flatten();
-        let caches = match kept {
-            Some((id, caches)) if id == self.id => caches,
-            _ => Caches::new(self.index.set_count()),
-        };
+        let caches = kept.unwrap_or_else(|| Caches::new(self.index.set_count()));
         Evaluator {
             engine: self,
             caches,
@@ -463,7 +468,11 @@ impl Drop for Evaluator<'_> {
         // At a thread's exit the slot may be gone: the caches are then dropped with it.
         let _ = KEPT.try_with(|k| {
             if let Ok(mut k) = k.try_borrow_mut() {
-                *k = Some((id, caches));
+                k.retain(|(kept, _)| *kept != id);
+                if k.len() >= KEPT_ENGINES {
+                    k.remove(0);
+                }
+                k.push((id, caches));
             }
         });
     }
@@ -1110,5 +1119,35 @@ mod tests {
         push_value(&mut out, 's', "a:b=c");
         push_value(&mut out, 's', "");
         assert_eq!(out, ":s5=a:b=c:s0=");
+    }
+
+    #[test]
+    fn a_thread_keeps_the_caches_of_its_two_last_engines() {
+        let engine = || {
+            let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
+            Engine::new(pack, AwsRanges::embedded()).expect("engine")
+        };
+        let (a, b, c) = (engine(), engine(), engine());
+        let json = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"},"recipientAccountId":"111122223333"}"#;
+        // A thread of its own: its caches start empty whatever else ran on the test's thread.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let view = EventView::parse(json).expect("event");
+                // How many principals an evaluator of `engine` starts with, then one evaluated.
+                let warm = |engine: &Engine| {
+                    let mut e = engine.evaluator();
+                    let cached = e.caches.principals.len();
+                    e.evaluate(&view).expect("evaluated");
+                    cached
+                };
+                assert_eq!(warm(&a), 0);
+                assert_eq!(warm(&b), 0);
+                assert_eq!(warm(&a), 1, "a's caches were kept beside b's");
+                assert_eq!(warm(&b), 1, "b's caches were kept beside a's");
+                assert_eq!(warm(&c), 0);
+                assert_eq!(warm(&b), 1, "b was used after a");
+                assert_eq!(warm(&a), 0, "a's caches went for c's");
+            });
+        });
     }
 }
