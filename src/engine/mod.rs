@@ -20,6 +20,7 @@ use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of
 use crate::model::{
     EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, types, uid,
 };
+use crate::model::{push_number, push_value};
 use analysis::Needs;
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,
@@ -595,7 +596,6 @@ impl Evaluator<'_> {
             needs,
             &engine.inventory,
         );
-        let ctx = self.context(view, &candidates)?;
         let memoized = &candidates.memoized;
         let requests = resources.as_ref().map_or(keys.len().max(1), Vec::len);
         // Members whose requests are made only of the principal, a reusable context, (when one
@@ -604,9 +604,14 @@ impl Evaluator<'_> {
         // function of the request and the entities, and what these members can read of the
         // entities is the principal's values and those of the resources' attributes and tags.
         // The others (those that read a free-form field, for one) are evaluated on every event.
+        // The context is built (or found in its cache) only when the memo does not settle the
+        // event: when every member is memoized, the memo's key holds every value the context is
+        // made of (and a decision is kept only for a context that built).
         let mut replayed: Option<Decided> = None;
+        let mut context_keyed = false;
         if !memoized.members.is_empty() {
             self.write_memo_key(view, &principal, &candidates, requests);
+            context_keyed = memoized.needs.context == candidates.needs.context;
             if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
                 if candidates.all_memoized() {
                     verdict.hits = d.hits.clone();
@@ -618,6 +623,7 @@ impl Evaluator<'_> {
                 replayed = Some(d.clone());
             }
         }
+        let ctx = self.context(view, &candidates, context_keyed)?;
         let mut verdict = self.decide(
             view,
             (&principal, &candidates, ctx),
@@ -787,12 +793,11 @@ impl Evaluator<'_> {
         requests: usize,
     ) {
         let group = &candidates.memoized;
-        // Otherwise `self.key` still holds the key of this same context from `context`.
-        if group.needs.context != candidates.needs.context {
-            context::cache_key(view, group.needs.context, &mut self.key);
-            self.key.push('#');
-            push_number(&mut self.key, candidates.id);
-        }
+        // The key of the context the group reads: `context` keeps it when it is the one the
+        // candidates read.
+        context::cache_key(view, group.needs.context, &mut self.key);
+        self.key.push('#');
+        push_number(&mut self.key, candidates.id);
         let out = &mut self.memo_key;
         out.clear();
         push_number(out, Rc::as_ptr(principal) as usize);
@@ -830,15 +835,24 @@ impl Evaluator<'_> {
         a
     }
 
-    fn context(&mut self, view: &EventView, candidates: &CandidateSet) -> Result<Context, String> {
+    /// The context the candidates read, from its cache when it is cacheable; `keyed` when
+    /// `self.key` already holds its cache key (written by [`Evaluator::write_memo_key`]).
+    fn context(
+        &mut self,
+        view: &EventView,
+        candidates: &CandidateSet,
+        keyed: bool,
+    ) -> Result<Context, String> {
         let attrs: AttrSet = candidates.needs.context;
         let (ranges, inv) = (&self.engine.ranges, &self.engine.inventory);
         if !attrs.cacheable() {
             return context::build(view, attrs, ranges, inv);
         }
-        context::cache_key(view, attrs, &mut self.key);
-        self.key.push('#');
-        push_number(&mut self.key, candidates.id);
+        if !keyed {
+            context::cache_key(view, attrs, &mut self.key);
+            self.key.push('#');
+            push_number(&mut self.key, candidates.id);
+        }
         if let Some(c) = self.caches.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
         }
@@ -1028,15 +1042,6 @@ fn each_resource<'a>(values: &'a str, ends: &'a [usize]) -> impl Iterator<Item =
     })
 }
 
-/// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
-fn push_value(out: &mut String, kind: char, value: &str) {
-    out.push(':');
-    out.push(kind);
-    push_number(out, value.len());
-    out.push('=');
-    out.push_str(value);
-}
-
 /// The entity store shared by events: principal and ancestors, action, resources.
 fn build_entities(
     view: &EventView,
@@ -1083,43 +1088,9 @@ fn build_entities(
     Entities::from_entities(all, None).map_err(|e| e.to_string())
 }
 
-/// Appends a number in hexadecimal, without the formatting machinery or a division (it is on
-/// every event's path, in keys).
-fn push_number(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    while i > 0 {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            let v = (n & 15) as u8;
-            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
-        }
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_in_keys_are_hexadecimal_and_values_length_prefixed() {
-        let mut out = String::new();
-        for n in [0, 9, 10, 15, 16, 255, 4096, usize::MAX] {
-            push_number(&mut out, n);
-            out.push(' ');
-        }
-        assert_eq!(out, "0 9 a f 10 ff 1000 ffffffffffffffff ");
-        out.clear();
-        push_value(&mut out, 's', "a:b=c");
-        push_value(&mut out, 's', "");
-        assert_eq!(out, ":s5=a:b=c:s0=");
-    }
 
     #[test]
     fn a_thread_keeps_the_caches_of_its_two_last_engines() {

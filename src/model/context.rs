@@ -7,7 +7,6 @@ use super::aws_ranges::AwsRanges;
 use super::{EventView, Field, types, uid};
 use crate::inventory::Inventory;
 use cedar_policy::{Context, RestrictedExpression};
-use std::fmt::Write;
 
 /// A context attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -531,8 +530,7 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::VpcEndpointId => e.vpc_endpoint_id.as_deref(),
             // The endpoint's entity also holds the event's `vpcEndpointAccountId`.
             Attr::VpcEndpoint => {
-                let account = e.vpc_endpoint_account_id.as_deref().unwrap_or("");
-                let _ = write!(key, "+{}:{account}", account.len());
+                push_part(key, e.vpc_endpoint_account_id.as_deref().unwrap_or(""));
                 e.vpc_endpoint_id.as_deref()
             }
             Attr::VpcEndpointAccountId => e.vpc_endpoint_account_id.as_deref(),
@@ -543,12 +541,19 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
         };
         // Presence and value, separated so that ("a", "bc") and ("ab", "c") differ.
         match part {
-            Some(p) => {
-                let _ = write!(key, "+{}:{p}", p.len());
-            }
+            Some(p) => push_part(key, p),
             None => key.push('-'),
         }
     }
+}
+
+/// Appends `+<len>:<part>` (the length in hexadecimal), without the formatting machinery: the
+/// key is written for most events.
+fn push_part(key: &mut String, part: &str) {
+    key.push('+');
+    super::push_number(key, part.len());
+    key.push(':');
+    key.push_str(part);
 }
 
 fn bool_key(b: Option<bool>) -> &'static str {

@@ -105,6 +105,35 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// Appends a number in hexadecimal, without the formatting machinery or a division (it is on
+/// every event's path, in keys).
+pub fn push_number(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    while i > 0 {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            let v = (n & 15) as u8;
+            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
+        }
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+/// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
+pub fn push_value(out: &mut String, kind: char, value: &str) {
+    out.push(':');
+    out.push(kind);
+    push_number(out, value.len());
+    out.push('=');
+    out.push_str(value);
+}
+
 /// `s` split at the first `byte` (an ASCII delimiter such as `:`), without it: `split_once`
 /// for the short parts of ARNs, split on every event, without the pattern machinery.
 pub fn split_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
@@ -252,6 +281,20 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_keys_are_hexadecimal_and_values_length_prefixed() {
+        let mut out = String::new();
+        for n in [0, 9, 10, 15, 16, 255, 4096, usize::MAX] {
+            push_number(&mut out, n);
+            out.push(' ');
+        }
+        assert_eq!(out, "0 9 a f 10 ff 1000 ffffffffffffffff ");
+        out.clear();
+        push_value(&mut out, 's', "a:b=c");
+        push_value(&mut out, 's', "");
+        assert_eq!(out, ":s5=a:b=c:s0=");
+    }
 
     #[test]
     fn every_type_name_parses() {
