@@ -533,6 +533,17 @@ impl Evaluator<'_> {
         if let Some(p) = self.caches.principals.get(key) {
             return Ok(p.clone());
         }
+        self.new_principal(raw, key)
+    }
+
+    /// A principal not in the cache, modelled and cached.
+    #[cold]
+    #[inline(never)]
+    fn new_principal(
+        &mut self,
+        raw: Option<&serde_json::value::RawValue>,
+        key: &str,
+    ) -> Result<Rc<PrincipalModel>, String> {
         let p = Rc::new(PrincipalModel::from_identity(raw, &self.engine.inventory)?);
         if self.caches.principals.len() >= CACHE_LIMIT {
             // Entity stores are keyed by principal identity: they go with the principals.

@@ -424,6 +424,13 @@ fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
         }
         return;
     }
+    dedup_many(items, key);
+}
+
+/// [`dedup_by`] for many items (a hostile event's): by hashing.
+#[cold]
+#[inline(never)]
+fn dedup_many<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
     let mut seen = std::collections::HashSet::new();
     let keys: Vec<bool> = items
         .iter()
@@ -461,6 +468,8 @@ fn from_resources_field<'a>(view: &'a EventView) -> Result<Vec<Named<'a>>, Strin
     }
 }
 
+#[cold]
+#[inline(never)]
 fn resources_by_serde(raw: &str) -> Result<Vec<Named<'_>>, String> {
     let entries: Vec<ResourceEntry> =
         serde_json::from_str(raw).map_err(|e| format!("resources: {e}"))?;
@@ -617,6 +626,8 @@ fn quick_string_or_skip<'a>(c: &mut super::quick::Cursor<'a>) -> Option<Option<&
 }
 
 /// The request parameters read by serde_json, with the string members named in `keys`.
+#[cold]
+#[inline(never)]
 fn params_by_serde<'a>(raw: &'a str, keys: &[&str]) -> Result<Params<'a>, String> {
     let mut params: Params = serde_json::from_str(raw)
         .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
