@@ -50,6 +50,24 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The engine of the embedded pack.
+fn embedded_engine() -> Engine {
+    let pack = pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
+    Engine::new(pack, AwsRanges::embedded()).expect("index")
+}
+
+/// Runs this benchmark again as a child process with `args`: its standard output.
+fn run_child(args: &[&str]) -> String {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe).args(args).output().expect("child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The measured run, in the child process: prints `events seconds peak_mb findings bytes
 /// inventory_load_seconds`.
 fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
@@ -58,8 +76,7 @@ fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
         .build_global()
         .expect("thread pool");
     let start = Instant::now();
-    let pack = pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
-    let mut engine = Engine::new(pack, AwsRanges::embedded()).expect("index");
+    let mut engine = embedded_engine();
     let mut load_secs = 0.0;
     if let Some(inv) = inventory {
         let t = Instant::now();
@@ -99,15 +116,10 @@ fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
 /// of the two sums is much steadier than that of two whole runs made seconds apart. Prints
 /// `events seconds_without seconds_with median_file_ratio`.
 fn paired_child(dir: &Path, inventory: &Path, passes: usize) {
-    let engine = || {
-        let pack =
-            pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
-        Engine::new(pack, AwsRanges::embedded()).expect("index")
-    };
     let inventory = Inventory::load(&[inventory.to_path_buf()], None).expect("inventory loads");
     let engines = [
-        engine(),
-        engine().with_inventory(std::sync::Arc::new(inventory)),
+        embedded_engine(),
+        embedded_engine().with_inventory(std::sync::Arc::new(inventory)),
     ];
     let inputs = source::resolve(&[dir.to_path_buf()], &TimeRange::default());
     let opts = ScanOptions::default();
@@ -184,25 +196,21 @@ fn per_event(r: &Run) -> f64 {
 }
 
 fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
-    let exe = std::env::current_exe().expect("current exe");
-    let mut cmd = Command::new(exe);
-    cmd.args([
+    let (threads_arg, inv_arg) = (
+        threads.to_string(),
+        inv.map(|p| p.to_str().expect("utf-8 path")),
+    );
+    let mut args = vec![
         "--child",
         mode,
         dir.to_str().expect("utf-8 path"),
         "--threads",
-        &threads.to_string(),
-    ]);
-    if let Some(inv) = inv {
-        cmd.args(["--with-inventory", inv.to_str().expect("utf-8 path")]);
+        &threads_arg,
+    ];
+    if let Some(inv) = inv_arg {
+        args.extend(["--with-inventory", inv]);
     }
-    let out = cmd.output().expect("child runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_child(&args);
     let f: Vec<&str> = text.split_whitespace().collect();
     Run {
         label: format!(
@@ -231,24 +239,14 @@ struct Paired {
 }
 
 fn paired_run(dir: &Path, inv: &Path, passes: usize) -> Paired {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args([
-            "--paired-child",
-            dir.to_str().expect("utf-8 path"),
-            "--with-inventory",
-            inv.to_str().expect("utf-8 path"),
-            "--passes",
-            &passes.to_string(),
-        ])
-        .output()
-        .expect("child runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_child(&[
+        "--paired-child",
+        dir.to_str().expect("utf-8 path"),
+        "--with-inventory",
+        inv.to_str().expect("utf-8 path"),
+        "--passes",
+        &passes.to_string(),
+    ]);
     let f: Vec<f64> = text
         .split_whitespace()
         .map(|v| v.parse().expect("a number"))

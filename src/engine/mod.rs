@@ -18,9 +18,9 @@ use crate::model::facts::FactCache;
 use crate::model::fields;
 use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of};
 use crate::model::{
-    EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, types, uid,
+    EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, push_number, push_value,
+    types, uid,
 };
-use crate::model::{push_number, push_value};
 use analysis::Needs;
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,
@@ -806,9 +806,7 @@ impl Evaluator<'_> {
         let group = &candidates.memoized;
         // The key of the context the group reads: `context` keeps it when it is the one the
         // candidates read.
-        context::cache_key(view, group.needs.context, &mut self.key);
-        self.key.push('#');
-        push_number(&mut self.key, candidates.id);
+        context_key(view, group.needs.context, candidates.id, &mut self.key);
         let out = &mut self.memo_key;
         out.clear();
         push_number(out, Rc::as_ptr(principal) as usize);
@@ -860,9 +858,7 @@ impl Evaluator<'_> {
             return context::build(view, attrs, ranges, inv);
         }
         if !keyed {
-            context::cache_key(view, attrs, &mut self.key);
-            self.key.push('#');
-            push_number(&mut self.key, candidates.id);
+            context_key(view, attrs, candidates.id, &mut self.key);
         }
         if let Some(c) = self.caches.contexts.get(self.key.as_str()) {
             return Ok(c.clone());
@@ -957,6 +953,13 @@ impl Evaluator<'_> {
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }
+}
+
+/// The key of the context `attrs` of an event, for the candidate set `set`, in `key`.
+fn context_key(view: &EventView, attrs: AttrSet, set: usize, key: &mut String) {
+    context::cache_key(view, attrs, key);
+    key.push('#');
+    push_number(key, set);
 }
 
 /// The entities of the free-form fields the policies read.

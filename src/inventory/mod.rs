@@ -9,7 +9,7 @@
 pub mod kinds;
 
 use crate::model::principal::Arn;
-use crate::model::split_byte;
+use crate::model::{concat, split_byte};
 use crate::time::Timestamp;
 // Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
 // a flooding attacker gains nothing as every table is built once, before the logs are read.
@@ -775,11 +775,7 @@ fn iam_name_key(kind: &str, arn: &str) -> Option<String> {
         return None;
     }
     // Built on every lookup of an IAM resource: without the formatting machinery.
-    let mut key = String::with_capacity(kind.len() + account.len() + name.len() + 2);
-    for part in [kind, ":", account, ":", name] {
-        key.push_str(part);
-    }
-    Some(key)
+    Some(concat(&[kind, ":", account, ":", name]))
 }
 
 /// The snapshot time a path records: the nearest file or directory name holding a date,

@@ -530,7 +530,7 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::VpcEndpointId => e.vpc_endpoint_id.as_deref(),
             // The endpoint's entity also holds the event's `vpcEndpointAccountId`.
             Attr::VpcEndpoint => {
-                push_part(key, e.vpc_endpoint_account_id.as_deref().unwrap_or(""));
+                super::push_value(key, 's', e.vpc_endpoint_account_id.as_deref().unwrap_or(""));
                 e.vpc_endpoint_id.as_deref()
             }
             Attr::VpcEndpointAccountId => e.vpc_endpoint_account_id.as_deref(),
@@ -541,19 +541,10 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
         };
         // Presence and value, separated so that ("a", "bc") and ("ab", "c") differ.
         match part {
-            Some(p) => push_part(key, p),
+            Some(p) => super::push_value(key, 's', p),
             None => key.push('-'),
         }
     }
-}
-
-/// Appends `+<len>:<part>` (the length in hexadecimal), without the formatting machinery: the
-/// key is written for most events.
-fn push_part(key: &mut String, part: &str) {
-    key.push('+');
-    super::push_number(key, part.len());
-    key.push(':');
-    key.push_str(part);
 }
 
 fn bool_key(b: Option<bool>) -> &'static str {

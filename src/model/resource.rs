@@ -137,9 +137,7 @@ impl ResourceModel {
             self.region.as_ref(),
         ] {
             match part {
-                Some(p) => {
-                    let _ = write!(out, "+{}:{p}", p.len());
-                }
+                Some(p) => super::push_value(out, 's', p),
                 None => out.push('-'),
             }
         }
