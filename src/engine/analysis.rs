@@ -90,12 +90,15 @@ impl Needs {
     }
 
     /// Whether a decision that reads this is a function of the principal, the action, a
-    /// context that repeats ([`AttrSet::cacheable`]) and the values of the resource's
-    /// attributes and tags with literal names: then requests alike in those are decided once.
+    /// context that repeats ([`AttrSet::cacheable`]), the values of the resource's attributes
+    /// and tags with literal names, and the values of the free-form fields' tags with literal
+    /// keys ([`crate::model::fields::key_values`]): then requests alike in those are decided once.
     pub fn memoizable(&self) -> bool {
         !self.resource_other
             && self.context.cacheable()
-            && !Field::ALL.iter().any(|f| self.field(*f).is_needed())
+            && !Field::ALL
+                .iter()
+                .any(|f| matches!(self.field(*f), FieldNeed::All))
     }
 
     /// The need for one field.

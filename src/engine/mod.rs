@@ -15,7 +15,7 @@ use crate::model::aws_ranges::AwsRanges;
 use crate::model::context::{self, Attr, AttrSet};
 use crate::model::facts;
 use crate::model::facts::FactCache;
-use crate::model::fields;
+use crate::model::fields::{self, FieldNeed};
 use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of};
 use crate::model::{
     EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, push_number, push_value,
@@ -621,7 +621,7 @@ impl Evaluator<'_> {
         let mut replayed: Option<Decided> = None;
         let mut context_keyed = false;
         if !memoized.members.is_empty() {
-            self.write_memo_key(view, &principal, &candidates, requests);
+            self.write_memo_key(view, &principal, &candidates, requests)?;
             context_keyed = memoized.needs.context == candidates.needs.context;
             if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
                 if candidates.all_memoized() {
@@ -795,14 +795,15 @@ impl Evaluator<'_> {
 
     /// The key of the memoized members' decision on this event, in `memo_key`: the principal
     /// (by address, like the entity caches), the context they read, the action when one reads
-    /// it, the number of requests and the values read of each resource.
+    /// it, the number of requests, the values read of each resource and those of the free-form
+    /// fields' tags they read. An error when a field they read is not valid JSON.
     fn write_memo_key(
         &mut self,
         view: &EventView,
         principal: &Rc<PrincipalModel>,
         candidates: &CandidateSet,
         requests: usize,
-    ) {
+    ) -> Result<(), String> {
         let group = &candidates.memoized;
         // The key of the context the group reads: `context` keeps it when it is the one the
         // candidates read.
@@ -826,6 +827,19 @@ impl Evaluator<'_> {
                 out.push_str(values);
             }
         }
+        for field in Field::ALL {
+            let FieldNeed::Keys(keys) = group.needs.field(field) else {
+                continue;
+            };
+            out.push_str("|f");
+            for (_, value) in fields::key_values(view.field(field)?, keys) {
+                match value {
+                    Some(v) => push_value(out, 's', &v),
+                    None => out.push_str(":-"),
+                }
+            }
+        }
+        Ok(())
     }
     /// `Action::"<service>:<eventName>"`, built once per action (while cached).
     fn action(&mut self, view: &EventView) -> EntityUid {

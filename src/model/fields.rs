@@ -123,12 +123,8 @@ pub fn tags(
     };
     Ok(match need {
         FieldNeed::Nothing => Vec::new(),
-        FieldNeed::Keys(keys) => keys
-            .iter()
-            .filter_map(|k| {
-                let text = tag_text(lookup(value, k)?)?;
-                Some((k.clone(), RestrictedExpression::new_string(text)))
-            })
+        FieldNeed::Keys(keys) => key_values(Some(value), keys)
+            .filter_map(|(k, text)| Some((k.clone(), RestrictedExpression::new_string(text?))))
             .collect(),
         FieldNeed::All => flattened(value)
             .map_err(|e| format!("{}: {e}", field.name()))?
@@ -136,6 +132,16 @@ pub fn tags(
             .map(|(k, v)| (k, RestrictedExpression::new_string(v)))
             .collect(),
     })
+}
+
+/// The tag of each of `keys` in a field (`None` where it has none): all that a policy reading
+/// only these literal keys can see of it, so a decision is a function of these values.
+pub fn key_values<'k>(
+    value: Option<&Value>,
+    keys: &'k BTreeSet<String>,
+) -> impl Iterator<Item = (&'k String, Option<String>)> {
+    keys.iter()
+        .map(move |k| (k, value.and_then(|v| lookup(v, k)).and_then(tag_text)))
 }
 
 /// Every (path, value) of a field, as `getTag` sees them: each path's value is the one

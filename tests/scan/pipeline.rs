@@ -229,9 +229,11 @@ forbid (principal is Root, action, resource);
 #[test]
 fn rules_decided_once_and_rules_decided_per_event_combine() {
     // `bob-writes` and `alice-writes` read only the principal: decided once per principal and
-    // replayed. `public-acl` reads the request parameters: evaluated on every event. In
-    // allow-list mode an event is not allowed when no permit and no forbid is satisfied, so
-    // the replayed half and the evaluated half must be combined request by request.
+    // replayed. `public-acl` reads a request parameter by its literal key: decided once per
+    // principal and value of that key (events 1 and 2, 3 and 4 differ only there). `late`
+    // reads the event's time: evaluated on every event. In allow-list mode an event is not
+    // allowed when no permit and no forbid is satisfied, so the replayed half and the
+    // evaluated half must be combined request by request.
     let engine = engine_of(
         r#"
 @id("bob-writes") @title("Bob may write")
@@ -243,6 +245,9 @@ when { principal has userName && principal.userName == "alice" };
 @id("public-acl") @title("Public ACL") @severity("high")
 forbid (principal, action == Action::"s3:PutObject", resource)
 when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameters.getTag("x-amz-acl") like "public-*" };
+@id("late") @title("Written after 2030") @severity("low")
+forbid (principal, action == Action::"s3:PutObject", resource)
+when { context.eventTime > datetime("2030-01-01T00:00:00Z") };
 "#,
     );
     let put = |n: u32, user: &str, acl: &str| {
@@ -280,6 +285,17 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         "puts.json",
         format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
     );
+    let view = trailcedar::model::EventView::parse(&records[1]).unwrap();
+    let principal = engine.principal(&view).unwrap();
+    let set = engine.candidates(&view, &principal);
+    let memoized: Vec<&str> = set
+        .memoized
+        .members
+        .iter()
+        .map(|&m| engine.pack.detections[m].id.as_str())
+        .collect();
+    assert_eq!(memoized, ["bob-writes", "alice-writes", "public-acl"]);
+    assert_eq!(set.members.len(), 4);
     let (findings, s) = scan(&engine, &[path.to_str().unwrap()]);
     assert!(!s.has_errors(), "{}", s.render());
     let mut got: Vec<String> = findings
