@@ -120,6 +120,11 @@ struct Decided {
 /// Cache sizes past which an evaluator's caches start over: bounded memory on hostile input.
 const CACHE_LIMIT: usize = 4096;
 
+/// Longest key a decision, context or entity store is cached under: a key holds values of the
+/// event (a request parameter, a tag), which an attacker can make as long as a record, and the
+/// caches outlive the file. An event with a longer key is decided without the caches.
+const MAX_KEY_BYTES: usize = 4096;
+
 /// The next [`Engine::id`].
 static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -764,7 +769,7 @@ impl Evaluator<'_> {
         if let Some(d) = replayed {
             verdict.hits.extend(d.hits);
             verdict.errors.extend(d.errors);
-        } else if !memoized.members.is_empty() {
+        } else if !memoized.members.is_empty() && self.memo_key.len() <= MAX_KEY_BYTES {
             if self.caches.decisions.len() >= CACHE_LIMIT {
                 self.caches.decisions.clear();
             }
@@ -878,6 +883,9 @@ impl Evaluator<'_> {
             return Ok(c.clone());
         }
         let c = context::build(view, attrs, ranges, inv)?;
+        if self.key.len() > MAX_KEY_BYTES {
+            return Ok(c);
+        }
         if self.caches.contexts.len() >= CACHE_LIMIT {
             self.caches.contexts.clear();
         }
@@ -950,10 +958,12 @@ impl Evaluator<'_> {
                     &self.engine.inventory,
                     &mut self.caches.facts,
                 )?);
-                if self.caches.entities.len() >= CACHE_LIMIT {
-                    self.caches.entities.clear();
+                if self.key.len() <= MAX_KEY_BYTES {
+                    if self.caches.entities.len() >= CACHE_LIMIT {
+                        self.caches.entities.clear();
+                    }
+                    self.caches.entities.insert(self.key.clone(), e.clone());
                 }
-                self.caches.entities.insert(self.key.clone(), e.clone());
                 e
             }
         };
@@ -1146,6 +1156,45 @@ mod tests {
                 assert_eq!(warm(&c), 0);
                 assert_eq!(warm(&b), 1, "b was used after a");
                 assert_eq!(warm(&a), 0, "a's caches went for c's");
+            });
+        });
+    }
+
+    #[test]
+    fn values_longer_than_a_cached_key_are_decided_without_the_caches() {
+        let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
+        let engine = Engine::new(pack, AwsRanges::embedded()).expect("engine");
+        // The public-ACL rule is memoised by the value of `x-amz-acl`: an attacker's long value
+        // must not be kept as a key, and must still be decided.
+        let put = |acl: &str| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"}},"requestParameters":{{"bucketName":"b","key":"k","x-amz-acl":"{acl}"}},"recipientAccountId":"111122223333"}}"#
+            )
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut e = engine.evaluator();
+                let long_private = "private".repeat(1000);
+                for (acl, flagged) in [
+                    (long_private.as_str(), false),
+                    ("public-read", true),
+                    ("private", false),
+                ] {
+                    let json = put(acl);
+                    let view = EventView::parse(&json).expect("event");
+                    let verdict = e.evaluate(&view).expect("evaluated");
+                    let ids: Vec<&str> = verdict
+                        .hits
+                        .iter()
+                        .map(|h| engine.pack.detections[h.detection].id.as_str())
+                        .collect();
+                    assert_eq!(ids.contains(&"s3-public-canned-acl"), flagged, "{ids:?}");
+                }
+                let longest = |keys: Vec<usize>| keys.into_iter().max().unwrap_or(0);
+                assert!(
+                    longest(e.caches.decisions.keys().map(|k| k.len()).collect()) <= MAX_KEY_BYTES
+                );
+                assert_eq!(e.caches.decisions.len(), 2, "the short values are memoised");
             });
         });
     }
