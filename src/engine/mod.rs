@@ -16,7 +16,9 @@ use crate::model::context::{self, Attr, AttrSet};
 use crate::model::facts;
 use crate::model::facts::FactCache;
 use crate::model::fields::{self, FieldNeed};
-use crate::model::resource::{AttrValue, ResourceKey, resource_keys, resources_of};
+use crate::model::resource::{
+    AttrValue, ResourceAttrs, ResourceKey, resource_attrs, resource_keys, resources_of,
+};
 use crate::model::{
     EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, push_number, push_value,
     types, uid,
@@ -590,25 +592,38 @@ impl Evaluator<'_> {
         // those values (`Resource::"stand-in<values>"`), so that resources alike share their
         // entities and decisions. When only tags are read the event's resources are not even
         // modelled, only named to look up their tags; a finding models them to show them.
+        // When attributes are read too, the resources are named with what their attributes
+        // are made of, still without modelling them.
         let by_stand_ins = needs.resource && !needs.resource_other;
-        let resources = if needs.resource && (!by_stand_ins || !needs.resource_attrs.is_empty()) {
+        let resources = if needs.resource && !by_stand_ins {
             Some(resources_of(view, &principal)?)
         } else {
             None
+        };
+        let named = if by_stand_ins && !needs.resource_attrs.is_empty() {
+            resource_attrs(view, &principal)?
+        } else {
+            Vec::new()
         };
         // The values read are also the resources' part of the key of memoized decisions.
         let values_read = by_stand_ins || candidates.memoized.needs.resource;
         let keys: Vec<ResourceKey> = match (&resources, values_read) {
             (_, false) => Vec::new(),
             (Some(rs), true) => rs.iter().map(ResourceModel::key).collect(),
+            (None, true) if !named.is_empty() => named.iter().map(|n| n.key.borrowed()).collect(),
             (None, true) => resource_keys(view, &principal)?,
+        };
+        let attrs: Vec<ResourceAttrs> = match &resources {
+            _ if needs.resource_attrs.is_empty() => Vec::new(),
+            Some(rs) => rs.iter().map(ResourceModel::attrs).collect(),
+            None => named.iter().map(|n| n.attrs()).collect(),
         };
         self.stand_in_values.clear();
         self.stand_in_ends.clear();
         write_values(
             (&mut self.stand_in_values, &mut self.stand_in_ends),
             &keys,
-            resources.as_deref().unwrap_or_default(),
+            &attrs,
             needs,
             &engine.inventory,
         );
@@ -643,7 +658,7 @@ impl Evaluator<'_> {
         let mut verdict = self.decide(
             view,
             (&principal, &candidates, ctx),
-            (resources.as_deref(), &keys, by_stand_ins),
+            (resources.as_deref(), &keys, &attrs, by_stand_ins),
             replayed,
             verdict,
         )?;
@@ -659,7 +674,12 @@ impl Evaluator<'_> {
         &mut self,
         view: &EventView,
         (principal, candidates, ctx): (&Rc<PrincipalModel>, &CandidateSet, Context),
-        (resources, keys, by_stand_ins): (Option<&[ResourceModel]>, &[ResourceKey], bool),
+        (resources, keys, attrs, by_stand_ins): (
+            Option<&[ResourceModel]>,
+            &[ResourceKey],
+            &[ResourceAttrs],
+            bool,
+        ),
         replayed: Option<Decided>,
         mut verdict: Verdict,
     ) -> Result<Verdict, String> {
@@ -673,7 +693,8 @@ impl Evaluator<'_> {
         } else {
             Vec::new()
         };
-        let entities = self.entities(view, principal, needs, resources, (&stand_ins, keys))?;
+        let entities =
+            self.entities(view, principal, needs, resources, (&stand_ins, keys, attrs))?;
         let action = self.action(view);
         // The memoized members' (forbid satisfied, permit satisfied), request by request.
         let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
@@ -906,7 +927,7 @@ impl Evaluator<'_> {
         principal: &Rc<PrincipalModel>,
         needs: &Needs,
         resources: Option<&[ResourceModel]>,
-        (stand_ins, keys): (&[EntityUid], &[ResourceKey]),
+        (stand_ins, keys, attrs): (&[EntityUid], &[ResourceKey], &[ResourceAttrs]),
     ) -> Result<Arc<Entities>, String> {
         let models = resources.unwrap_or_default();
         let resources = if stand_ins.is_empty() { models } else { &[] };
@@ -954,7 +975,7 @@ impl Evaluator<'_> {
                     principal,
                     needs,
                     resources,
-                    stand_in_entities(stand_ins, keys, models, needs, &self.engine.inventory),
+                    stand_in_entities(stand_ins, keys, attrs, needs, &self.engine.inventory),
                     &self.engine.inventory,
                     &mut self.caches.facts,
                 )?);
@@ -1007,7 +1028,7 @@ fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String
 fn stand_in_entities(
     uids: &[EntityUid],
     keys: &[ResourceKey],
-    models: &[ResourceModel],
+    attrs: &[ResourceAttrs],
     needs: &Needs,
     inv: &Inventory,
 ) -> Vec<Entity> {
@@ -1020,26 +1041,26 @@ fn stand_in_entities(
                 tags.get(k)
                     .map(|v| (k.clone(), RestrictedExpression::new_string(v.to_string())))
             });
-            let mut attrs = facts::Attrs::default();
-            if let Some(model) = models.get(i) {
-                for (name, value) in model.attr_values(inv, needs.resource_taken_at) {
+            let mut values = facts::Attrs::default();
+            if let Some(a) = attrs.get(i) {
+                for (name, value) in a.values(key, inv, needs.resource_taken_at) {
                     if needs.resource_attrs.contains(name) {
-                        value.add_to(&mut attrs, name);
+                        value.add_to(&mut values, name);
                     }
                 }
             }
-            Entity::new_with_tags(id.clone(), attrs.0, [], tags)
+            Entity::new_with_tags(id.clone(), values.0, [], tags)
                 .unwrap_or_else(|_| Entity::with_uid(id.clone()))
         })
         .collect()
 }
 
-/// Appends the values `needs` reads of each resource, its tags then its attributes (those need
-/// its model), and the end of each resource's values to `ends`.
+/// Appends the values `needs` reads of each resource, its tags then its attributes (from
+/// `attrs`, given when some are read), and the end of each resource's values to `ends`.
 fn write_values(
     (out, ends): (&mut String, &mut Vec<usize>),
     keys: &[ResourceKey],
-    models: &[ResourceModel],
+    attrs: &[ResourceAttrs],
     needs: &Needs,
     inv: &Inventory,
 ) {
@@ -1051,12 +1072,12 @@ fn write_values(
                 None => out.push_str(":-"),
             }
         }
-        let attrs = models
+        let values = attrs
             .get(i)
-            .map(|r| r.attr_values(inv, needs.resource_taken_at))
+            .map(|a| a.values(k, inv, needs.resource_taken_at))
             .unwrap_or_default();
         for name in &needs.resource_attrs {
-            match attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
+            match values.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
                 Some(AttrValue::Str(v)) => push_value(out, 's', v),
                 Some(AttrValue::Bool(b)) => out.push_str(if *b { ":b1" } else { ":b0" }),
                 Some(AttrValue::Time(t)) => {

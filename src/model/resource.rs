@@ -63,22 +63,15 @@ pub struct ResourceModel {
 
 impl ResourceModel {
     fn new(kind: &str, arn: String, account_id: Option<String>) -> Self {
-        let arn_text = arn.clone();
-        let parts = Arn::parse(&arn_text);
-        let region = parts
-            .map(|a| a.region)
-            .filter(|r| !r.is_empty())
-            .map(str::to_string);
-        let account_id = account_id.filter(|a| !a.is_empty()).or_else(|| {
-            parts
-                .map(|a| a.account)
-                .filter(|a| !a.is_empty())
-                .map(str::to_string)
-        });
-        let name = parts
-            .map(|a| name_of(a.service, a.resource))
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
+        let derived = ResourceAttrs::of_arn(kind, &arn, account_id.as_deref());
+        let (name, region) = (
+            derived.name.map(str::to_string),
+            derived.region.map(str::to_string),
+        );
+        let account_id = derived.account_id.map(str::to_string);
+        let bucket_arn = (kind == "AWS::S3::Object")
+            .then(|| object_bucket_arn(&arn))
+            .flatten();
         let mut model = ResourceModel {
             uid: uid(&types().resource, &arn),
             kind: kind.to_string(),
@@ -88,12 +81,7 @@ impl ResourceModel {
             region,
             container: None,
         };
-        if let Some((bucket, _key)) = parts
-            .filter(|a| a.service == "s3" && kind == "AWS::S3::Object")
-            .and_then(|a| a.resource.split_once('/'))
-        {
-            let partition = parts.map(|a| a.partition).unwrap_or("aws");
-            let bucket_arn = concat(&["arn:", partition, ":s3:::", bucket]);
+        if let Some(bucket_arn) = bucket_arn {
             model.container = Some(Box::new(ResourceModel::new(
                 "AWS::S3::Bucket",
                 bucket_arn,
@@ -215,34 +203,18 @@ impl ResourceModel {
         inv: &Inventory,
         taken_at: bool,
     ) -> Vec<(&'static str, AttrValue<'_>)> {
-        let mut out = Vec::with_capacity(7);
-        for (name, value) in [
-            ("type", Some(&self.kind)),
-            ("arn", self.arn.as_ref()),
-            ("name", self.name.as_ref()),
-            ("accountId", self.account_id.as_ref()),
-            ("region", self.region.as_ref()),
-        ] {
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                out.push((name, AttrValue::Str(v)));
-            }
+        self.attrs().values(&self.key(), inv, taken_at)
+    }
+
+    /// What its attributes are made of, borrowed.
+    pub fn attrs(&self) -> ResourceAttrs<'_> {
+        ResourceAttrs {
+            kind: &self.kind,
+            arn: self.arn.as_deref(),
+            name: self.name.as_deref(),
+            account_id: self.account_id.as_deref(),
+            region: self.region.as_deref(),
         }
-        if inv.is_empty() {
-            return out;
-        }
-        let mut taken = self.tags_ref(inv).base.and_then(|(_, at)| at);
-        if let Some(in_org) = self
-            .account_id
-            .as_deref()
-            .and_then(|a| inv.in_organization(a))
-        {
-            out.push(("accountInOrganization", AttrValue::Bool(in_org)));
-            taken = taken.max(inv.organization);
-        }
-        if taken_at && let Some(t) = taken {
-            out.push(("inventoryTakenAt", AttrValue::Time(t)));
-        }
-        out
     }
 
     /// This resource's own entity (not its containers' or account's).
@@ -277,6 +249,162 @@ impl ResourceModel {
 }
 
 /// The short name of a resource from its ARN's resource part.
+/// What a resource's attributes are made of, borrowed: from its model, or straight from the
+/// event's names ([`resource_attrs`]), derived from its ARN in one place.
+pub struct ResourceAttrs<'a> {
+    kind: &'a str,
+    arn: Option<&'a str>,
+    name: Option<&'a str>,
+    account_id: Option<&'a str>,
+    region: Option<&'a str>,
+}
+
+impl<'a> ResourceAttrs<'a> {
+    /// A resource named by its ARN: its name, region and (unless given) account from the ARN.
+    fn of_arn(kind: &'a str, arn: &'a str, account_id: Option<&'a str>) -> Self {
+        let parts = Arn::parse(arn);
+        let non_empty = |s: &'a str| (!s.is_empty()).then_some(s);
+        ResourceAttrs {
+            kind,
+            arn: Some(arn),
+            name: parts.and_then(|a| non_empty(name_of(a.service, a.resource))),
+            account_id: account_id
+                .and_then(non_empty)
+                .or_else(|| parts.and_then(|a| non_empty(a.account))),
+            region: parts.and_then(|a| non_empty(a.region)),
+        }
+    }
+
+    /// The account itself, when the event names no resource (as [`ResourceModel::account`]).
+    fn of_account(account_id: &'a str) -> Self {
+        ResourceAttrs {
+            kind: "AWS::Account",
+            arn: None,
+            name: Some(account_id),
+            account_id: Some(account_id),
+            region: None,
+        }
+    }
+
+    /// The attribute values ([`ATTRIBUTES`]) of the resource `key` names, `inventoryTakenAt`
+    /// only when `taken_at`.
+    pub fn values(
+        &self,
+        key: &ResourceKey,
+        inv: &Inventory,
+        taken_at: bool,
+    ) -> Vec<(&'static str, AttrValue<'a>)> {
+        let mut out = Vec::with_capacity(7);
+        for (name, value) in [
+            ("type", Some(self.kind)),
+            ("arn", self.arn),
+            ("name", self.name),
+            ("accountId", self.account_id),
+            ("region", self.region),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                out.push((name, AttrValue::Str(v)));
+            }
+        }
+        if inv.is_empty() {
+            return out;
+        }
+        // The tags are looked up again only for when they were taken.
+        let mut taken = taken_at
+            .then(|| key.tags(inv).base.and_then(|(_, at)| at))
+            .flatten();
+        if let Some(in_org) = self.account_id.and_then(|a| inv.in_organization(a)) {
+            out.push(("accountInOrganization", AttrValue::Bool(in_org)));
+            taken = taken.max(inv.organization);
+        }
+        if taken_at && let Some(t) = taken {
+            out.push(("inventoryTakenAt", AttrValue::Time(t)));
+        }
+        out
+    }
+}
+
+/// A resource of an event as named, before it is modelled: enough for its key and attributes.
+pub struct NamedResource<'a> {
+    pub key: ResourceKey<'a>,
+    kind: Cow<'a, str>,
+    account_id: Option<Cow<'a, str>>,
+}
+
+impl NamedResource<'_> {
+    /// Its attributes, borrowed.
+    pub fn attrs(&self) -> ResourceAttrs<'_> {
+        match &self.key {
+            ResourceKey::Arn(arn) => {
+                ResourceAttrs::of_arn(&self.kind, arn, self.account_id.as_deref())
+            }
+            ResourceKey::Account(id) => ResourceAttrs::of_account(id),
+        }
+    }
+}
+
+/// The resources of an event as [`resources_of`] models them, in the same order and number, with
+/// the same attributes, without building their entity uids and containers: what the engine needs
+/// per event when policies read resources only by attributes and tags with literal names.
+pub fn resource_attrs<'a>(
+    view: &'a EventView,
+    principal: &'a PrincipalModel,
+) -> Result<Vec<NamedResource<'a>>, String> {
+    let (named, listed) = match find(view, principal)? {
+        Found::Account(account) => {
+            return Ok(vec![NamedResource {
+                key: ResourceKey::Account(account),
+                kind: Cow::Borrowed("AWS::Account"),
+                account_id: Some(Cow::Borrowed(account)),
+            }]);
+        }
+        Found::Named(named, listed) => (named, listed),
+    };
+    let mut out: Vec<NamedResource> = named
+        .into_iter()
+        .map(|n| NamedResource {
+            key: ResourceKey::Arn(n.arn),
+            kind: n.kind,
+            account_id: n.account_id,
+        })
+        .collect();
+    // As in `resources_of`: a listed object without an account is in its bucket entry's.
+    if listed {
+        for i in 0..out.len() {
+            let Some(r) = out.get(i) else { continue };
+            let ResourceKey::Arn(arn) = &r.key else {
+                continue;
+            };
+            if r.attrs().account_id.is_some() || r.kind != "AWS::S3::Object" {
+                continue;
+            }
+            let Some(bucket) = object_bucket_arn(arn) else {
+                continue;
+            };
+            let entry = out
+                .iter()
+                .find(|l| matches!(&l.key, ResourceKey::Arn(a) if *a == bucket));
+            let account =
+                entry.and_then(|e| e.attrs().account_id.map(|a| Cow::Owned(a.to_string())));
+            if let Some(r) = out.get_mut(i) {
+                r.account_id = account;
+            }
+        }
+    }
+    dedup_by(&mut out, |r| match &r.key {
+        ResourceKey::Arn(arn) => arn,
+        ResourceKey::Account(id) => id,
+    });
+    Ok(out)
+}
+
+/// The ARN of an S3 object's bucket, as [`ResourceModel::new`] makes its container.
+fn object_bucket_arn(arn: &str) -> Option<String> {
+    let parts = Arn::parse(arn).filter(|a| a.service == "s3")?;
+    let (bucket, _key) = parts.resource.split_once('/')?;
+    Some(concat(&["arn:", parts.partition, ":s3:::", bucket]))
+}
+
 fn name_of<'a>(service: &str, resource: &'a str) -> &'a str {
     match service {
         // `bucket` or `bucket/key`: an object's name is its key.
@@ -320,6 +448,14 @@ pub enum ResourceKey<'a> {
 }
 
 impl ResourceKey<'_> {
+    /// The same key, borrowing from this one.
+    pub fn borrowed(&self) -> ResourceKey<'_> {
+        match self {
+            ResourceKey::Arn(arn) => ResourceKey::Arn(Cow::Borrowed(arn)),
+            ResourceKey::Account(id) => ResourceKey::Account(id),
+        }
+    }
+
     /// The resource's tags, borrowed from the inventory (as [`ResourceModel::tags_ref`]).
     pub fn tags<'i>(&self, inv: &'i Inventory) -> ResourceTags<'i> {
         if inv.is_empty() {

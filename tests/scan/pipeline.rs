@@ -466,6 +466,75 @@ fn decisions_agree_with_cedars_authorizer() {
 }
 
 #[test]
+fn resources_named_for_their_attributes_are_the_modelled_ones() {
+    // Where policies read resources only by attributes and tags, the engine names them with
+    // what their attributes are made of instead of modelling them: the same resources, in the
+    // same order, with the same attribute values, on every fixture event and the sample
+    // archive, with the fixture inventory (accounts in and out of the organization).
+    use trailcedar::decode;
+    use trailcedar::model::EventView;
+    use trailcedar::model::resource::{resource_attrs, resources_of};
+    let engine = shipped_with_inventory();
+    let inv = engine.inventory();
+    let owner = |account: &str| {
+        event(&format!(
+            r#""resources":[{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::shared/k"}},{{"accountId":"{account}","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::shared"}}]"#
+        ))
+    };
+    let lone_object =
+        event(r#""resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::shared/k"}]"#);
+    let dir = tempfile::tempdir().unwrap();
+    let crafted = write(
+        dir.path(),
+        "crafted.json",
+        format!(
+            r#"{{"Records":[{},{},{}]}}"#,
+            owner("444455556666"),
+            owner(""),
+            lone_object
+        )
+        .as_bytes(),
+    );
+    let paths = [
+        PathBuf::from("fixtures/events"),
+        PathBuf::from("fixtures/archive"),
+        crafted,
+    ];
+    let inputs = trailcedar::source::resolve(&paths, &Default::default());
+    let mut checked = 0;
+    for input in &inputs.inputs {
+        let bytes = decode::read_input(input, 1 << 30).unwrap();
+        let text = decode::as_text(&bytes).unwrap();
+        decode::for_each_record(text, 0, &mut |r| {
+            let Ok(view) = r.data.into_event().and_then(EventView::new) else {
+                return;
+            };
+            let principal = engine.principal(&view).unwrap();
+            let Ok(models) = resources_of(&view, &principal) else {
+                return;
+            };
+            let named = resource_attrs(&view, &principal).unwrap();
+            let render =
+                |key: String, values: Vec<(&str, trailcedar::model::resource::AttrValue)>| {
+                    format!("{key} {values:?}")
+                };
+            let theirs: Vec<String> = models
+                .iter()
+                .map(|m| render(m.key().uid().to_string(), m.attr_values(inv, true)))
+                .collect();
+            let ours: Vec<String> = named
+                .iter()
+                .map(|n| render(n.key.uid().to_string(), n.attrs().values(&n.key, inv, true)))
+                .collect();
+            assert_eq!(ours, theirs, "{}", view.event_id());
+            checked += 1;
+        })
+        .unwrap();
+    }
+    assert!(checked > 1300, "{checked} events checked");
+}
+
+#[test]
 fn an_error_names_the_resource_not_its_stand_in() {
     // The policy reads the resource only by a tag: the engine decides on a stand-in with just
     // that tag, but an error must still name the object the event acted on. (Only a query
