@@ -12,6 +12,7 @@ use crate::inventory::{Inventory, ResourceTags, Tags};
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// The attributes of `Resource`, with their Cedar schema types (`?`: optional).
 pub const ATTRIBUTES: &[(&str, &str)] = &[
@@ -332,6 +333,14 @@ pub struct NamedResource<'a> {
 }
 
 impl NamedResource<'_> {
+    /// Its ARN; `None` for the account.
+    fn arn(&self) -> Option<&str> {
+        match &self.key {
+            ResourceKey::Arn(a) => Some(a),
+            ResourceKey::Account(_) => None,
+        }
+    }
+
     /// Its attributes, borrowed.
     pub fn attrs(&self) -> ResourceAttrs<'_> {
         match &self.key {
@@ -370,24 +379,22 @@ pub fn resource_attrs<'a>(
         .collect();
     // As in `resources_of`: a listed object without an account is in its bucket entry's.
     if listed {
+        let arn = NamedResource::arn;
+        let index = FirstByArn::of(&out, arn);
         for i in 0..out.len() {
             let Some(r) = out.get(i) else { continue };
-            let ResourceKey::Arn(arn) = &r.key else {
-                continue;
-            };
-            if r.attrs().account_id.is_some() || r.kind != "AWS::S3::Object" {
+            if r.kind != "AWS::S3::Object" || r.attrs().account_id.is_some() {
                 continue;
             }
-            let Some(bucket) = object_bucket_arn(arn) else {
+            let Some(bucket) = arn(r).and_then(object_bucket_arn) else {
                 continue;
             };
-            let entry = out
-                .iter()
-                .find(|l| matches!(&l.key, ResourceKey::Arn(a) if *a == bucket));
-            let account =
-                entry.and_then(|e| e.attrs().account_id.map(|a| Cow::Owned(a.to_string())));
-            if let Some(r) = out.get_mut(i) {
-                r.account_id = account;
+            let account = index
+                .find(&out, arn, &bucket)
+                .and_then(|e| out.get(e))
+                .and_then(|e| e.attrs().account_id.map(str::to_string));
+            if let (Some(account), Some(r)) = (account, out.get_mut(i)) {
+                r.account_id = Some(Cow::Owned(account));
             }
         }
     }
@@ -396,6 +403,32 @@ pub fn resource_attrs<'a>(
         ResourceKey::Account(id) => id,
     });
     Ok(out)
+}
+
+/// Where the first item with each ARN is: found by a scan among a few items, through a map among
+/// many (a hostile event can list thousands of objects, and each looks its bucket up).
+struct FirstByArn(Option<HashMap<String, usize>>);
+
+impl FirstByArn {
+    fn of<T>(items: &[T], arn: fn(&T) -> Option<&str>) -> FirstByArn {
+        if items.len() <= 16 {
+            return FirstByArn(None);
+        }
+        let mut first = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(a) = arn(item) {
+                first.entry(a.to_string()).or_insert(i);
+            }
+        }
+        FirstByArn(Some(first))
+    }
+
+    fn find<T>(&self, items: &[T], arn: fn(&T) -> Option<&str>, wanted: &str) -> Option<usize> {
+        match &self.0 {
+            Some(first) => first.get(wanted).copied(),
+            None => items.iter().position(|l| arn(l) == Some(wanted)),
+        }
+    }
 }
 
 /// The ARN of an S3 object's bucket, as [`ResourceModel::new`] makes its container.
@@ -503,11 +536,15 @@ pub fn resources_of(
     // so that every copy of an entity in a request's store is the same.
     // (An entry that is a container names a bucket: it has no container of its own to change.)
     if listed {
+        let arn: fn(&ResourceModel) -> Option<&str> = |r| r.arn.as_deref();
+        let index = FirstByArn::of(&out, arn);
         for i in 0..out.len() {
             let entry = out
                 .get(i)
                 .and_then(|r| r.container.as_ref())
-                .and_then(|c| out.iter().find(|l| l.uid == c.uid))
+                .and_then(|c| c.arn.as_deref())
+                .and_then(|c| index.find(&out, arn, c))
+                .and_then(|e| out.get(e))
                 .cloned();
             if let (Some(entry), Some(r)) = (entry, out.get_mut(i)) {
                 if r.account_id.is_none() {
@@ -1282,6 +1319,43 @@ mod tests {
                 r#"AWS::EC2::Instance Resource::"arn:aws:ec2:ap-northeast-1:123456789012:instance/i-0f48040475b4f3464""#
             ]
         );
+    }
+
+    #[test]
+    fn objects_of_a_long_list_are_in_their_bucket_entrys_account() {
+        // Past 16 entries the bucket entry is found through a map: the same answer as a scan.
+        for objects in [3, 40] {
+            let mut list: Vec<String> = (0..objects)
+                .map(|i| format!(r#"{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::b/k{i}"}}"#))
+                .collect();
+            list.push(r#"{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::other/k"}"#.into());
+            list.push(
+                r#"{"accountId":"444455556666","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::b"}"#
+                    .into(),
+            );
+            let json = format!(
+                r#"{{"eventTime":"2024-01-07T22:35:30Z","eventSource":"s3.amazonaws.com","eventName":"DeleteObjects","resources":[{}]}}"#,
+                list.join(",")
+            );
+            let v = view(&json);
+            let p = principal();
+            let models = resources_of(&v, &p).unwrap();
+            let named = resource_attrs(&v, &p).unwrap();
+            assert_eq!(models.len(), objects + 2);
+            assert_eq!(named.len(), objects + 2);
+            for (m, n) in models.iter().zip(&named) {
+                let expected = match m.arn.as_deref() {
+                    Some(a) if a.starts_with("arn:aws:s3:::b") => Some("444455556666"),
+                    _ => None,
+                };
+                assert_eq!(m.account_id.as_deref(), expected, "{:?}", m.arn);
+                assert_eq!(n.attrs().account_id, expected, "{:?}", m.arn);
+                let container = m.container.as_ref().and_then(|c| c.account_id.as_deref());
+                if m.kind == "AWS::S3::Object" {
+                    assert_eq!(container, expected, "{:?}", m.arn);
+                }
+            }
+        }
     }
 
     #[test]
