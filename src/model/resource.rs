@@ -249,7 +249,6 @@ impl ResourceModel {
     }
 }
 
-/// The short name of a resource from its ARN's resource part.
 /// What a resource's attributes are made of, borrowed: from its model, or straight from the
 /// event's names ([`resource_attrs`]), derived from its ARN in one place.
 pub struct ResourceAttrs<'a> {
@@ -398,10 +397,7 @@ pub fn resource_attrs<'a>(
             }
         }
     }
-    dedup_by(&mut out, |r| match &r.key {
-        ResourceKey::Arn(arn) => arn,
-        ResourceKey::Account(id) => id,
-    });
+    dedup_by(&mut out, |r| r.key.id());
     Ok(out)
 }
 
@@ -438,6 +434,7 @@ fn object_bucket_arn(arn: &str) -> Option<String> {
     Some(concat(&["arn:", parts.partition, ":s3:::", bucket]))
 }
 
+/// The short name of a resource from its ARN's resource part.
 fn name_of<'a>(service: &str, resource: &'a str) -> &'a str {
     match service {
         // `bucket` or `bucket/key`: an object's name is its key.
@@ -481,6 +478,14 @@ pub enum ResourceKey<'a> {
 }
 
 impl ResourceKey<'_> {
+    /// Its text: the ARN, or the account id (the resource entity's id).
+    pub fn id(&self) -> &str {
+        match self {
+            ResourceKey::Arn(arn) => arn,
+            ResourceKey::Account(id) => id,
+        }
+    }
+
     /// The same key, borrowing from this one.
     pub fn borrowed(&self) -> ResourceKey<'_> {
         match self {
@@ -505,10 +510,7 @@ impl ResourceKey<'_> {
 
     /// The resource's entity uid, as [`ResourceModel::uid`].
     pub fn uid(&self) -> EntityUid {
-        match self {
-            ResourceKey::Arn(arn) => uid(&types().resource, arn),
-            ResourceKey::Account(id) => uid(&types().resource, id),
-        }
+        uid(&types().resource, self.id())
     }
 }
 
@@ -569,10 +571,7 @@ pub fn resource_keys<'a>(
         Found::Named(named, _) => {
             let mut keys: Vec<ResourceKey> =
                 named.into_iter().map(|n| ResourceKey::Arn(n.arn)).collect();
-            dedup_by(&mut keys, |k| match k {
-                ResourceKey::Arn(arn) => arn,
-                ResourceKey::Account(id) => id,
-            });
+            dedup_by(&mut keys, ResourceKey::id);
             keys
         }
     })
