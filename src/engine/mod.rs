@@ -422,15 +422,18 @@ pub struct Explanation {
 
 /// What an evaluator builds once and reuses for the events that repeat it.
 struct Caches {
-    /// Keyed by the raw `userIdentity` JSON.
-    principals: FxHashMap<Box<str>, Rc<PrincipalModel>>,
+    /// Keyed by the raw `userIdentity` JSON (up to [`MAX_KEY_BYTES`]): each with its serial.
+    principals: FxHashMap<Box<str>, (Rc<PrincipalModel>, usize)>,
+    /// The serial of the next principal modelled. The other caches key a principal by its
+    /// serial, never reused (not even past a clear), so that a principal too long to cache
+    /// cannot share their entries with another.
+    next_principal: usize,
     contexts: FxHashMap<String, Context>,
     entities: FxHashMap<String, Arc<Entities>>,
     actions: FxHashMap<String, EntityUid>,
     /// Decisions of requests that are equal by construction (same principal, context, action).
     decisions: FxHashMap<String, Decided>,
-    /// Per principal (by address, like the entity caches): the detections whose principal
-    /// guard is false for it.
+    /// Per principal (by serial): the detections whose principal guard is false for it.
     guards: FxHashMap<usize, Rc<Vec<usize>>>,
     facts: FactCache,
     /// Candidate sets without those detections, per (set, principal).
@@ -443,6 +446,7 @@ impl Caches {
     fn new(next_set: usize) -> Caches {
         Caches {
             principals: FxHashMap::default(),
+            next_principal: 0,
             contexts: FxHashMap::default(),
             entities: FxHashMap::default(),
             actions: FxHashMap::default(),
@@ -493,13 +497,12 @@ impl Evaluator<'_> {
     fn narrow(
         &mut self,
         set: Arc<CandidateSet>,
-        principal: &Rc<PrincipalModel>,
+        (principal, key): (&PrincipalModel, usize),
     ) -> Arc<CandidateSet> {
         let engine = self.engine;
         if !set.members.iter().any(|m| engine.guarded.contains(m)) {
             return set;
         }
-        let key = Rc::as_ptr(principal) as usize;
         let dropped = match self.caches.guards.get(&key) {
             Some(d) => d.clone(),
             None => {
@@ -533,12 +536,13 @@ impl Evaluator<'_> {
         n
     }
 
-    /// The principal of an event, built once per distinct `userIdentity` (while cached).
-    pub fn principal(&mut self, view: &EventView) -> Result<Rc<PrincipalModel>, String> {
+    /// The principal of an event and its serial, built once per distinct `userIdentity`
+    /// (while cached).
+    fn principal(&mut self, view: &EventView) -> Result<(Rc<PrincipalModel>, usize), String> {
         let raw = view.event.user_identity;
         let key = raw.map(|r| r.get()).unwrap_or("");
-        if let Some(p) = self.caches.principals.get(key) {
-            return Ok(p.clone());
+        if let Some((p, serial)) = self.caches.principals.get(key) {
+            return Ok((p.clone(), *serial));
         }
         self.new_principal(raw, key)
     }
@@ -550,29 +554,37 @@ impl Evaluator<'_> {
         &mut self,
         raw: Option<&serde_json::value::RawValue>,
         key: &str,
-    ) -> Result<Rc<PrincipalModel>, String> {
+    ) -> Result<(Rc<PrincipalModel>, usize), String> {
         let p = Rc::new(PrincipalModel::from_identity(raw, &self.engine.inventory)?);
+        let serial = self.caches.next_principal;
+        self.caches.next_principal += 1;
+        // A hostile identity as long as a record is modelled on each of its events, not kept.
+        if key.len() > MAX_KEY_BYTES {
+            return Ok((p, serial));
+        }
         if self.caches.principals.len() >= CACHE_LIMIT {
-            // Entity stores are keyed by principal identity: they go with the principals.
+            // The entries keyed by these principals' serials would not be used again.
             self.caches.principals.clear();
             self.caches.entities.clear();
             self.caches.decisions.clear();
             self.caches.guards.clear();
             self.caches.narrowed.clear();
         }
-        self.caches.principals.insert(key.into(), p.clone());
-        Ok(p)
+        self.caches
+            .principals
+            .insert(key.into(), (p.clone(), serial));
+        Ok((p, serial))
     }
 
     /// Decides one event. An error means the event cannot be modelled (it is rejected).
     pub fn evaluate(&mut self, view: &EventView) -> Result<Verdict, String> {
         let engine = self.engine;
-        let principal = self.principal(view)?;
+        let (principal, serial) = self.principal(view)?;
         let candidates = engine
             .index
             .candidates(view.event.service(), &view.event.event_name, principal.kind)
             .clone();
-        let candidates = self.narrow(candidates, &principal);
+        let candidates = self.narrow(candidates, (&principal, serial));
         let allow_list = engine.pack.mode == Mode::AllowList;
         let mut verdict = Verdict {
             principal: principal.clone(),
@@ -641,7 +653,7 @@ impl Evaluator<'_> {
         let mut replayed: Option<Decided> = None;
         let mut context_keyed = false;
         if !memoized.members.is_empty() {
-            self.write_memo_key(view, &principal, &candidates, requests)?;
+            self.write_memo_key(view, serial, &candidates, requests)?;
             context_keyed = memoized.needs.context == candidates.needs.context;
             if let Some(d) = self.caches.decisions.get(self.memo_key.as_str()) {
                 if candidates.all_memoized() {
@@ -657,7 +669,7 @@ impl Evaluator<'_> {
         let ctx = self.context(view, &candidates, context_keyed)?;
         let mut verdict = self.decide(
             view,
-            (&principal, &candidates, ctx),
+            (&principal, serial, &candidates, ctx),
             (resources.as_deref(), &keys, &attrs, by_stand_ins),
             replayed,
             verdict,
@@ -673,7 +685,7 @@ impl Evaluator<'_> {
     fn decide(
         &mut self,
         view: &EventView,
-        (principal, candidates, ctx): (&Rc<PrincipalModel>, &CandidateSet, Context),
+        (principal, serial, candidates, ctx): (&Rc<PrincipalModel>, usize, &CandidateSet, Context),
         (resources, keys, attrs, by_stand_ins): (
             Option<&[ResourceModel]>,
             &[ResourceKey],
@@ -693,8 +705,13 @@ impl Evaluator<'_> {
         } else {
             Vec::new()
         };
-        let entities =
-            self.entities(view, principal, needs, resources, (&stand_ins, keys, attrs))?;
+        let entities = self.entities(
+            view,
+            (principal, serial),
+            needs,
+            resources,
+            (&stand_ins, keys, attrs),
+        )?;
         let action = self.action(view);
         // The memoized members' (forbid satisfied, permit satisfied), request by request.
         let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
@@ -820,13 +837,13 @@ impl Evaluator<'_> {
     }
 
     /// The key of the memoized members' decision on this event, in `memo_key`: the principal
-    /// (by address, like the entity caches), the context they read, the action when one reads
+    /// (by serial, like the entity caches), the context they read, the action when one reads
     /// it, the number of requests, the values read of each resource and those of the free-form
     /// fields' tags they read. An error when a field they read is not valid JSON.
     fn write_memo_key(
         &mut self,
         view: &EventView,
-        principal: &Rc<PrincipalModel>,
+        principal: usize,
         candidates: &CandidateSet,
         requests: usize,
     ) -> Result<(), String> {
@@ -836,7 +853,7 @@ impl Evaluator<'_> {
         context_key(view, group.needs.context, candidates.id, &mut self.key);
         let out = &mut self.memo_key;
         out.clear();
-        push_number(out, Rc::as_ptr(principal) as usize);
+        push_number(out, principal);
         out.push('|');
         out.push_str(&self.key);
         if group.reads_action {
@@ -924,7 +941,7 @@ impl Evaluator<'_> {
     fn entities(
         &mut self,
         view: &EventView,
-        principal: &Rc<PrincipalModel>,
+        (principal, serial): (&Rc<PrincipalModel>, usize),
         needs: &Needs,
         resources: Option<&[ResourceModel]>,
         (stand_ins, keys, attrs): (&[EntityUid], &[ResourceKey], &[ResourceAttrs]),
@@ -933,7 +950,7 @@ impl Evaluator<'_> {
         let resources = if stand_ins.is_empty() { models } else { &[] };
         // Principal, action and resources repeat: reuse the store built for the same ones.
         self.key.clear();
-        push_number(&mut self.key, Rc::as_ptr(principal) as usize);
+        push_number(&mut self.key, serial);
         if needs.action_entity {
             self.key.push('|');
             self.key.push_str(&view.event.event_source);
@@ -1177,6 +1194,48 @@ mod tests {
                 assert_eq!(warm(&c), 0);
                 assert_eq!(warm(&b), 1, "b was used after a");
                 assert_eq!(warm(&a), 0, "a's caches went for c's");
+            });
+        });
+    }
+
+    #[test]
+    fn principals_too_long_to_cache_share_no_decision() {
+        let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
+        let engine = Engine::new(pack, AwsRanges::embedded()).expect("engine");
+        // The same call by the root user then by an IAM user, each identity padded past what
+        // is cached: the second must not be decided with the first's serial.
+        let event = |identity: &str| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{identity},"recipientAccountId":"111122223333"}}"#
+            )
+        };
+        let pad = "p".repeat(MAX_KEY_BYTES);
+        let root = format!(
+            r#"{{"type":"Root","principalId":"111122223333","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333","accessKeyId":"ASIAEXAMPLE","padding":"{pad}"}}"#
+        );
+        let alice = format!(
+            r#"{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice","padding":"{pad}"}}"#
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut e = engine.evaluator();
+                for (identity, root_flagged) in [(&root, true), (&alice, false), (&root, true)] {
+                    let json = event(identity);
+                    let view = EventView::parse(&json).expect("event");
+                    let verdict = e.evaluate(&view).expect("evaluated");
+                    let ids: Vec<&str> = verdict
+                        .hits
+                        .iter()
+                        .map(|h| engine.pack.detections[h.detection].id.as_str())
+                        .collect();
+                    assert_eq!(
+                        ids.contains(&"root-account-activity"),
+                        root_flagged,
+                        "{ids:?}"
+                    );
+                }
+                assert!(e.caches.principals.is_empty(), "long identities are not kept");
+                assert_eq!(e.caches.next_principal, 3, "each got a serial of its own");
             });
         });
     }
