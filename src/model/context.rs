@@ -362,10 +362,14 @@ impl AttrSet {
 
     /// The attributes in declaration order.
     pub fn iter(self) -> impl Iterator<Item = Attr> {
-        ATTRS
-            .iter()
-            .map(|i| i.attr)
-            .filter(move |a| self.contains(*a))
+        // The set's bits, lowest first: the attributes in declaration order, without a test
+        // (and a branch to mispredict) per attribute not in the set.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let at = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            ATTRS.get(at).map(|i| i.attr)
+        })
     }
 
     /// Whether a context with these attributes can be reused across events.
@@ -570,6 +574,18 @@ mod tests {
             assert_eq!(Attr::from_name(info.name), Some(info.attr));
         }
         assert!(AttrSet::all().iter().count() == ATTRS.len());
+        let some = [
+            Attr::EventTime,
+            Attr::SourceIp,
+            Attr::TlsDetails,
+            Attr::VpcEndpoint,
+        ];
+        let mut set = AttrSet::default();
+        for attr in some.iter().rev() {
+            set.insert(*attr);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), some, "in declaration order");
+        assert_eq!(AttrSet::default().iter().count(), 0);
     }
 
     #[test]

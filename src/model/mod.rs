@@ -106,23 +106,14 @@ pub fn concat(parts: &[&str]) -> String {
 }
 
 /// Appends a number in hexadecimal, without the formatting machinery or a division (it is on
-/// every event's path, in keys).
-pub fn push_number(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    while i > 0 {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            let v = (n & 15) as u8;
-            *d = if v < 10 { b'0' + v } else { b'a' + v - 10 };
-        }
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
+/// every event's path, in keys): a character per digit, from the most significant.
+pub fn push_number(out: &mut String, n: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - (n | 1).leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        let v = (n >> (i * 4)) & 15;
+        out.push(char::from(DIGITS.get(v).copied().unwrap_or(b'0')));
     }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
