@@ -723,6 +723,7 @@ impl Inventory {
     }
 
     /// Tags given in Cedar entities JSON for an entity of the model.
+    #[inline]
     pub fn extra_tags(&self, entity_type: &str, id: &str) -> Option<&Tags> {
         if self.entity_tags.is_empty() {
             return None;

@@ -705,9 +705,52 @@ fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
 /// `instancesSet.items`. Anything else, or parameters that are not an object, name nothing.
 #[derive(Default)]
 struct Params<'a> {
-    strings: Vec<(&'static str, Cow<'a, str>)>,
+    /// The members read (a service's, from [`PARAMETER_KEYS`]), and the value of each: slots
+    /// rather than a list, since the last of duplicates counts (and no allocation per event).
+    keys: &'static [&'static str],
+    strings: [Option<Cow<'a, str>>; MAX_PARAMETER_KEYS],
     nested_instance_ids: Vec<Cow<'a, str>>,
     items_instance_ids: Vec<Cow<'a, str>>,
+}
+
+/// The most members [`PARAMETER_KEYS`] reads for a service.
+const MAX_PARAMETER_KEYS: usize = 5;
+
+// A service reading more members than there are slots would not build.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time, within bounds by the loop
+const _: () = {
+    let mut i = 0;
+    while i < PARAMETER_KEYS.len() {
+        assert!(PARAMETER_KEYS[i].1.len() <= MAX_PARAMETER_KEYS);
+        i += 1;
+    }
+};
+
+impl<'a> Params<'a> {
+    fn new(keys: &'static [&'static str]) -> Params<'a> {
+        Params {
+            keys,
+            ..Params::default()
+        }
+    }
+
+    /// Sets a member's value when it is one of `keys`.
+    fn set(&mut self, key: &str, value: Cow<'a, str>) {
+        let at = self.keys.iter().position(|k| *k == key);
+        if let Some(slot) = at.and_then(|at| self.strings.get_mut(at)) {
+            *slot = Some(value);
+        }
+    }
+
+    /// A non-empty string member.
+    fn str_of(&self, key: &str) -> Option<Cow<'a, str>> {
+        let at = self.keys.iter().position(|k| *k == key)?;
+        self.strings
+            .get(at)?
+            .as_ref()
+            .filter(|v| !v.is_empty())
+            .cloned()
+    }
 }
 
 /// The request parameters as [`Params`] reads them with serde_json, by the quick reader
@@ -716,13 +759,17 @@ struct Params<'a> {
 /// in `keys` are unescaped when they are strings. When `nested` (EC2 reads the ids
 /// inside member objects) it reads member objects as [`Member`] does, and gives up on an escape
 /// in their keys or ids too.
-fn quick_params<'a>(raw: &'a str, keys: &[&'static str], nested: bool) -> Option<Params<'a>> {
+fn quick_params<'a>(
+    raw: &'a str,
+    keys: &'static [&'static str],
+    nested: bool,
+) -> Option<Params<'a>> {
     let mut c = super::quick::Cursor::new(raw);
-    let mut out = Params::default();
+    let mut out = Params::new(keys);
     let mut members = c.begin(b'{', b'}')?;
     while members {
         let key = c.key()?;
-        match (keys.iter().find(|k| **k == key), c.peek()) {
+        match (keys.iter().position(|k| *k == key), c.peek()) {
             (_, Some(b'{')) if nested => {
                 let (instance_id, items) = quick_member_object(&mut c)?;
                 out.nested_instance_ids
@@ -731,7 +778,11 @@ fn quick_params<'a>(raw: &'a str, keys: &[&'static str], nested: bool) -> Option
                     out.items_instance_ids = items.into_iter().map(Cow::Borrowed).collect();
                 }
             }
-            (Some(k), Some(b'"')) => out.strings.push((k, Cow::Borrowed(c.plain_string()?))),
+            (Some(at), Some(b'"')) => {
+                if let Some(slot) = out.strings.get_mut(at) {
+                    *slot = Some(Cow::Borrowed(c.plain_string()?));
+                }
+            }
             _ => c.skip_value()?,
         }
         members = c.more(b'}')?;
@@ -798,15 +849,17 @@ fn quick_string_or_skip<'a>(c: &mut super::quick::Cursor<'a>) -> Option<Option<&
 /// The request parameters read by serde_json, with the string members named in `keys`.
 #[cold]
 #[inline(never)]
-fn params_by_serde<'a>(raw: &'a str, keys: &[&str]) -> Result<Params<'a>, String> {
-    let mut params: Params = serde_json::from_str(raw)
-        .map_err(|e| format!("{}: {e}", Field::RequestParameters.name()))?;
-    params.strings.retain(|(k, _)| keys.contains(k));
+fn params_by_serde<'a>(raw: &'a str, keys: &'static [&'static str]) -> Result<Params<'a>, String> {
+    let error = |e: serde_json::Error| format!("{}: {e}", Field::RequestParameters.name());
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let params =
+        serde::de::DeserializeSeed::deserialize(ParamsSeed(keys), &mut de).map_err(error)?;
+    de.end().map_err(error)?;
     Ok(params)
 }
 
-/// The services whose request parameters name resources, and the members read for them: the
-/// arms of the `match` in [`from_request_parameters`].
+/// The services whose request parameters name resources, and the members read for them (at
+/// most [`MAX_PARAMETER_KEYS`]): the arms of the `match` in [`from_request_parameters`].
 const PARAMETER_KEYS: &[(&str, &[&str])] = &[
     ("s3", &["bucketName", "key"]),
     (
@@ -836,21 +889,13 @@ fn parameter_keys(service: &str) -> Option<&'static [&'static str]> {
         .map(|(_, keys)| *keys)
 }
 
-impl<'a> Params<'a> {
-    /// A non-empty string member.
-    fn str_of(&self, key: &str) -> Option<Cow<'a, str>> {
-        self.strings
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    }
-}
+/// Reads [`Params`] with serde_json, with the string members named in its keys.
+struct ParamsSeed(&'static [&'static str]);
 
-impl<'de> serde::Deserialize<'de> for Params<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Top;
+impl<'de> serde::de::DeserializeSeed<'de> for ParamsSeed {
+    type Value = Params<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Params<'de>, D::Error> {
+        struct Top(&'static [&'static str]);
         impl<'de> serde::de::Visitor<'de> for Top {
             type Value = Params<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -860,16 +905,11 @@ impl<'de> serde::Deserialize<'de> for Params<'de> {
                 self,
                 mut map: A,
             ) -> Result<Params<'de>, A::Error> {
-                let mut out = Params::default();
+                let mut out = Params::new(self.0);
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     let member: Member<'de> = map.next_value()?;
                     match member {
-                        Member::Str(v) => {
-                            let mut all = PARAMETER_KEYS.iter().flat_map(|(_, keys)| *keys);
-                            if let Some(k) = all.find(|k| **k == key) {
-                                out.strings.push((k, v));
-                            }
-                        }
+                        Member::Str(v) => out.set(&key, v),
                         Member::Object { instance_id, items } => {
                             out.nested_instance_ids.extend(instance_id);
                             if key == "instancesSet" {
@@ -908,7 +948,7 @@ impl<'de> serde::Deserialize<'de> for Params<'de> {
                 Ok(Params::default())
             }
         }
-        d.deserialize_any(Top)
+        d.deserialize_any(Top(self.0))
     }
 }
 
@@ -1546,7 +1586,12 @@ mod tests {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut pick = |n: usize| xorshift(&mut state, n);
         let render = |p: &Params, nested: bool| {
-            let mut out: Vec<String> = p.strings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut out: Vec<String> = p
+                .keys
+                .iter()
+                .zip(&p.strings)
+                .filter_map(|(k, v)| Some(format!("{k}={}", v.as_ref()?)))
+                .collect();
             if nested {
                 out.push(format!(
                     "{:?} {:?}",
