@@ -1127,7 +1127,14 @@ fn from_request_parameters<'a>(
         None => params_by_serde(raw.get(), keys)?,
     };
     let str_of = |key: &str| params.str_of(key);
-    let p = principal.partition.as_str();
+    // `arn:<partition>:`, written once: each part of an ARN is one more copy to join.
+    let head: Cow<str> = match principal.partition.as_str() {
+        "aws" => "arn:aws:".into(),
+        "aws-cn" => "arn:aws-cn:".into(),
+        "aws-us-gov" => "arn:aws-us-gov:".into(),
+        p => concat(&["arn:", p, ":"]).into(),
+    };
+    let head = head.as_ref();
     let account = view
         .event
         .recipient_account_id
@@ -1143,12 +1150,10 @@ fn from_request_parameters<'a>(
             account_id: account_id.map(Cow::Borrowed),
         });
     };
-    // A resource of the service in the caller's account and region.
+    // A resource of the service in the caller's account and region: `service` with its `:`,
+    // `kind` with the `:` before it.
     let regional = |service: &str, kind: &str, name: &str| -> Cow<'a, str> {
-        concat(&[
-            "arn:", p, ":", service, ":", region, ":", account, ":", kind, name,
-        ])
-        .into()
+        concat(&[head, service, region, ":", account, kind, name]).into()
     };
     // An ARN given in full is used as it is; a name is qualified in the caller's account.
     let arn_or = |value: Cow<'a, str>, service: &str, kind: &str| -> Cow<'a, str> {
@@ -1165,12 +1170,12 @@ fn from_request_parameters<'a>(
                 match str_of("key") {
                     Some(key) => push(
                         "AWS::S3::Object",
-                        concat(&["arn:", p, ":s3:::", &bucket, "/", &key]).into(),
+                        concat(&[head, "s3:::", &bucket, "/", &key]).into(),
                         None,
                     ),
                     None => push(
                         "AWS::S3::Bucket",
-                        concat(&["arn:", p, ":s3:::", &bucket]).into(),
+                        concat(&[head, "s3:::", &bucket]).into(),
                         None,
                     ),
                 }
@@ -1178,19 +1183,19 @@ fn from_request_parameters<'a>(
         }
         "iam" => {
             for (key, kind, path) in [
-                ("userName", "AWS::IAM::User", "user"),
-                ("roleName", "AWS::IAM::Role", "role"),
-                ("groupName", "AWS::IAM::Group", "group"),
+                ("userName", "AWS::IAM::User", ":user/"),
+                ("roleName", "AWS::IAM::Role", ":role/"),
+                ("groupName", "AWS::IAM::Group", ":group/"),
                 (
                     "instanceProfileName",
                     "AWS::IAM::InstanceProfile",
-                    "instance-profile",
+                    ":instance-profile/",
                 ),
             ] {
                 if let Some(name) = str_of(key) {
                     push(
                         kind,
-                        concat(&["arn:", p, ":iam::", account, ":", path, "/", &name]).into(),
+                        concat(&[head, "iam::", account, path, &name]).into(),
                         Some(account),
                     );
                 }
@@ -1208,14 +1213,14 @@ fn from_request_parameters<'a>(
             for id in ids {
                 push(
                     "AWS::EC2::Instance",
-                    regional("ec2", "instance/", &id),
+                    regional("ec2:", ":instance/", &id),
                     Some(account),
                 );
             }
             if let Some(id) = str_of("groupId") {
                 push(
                     "AWS::EC2::SecurityGroup",
-                    regional("ec2", "security-group/", &id),
+                    regional("ec2:", ":security-group/", &id),
                     Some(account),
                 );
             }
@@ -1224,7 +1229,7 @@ fn from_request_parameters<'a>(
             if let Some(name) = str_of("name").or(str_of("trailName")) {
                 push(
                     "AWS::CloudTrail::Trail",
-                    arn_or(name, "cloudtrail", "trail/"),
+                    arn_or(name, "cloudtrail:", ":trail/"),
                     None,
                 );
             }
@@ -1233,21 +1238,21 @@ fn from_request_parameters<'a>(
             if let Some(name) = str_of("functionName") {
                 push(
                     "AWS::Lambda::Function",
-                    arn_or(name, "lambda", "function:"),
+                    arn_or(name, "lambda:", ":function:"),
                     None,
                 );
             }
         }
         "kms" => {
             if let Some(key) = str_of("keyId") {
-                push("AWS::KMS::Key", arn_or(key, "kms", "key/"), None);
+                push("AWS::KMS::Key", arn_or(key, "kms:", ":key/"), None);
             }
         }
         "secretsmanager" => {
             if let Some(id) = str_of("secretId") {
                 push(
                     "AWS::SecretsManager::Secret",
-                    arn_or(id, "secretsmanager", "secret:"),
+                    arn_or(id, "secretsmanager:", ":secret:"),
                     None,
                 );
             }
@@ -1322,6 +1327,43 @@ mod tests {
             Some(&rs[1]),
             "the container is the listed bucket"
         );
+    }
+
+    #[test]
+    fn names_resources_in_the_principals_partition() {
+        for partition in ["aws", "aws-cn", "aws-us-gov", "aws-iso-b"] {
+            let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&format!(
+                r#"{{"type":"IAMUser","arn":"arn:{partition}:iam::123456789012:user/alice","accountId":"123456789012"}}"#
+            ))
+            .unwrap();
+            let principal =
+                PrincipalModel::from_identity(Some(&raw), &Inventory::default()).unwrap();
+            for (source, params, arn) in [
+                ("iam", r#"{"roleName":"ops"}"#, "iam::123456789012:role/ops"),
+                ("s3", r#"{"bucketName":"b","key":"k/1"}"#, "s3:::b/k/1"),
+                (
+                    "ec2",
+                    r#"{"instanceId":"i-0abc"}"#,
+                    "ec2:eu-west-1:123456789012:instance/i-0abc",
+                ),
+                (
+                    "lambda",
+                    r#"{"functionName":"f"}"#,
+                    "lambda:eu-west-1:123456789012:function:f",
+                ),
+            ] {
+                let json = format!(
+                    r#"{{"eventTime":"2024-01-07T22:35:30Z","eventSource":"{source}.amazonaws.com","eventName":"X","awsRegion":"eu-west-1","recipientAccountId":"123456789012","requestParameters":{params}}}"#
+                );
+                let v = view(&json);
+                let keys: Vec<String> = resource_keys(&v, &principal)
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.id().to_string())
+                    .collect();
+                assert_eq!(keys, vec![format!("arn:{partition}:{arn}")]);
+            }
+        }
     }
 
     #[test]
