@@ -51,11 +51,53 @@ pub struct Needs {
     /// ancestors, its type, the entity itself).
     pub resource_other: bool,
     /// The attributes read on the resource (`resource.accountInOrganization`).
-    pub resource_attrs: BTreeSet<String>,
+    pub resource_attrs: NameSet,
     /// The tag keys read on the resource (`resource.hasTag("service")`). When the resource is
     /// read only through these and `resource_attrs`, a decision depends on the resource only
     /// through their values.
-    pub resource_tags: BTreeSet<String>,
+    pub resource_tags: NameSet,
+}
+
+/// A set of names, kept sorted in a vector: read on every event, where walking a `BTreeSet`'s
+/// nodes costs more than the few names it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct NameSet(Vec<String>);
+
+impl NameSet {
+    pub fn insert(&mut self, name: String) {
+        if let Err(at) = self.0.binary_search(&name) {
+            self.0.insert(at, name);
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+}
+
+impl Extend<String> for NameSet {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, names: I) {
+        for name in names {
+            self.insert(name);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a NameSet {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 impl Needs {
@@ -68,8 +110,8 @@ impl Needs {
             action_entity: true,
             resource_taken_at: true,
             resource_other: true,
-            resource_attrs: BTreeSet::new(),
-            resource_tags: BTreeSet::new(),
+            resource_attrs: NameSet::default(),
+            resource_tags: NameSet::default(),
         }
     }
 
@@ -586,6 +628,17 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_sets_hold_each_name_once_in_order() {
+        let mut names = NameSet::default();
+        assert!(names.is_empty());
+        names.extend(["service", "owner", "service", "env"].map(String::from));
+        names.insert("owner".to_string());
+        let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(listed, ["env", "owner", "service"]);
+        assert!(names.contains("owner") && !names.contains("team"));
+    }
     use std::str::FromStr;
 
     fn analysis(src: &str) -> Analysis {
