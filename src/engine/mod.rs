@@ -1234,7 +1234,10 @@ mod tests {
                         "{ids:?}"
                     );
                 }
-                assert!(e.caches.principals.is_empty(), "long identities are not kept");
+                assert!(
+                    e.caches.principals.is_empty(),
+                    "long identities are not kept"
+                );
                 assert_eq!(e.caches.next_principal, 3, "each got a serial of its own");
             });
         });
