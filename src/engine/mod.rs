@@ -1168,13 +1168,23 @@ fn build_entities(
 mod tests {
     use super::*;
 
+    fn embedded_engine() -> Engine {
+        let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
+        Engine::new(pack, AwsRanges::embedded()).expect("engine")
+    }
+
+    /// The ids of the detections a verdict flags.
+    fn hit_ids<'e>(engine: &'e Engine, verdict: &Verdict) -> Vec<&'e str> {
+        verdict
+            .hits
+            .iter()
+            .map(|h| engine.pack.detections[h.detection].id.as_str())
+            .collect()
+    }
+
     #[test]
     fn a_thread_keeps_the_caches_of_its_two_last_engines() {
-        let engine = || {
-            let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
-            Engine::new(pack, AwsRanges::embedded()).expect("engine")
-        };
-        let (a, b, c) = (engine(), engine(), engine());
+        let (a, b, c) = (embedded_engine(), embedded_engine(), embedded_engine());
         let json = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"},"recipientAccountId":"111122223333"}"#;
         // A thread of its own: its caches start empty whatever else ran on the test's thread.
         std::thread::scope(|s| {
@@ -1200,8 +1210,7 @@ mod tests {
 
     #[test]
     fn principals_too_long_to_cache_share_no_decision() {
-        let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
-        let engine = Engine::new(pack, AwsRanges::embedded()).expect("engine");
+        let engine = embedded_engine();
         // The same call by the root user then by an IAM user, each identity padded past what
         // is cached: the second must not be decided with the first's serial.
         let event = |identity: &str| {
@@ -1222,12 +1231,7 @@ mod tests {
                 for (identity, root_flagged) in [(&root, true), (&alice, false), (&root, true)] {
                     let json = event(identity);
                     let view = EventView::parse(&json).expect("event");
-                    let verdict = e.evaluate(&view).expect("evaluated");
-                    let ids: Vec<&str> = verdict
-                        .hits
-                        .iter()
-                        .map(|h| engine.pack.detections[h.detection].id.as_str())
-                        .collect();
+                    let ids = hit_ids(&engine, &e.evaluate(&view).expect("evaluated"));
                     assert_eq!(
                         ids.contains(&"root-account-activity"),
                         root_flagged,
@@ -1245,8 +1249,7 @@ mod tests {
 
     #[test]
     fn values_longer_than_a_cached_key_are_decided_without_the_caches() {
-        let pack = pack::load(pack::embedded_sources(), "embedded").expect("pack");
-        let engine = Engine::new(pack, AwsRanges::embedded()).expect("engine");
+        let engine = embedded_engine();
         // The public-ACL rule is memoised by the value of `x-amz-acl`: an attacker's long value
         // must not be kept as a key, and must still be decided.
         let put = |acl: &str| {
@@ -1265,12 +1268,7 @@ mod tests {
                 ] {
                     let json = put(acl);
                     let view = EventView::parse(&json).expect("event");
-                    let verdict = e.evaluate(&view).expect("evaluated");
-                    let ids: Vec<&str> = verdict
-                        .hits
-                        .iter()
-                        .map(|h| engine.pack.detections[h.detection].id.as_str())
-                        .collect();
+                    let ids = hit_ids(&engine, &e.evaluate(&view).expect("evaluated"));
                     assert_eq!(ids.contains(&"s3-public-canned-acl"), flagged, "{ids:?}");
                 }
                 assert!(e.caches.decisions.keys().all(|k| k.len() <= MAX_KEY_BYTES));
