@@ -497,24 +497,24 @@ impl Evaluator<'_> {
     fn narrow(
         &mut self,
         set: Arc<CandidateSet>,
-        (principal, key): (&PrincipalModel, usize),
+        (principal, serial): (&PrincipalModel, usize),
     ) -> Arc<CandidateSet> {
         let engine = self.engine;
         if !set.members.iter().any(|m| engine.guarded.contains(m)) {
             return set;
         }
-        let dropped = match self.caches.guards.get(&key) {
+        let dropped = match self.caches.guards.get(&serial) {
             Some(d) => d.clone(),
             None => {
                 let d = Rc::new(engine.failed_guards(principal, &self.no_resource));
-                self.caches.guards.insert(key, d.clone());
+                self.caches.guards.insert(serial, d.clone());
                 d
             }
         };
         if !set.members.iter().any(|m| dropped.contains(m)) {
             return set;
         }
-        if let Some(n) = self.caches.narrowed.get(&(set.id, key)) {
+        if let Some(n) = self.caches.narrowed.get(&(set.id, serial)) {
             return n.clone();
         }
         let members: Vec<usize> = set
@@ -532,7 +532,7 @@ impl Evaluator<'_> {
         if self.caches.narrowed.len() >= CACHE_LIMIT {
             self.caches.narrowed.clear();
         }
-        self.caches.narrowed.insert((set.id, key), n.clone());
+        self.caches.narrowed.insert((set.id, serial), n.clone());
         n
     }
 
