@@ -628,6 +628,7 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     #[test]
     fn name_sets_hold_each_name_once_in_order() {
@@ -639,7 +640,6 @@ mod tests {
         assert_eq!(listed, ["env", "owner", "service"]);
         assert!(names.contains("owner") && !names.contains("team"));
     }
-    use std::str::FromStr;
 
     fn analysis(src: &str) -> Analysis {
         analyse(&Policy::from_str(src).unwrap()).unwrap()

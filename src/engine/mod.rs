@@ -122,9 +122,10 @@ struct Decided {
 /// Cache sizes past which an evaluator's caches start over: bounded memory on hostile input.
 const CACHE_LIMIT: usize = 4096;
 
-/// Longest key a decision, context or entity store is cached under: a key holds values of the
-/// event (a request parameter, a tag), which an attacker can make as long as a record, and the
-/// caches outlive the file. An event with a longer key is decided without the caches.
+/// Longest key a principal, action, context, entity store or decision is cached under: a key
+/// holds values of the event (an identity, a request parameter, a tag), which an attacker can
+/// make as long as a record, and the caches outlive the file. An event with a longer key is
+/// decided without the caches.
 const MAX_KEY_BYTES: usize = 4096;
 
 /// The next [`Engine::id`].
@@ -807,10 +808,7 @@ impl Evaluator<'_> {
         if let Some(d) = replayed {
             verdict.hits.extend(d.hits);
             verdict.errors.extend(d.errors);
-        } else if !memoized.members.is_empty() && self.memo_key.len() <= MAX_KEY_BYTES {
-            if self.caches.decisions.len() >= CACHE_LIMIT {
-                self.caches.decisions.clear();
-            }
+        } else if !memoized.members.is_empty() {
             let memo = |detection: &usize| memoized.members.contains(detection);
             let decided = Decided {
                 hits: verdict
@@ -827,9 +825,7 @@ impl Evaluator<'_> {
                     .cloned()
                     .collect(),
             };
-            self.caches
-                .decisions
-                .insert(std::mem::take(&mut self.memo_key), decided);
+            keep(&mut self.caches.decisions, &self.memo_key, decided);
         }
         verdict.hits.sort_by_key(|h| h.detection);
         verdict.errors.sort_by_key(|e| e.detection);
@@ -894,10 +890,7 @@ impl Evaluator<'_> {
             return a.clone();
         }
         let a = action_uid(&self.key);
-        if self.caches.actions.len() >= CACHE_LIMIT {
-            self.caches.actions.clear();
-        }
-        self.caches.actions.insert(self.key.clone(), a.clone());
+        keep(&mut self.caches.actions, &self.key, a.clone());
         a
     }
 
@@ -921,13 +914,7 @@ impl Evaluator<'_> {
             return Ok(c.clone());
         }
         let c = context::build(view, attrs, ranges, inv)?;
-        if self.key.len() > MAX_KEY_BYTES {
-            return Ok(c);
-        }
-        if self.caches.contexts.len() >= CACHE_LIMIT {
-            self.caches.contexts.clear();
-        }
-        self.caches.contexts.insert(self.key.clone(), c.clone());
+        keep(&mut self.caches.contexts, &self.key, c.clone());
         Ok(c)
     }
 
@@ -996,12 +983,7 @@ impl Evaluator<'_> {
                     &self.engine.inventory,
                     &mut self.caches.facts,
                 )?);
-                if self.key.len() <= MAX_KEY_BYTES {
-                    if self.caches.entities.len() >= CACHE_LIMIT {
-                        self.caches.entities.clear();
-                    }
-                    self.caches.entities.insert(self.key.clone(), e.clone());
-                }
+                keep(&mut self.caches.entities, &self.key, e.clone());
                 e
             }
         };
@@ -1015,6 +997,18 @@ impl Evaluator<'_> {
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Keeps `value` in a cache under `key`, unless the key is longer than [`MAX_KEY_BYTES`]; a
+/// cache of [`CACHE_LIMIT`] entries starts over.
+fn keep<V>(cache: &mut FxHashMap<String, V>, key: &str, value: V) {
+    if key.len() > MAX_KEY_BYTES {
+        return;
+    }
+    if cache.len() >= CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(key.to_string(), value);
 }
 
 /// The key of the context `attrs` of an event, for the candidate set `set`, in `key`.
