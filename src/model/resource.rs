@@ -358,7 +358,12 @@ pub fn resource_attrs<'a>(
     view: &'a EventView,
     principal: &'a PrincipalModel,
 ) -> Result<Vec<NamedResource<'a>>, String> {
-    let (named, listed) = match find(view, principal)? {
+    let mut out = Vec::new();
+    let listed = match find(view, principal, &mut out, |n| NamedResource {
+        key: ResourceKey::Arn(n.arn),
+        kind: n.kind,
+        account_id: n.account_id,
+    })? {
         Found::Account(account) => {
             return Ok(vec![NamedResource {
                 key: ResourceKey::Account(account),
@@ -366,16 +371,8 @@ pub fn resource_attrs<'a>(
                 account_id: Some(Cow::Borrowed(account)),
             }]);
         }
-        Found::Named(named, listed) => (named, listed),
+        Found::Named { listed } => listed,
     };
-    let mut out: Vec<NamedResource> = named
-        .into_iter()
-        .map(|n| NamedResource {
-            key: ResourceKey::Arn(n.arn),
-            kind: n.kind,
-            account_id: n.account_id,
-        })
-        .collect();
     // As in `resources_of`: a listed object without an account is in its bucket entry's.
     if listed {
         let arn = NamedResource::arn;
@@ -462,10 +459,13 @@ struct Named<'a> {
     account_id: Option<Cow<'a, str>>,
 }
 
-/// What an event acted on: named resources (at least one), else its account.
+/// What an event acted on: named resources (at least one, given to the caller as they are
+/// found), else its account.
 enum Found<'a> {
     /// With whether they are the event's `resources` list (else from its request parameters).
-    Named(Vec<Named<'a>>, bool),
+    Named {
+        listed: bool,
+    },
     Account(&'a str),
 }
 
@@ -519,20 +519,17 @@ pub fn resources_of(
     view: &EventView,
     principal: &PrincipalModel,
 ) -> Result<Vec<ResourceModel>, String> {
-    let (named, listed) = match find(view, principal)? {
+    let mut out = Vec::new();
+    let listed = match find(view, principal, &mut out, |n| {
+        ResourceModel::new(
+            &n.kind,
+            n.arn.into_owned(),
+            n.account_id.map(Cow::into_owned),
+        )
+    })? {
         Found::Account(account) => return Ok(vec![ResourceModel::account(account)]),
-        Found::Named(named, listed) => (named, listed),
+        Found::Named { listed } => listed,
     };
-    let mut out: Vec<ResourceModel> = named
-        .into_iter()
-        .map(|n| {
-            ResourceModel::new(
-                &n.kind,
-                n.arn.into_owned(),
-                n.account_id.map(Cow::into_owned),
-            )
-        })
-        .collect();
     // An S3 data event lists the object and its bucket; only the bucket entry says who owns
     // it. The object's container is that entry, and the object is in the owner's account too,
     // so that every copy of an entity in a request's store is the same.
@@ -566,15 +563,12 @@ pub fn resource_keys<'a>(
     view: &'a EventView,
     principal: &'a PrincipalModel,
 ) -> Result<Vec<ResourceKey<'a>>, String> {
-    Ok(match find(view, principal)? {
-        Found::Account(account) => vec![ResourceKey::Account(account)],
-        Found::Named(named, _) => {
-            let mut keys: Vec<ResourceKey> =
-                named.into_iter().map(|n| ResourceKey::Arn(n.arn)).collect();
-            dedup_by(&mut keys, ResourceKey::id);
-            keys
-        }
-    })
+    let mut keys = Vec::new();
+    match find(view, principal, &mut keys, |n| ResourceKey::Arn(n.arn))? {
+        Found::Account(account) => keys.push(ResourceKey::Account(account)),
+        Found::Named { .. } => dedup_by(&mut keys, ResourceKey::id),
+    }
+    Ok(keys)
 }
 
 /// Keeps the first of each key, in order (the key is a resource's uid).
@@ -610,14 +604,31 @@ fn dedup_many<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &str) {
     items.retain(|_| keep.next().unwrap_or(false));
 }
 
-fn find<'a>(view: &'a EventView, principal: &'a PrincipalModel) -> Result<Found<'a>, String> {
-    let named = from_resources_field(view)?;
-    if !named.is_empty() {
-        return Ok(Found::Named(named, true));
+/// Names the resources of an event into `out` (empty), each made by `make` from how the event
+/// names it: no list of [`Named`] in between, on the path of every event whose resources a
+/// policy reads.
+fn find<'a, T>(
+    view: &'a EventView,
+    principal: &'a PrincipalModel,
+    out: &mut Vec<T>,
+    mut make: impl FnMut(Named<'a>) -> T,
+) -> Result<Found<'a>, String> {
+    if let Some(raw) = view.event.resources {
+        // Each reader gives up on what it does not expect, and what it gave is read again.
+        if canonical_resources(raw.get(), &mut |n| out.push(make(n))).is_none() {
+            out.clear();
+            if quick_resources(raw.get(), &mut |n| out.push(make(n))).is_none() {
+                out.clear();
+                out.extend(resources_by_serde(raw.get())?.into_iter().map(&mut make));
+            }
+        }
+        if !out.is_empty() {
+            return Ok(Found::Named { listed: true });
+        }
     }
-    let named = from_request_parameters(view, principal)?;
-    if !named.is_empty() {
-        return Ok(Found::Named(named, false));
+    from_request_parameters(view, principal, &mut |n| out.push(make(n)))?;
+    if !out.is_empty() {
+        return Ok(Found::Named { listed: false });
     }
     Ok(Found::Account(
         view.event
@@ -626,16 +637,6 @@ fn find<'a>(view: &'a EventView, principal: &'a PrincipalModel) -> Result<Found<
             .or(principal.account_id.as_deref())
             .unwrap_or("unknown"),
     ))
-}
-
-fn from_resources_field<'a>(view: &'a EventView) -> Result<Vec<Named<'a>>, String> {
-    let Some(raw) = view.event.resources else {
-        return Ok(Vec::new());
-    };
-    match quick_resources(raw.get()) {
-        Some(named) => Ok(named),
-        None => resources_by_serde(raw.get()),
-    }
 }
 
 #[cold]
@@ -656,12 +657,58 @@ fn resources_by_serde(raw: &str) -> Result<Vec<Named<'_>>, String> {
         .collect())
 }
 
-/// The `resources` list as [`from_resources_field`] reads it with serde_json, by the quick reader
-/// ([`super::quick`]): `None` when it gives up, on anything but a list of objects whose `ARN`,
-/// `ARNPrefix`, `type` and `accountId` members are unescaped strings, once each.
-fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
+/// The `resources` list as CloudTrail writes it, read in a straight line: entries
+/// `{"accountId":"…","type":"…","ARN":"…"}` (`accountId` optional), members in that order, with
+/// no whitespace and no escapes. `None` on anything else, and the quick reader reads it. (An S3
+/// data event lists its object and its bucket: this is the list read most often.)
+fn canonical_resources<'a>(raw: &'a str, push: &mut impl FnMut(Named<'a>)) -> Option<()> {
+    /// The string after `prefix` (which opens it) up to its unescaped closing quote, consumed.
+    fn string<'a>(rest: &mut &'a str, prefix: &str) -> Option<&'a str> {
+        let body = rest.strip_prefix(prefix)?;
+        let end = memchr::memchr2(b'"', b'\\', body.as_bytes())?;
+        if body.as_bytes().get(end) != Some(&b'"') {
+            return None;
+        }
+        let value = body.get(..end)?;
+        *rest = body.get(end + 1..)?;
+        Some(value)
+    }
+    let mut rest = raw.strip_prefix('[')?;
+    if rest == "]" {
+        return Some(());
+    }
+    loop {
+        let account = if rest.starts_with(r#"{"accountId":""#) {
+            let account = string(&mut rest, r#"{"accountId":""#)?;
+            rest = rest.strip_prefix(',')?;
+            Some(account)
+        } else {
+            rest = rest.strip_prefix('{')?;
+            None
+        };
+        let kind = string(&mut rest, r#""type":""#)?;
+        let arn = string(&mut rest, r#","ARN":""#)?;
+        if !arn.is_empty() {
+            push(Named {
+                kind: Cow::Borrowed(kind),
+                arn: Cow::Borrowed(arn),
+                account_id: account.map(Cow::Borrowed),
+            });
+        }
+        rest = rest.strip_prefix('}')?;
+        match rest {
+            "]" => return Some(()),
+            _ => rest = rest.strip_prefix(',')?,
+        }
+    }
+}
+
+/// The `resources` list as [`resources_by_serde`] reads it, by the quick reader
+/// ([`super::quick`]), each resource given to `push` as it is read: `None` when it gives up, on
+/// anything but a list of objects whose `ARN`, `ARNPrefix`, `type` and `accountId` members are
+/// unescaped strings, once each.
+fn quick_resources<'a>(raw: &'a str, push: &mut impl FnMut(Named<'a>)) -> Option<()> {
     let mut c = super::quick::Cursor::new(raw);
-    let mut out = Vec::new();
     let mut more = c.begin(b'[', b']')?;
     while more {
         let (mut arn, mut prefix, mut kind, mut account) = (None, None, None, None);
@@ -687,7 +734,7 @@ fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
             members = c.more(b'}')?;
         }
         if let Some(arn) = arn.or(prefix).filter(|a| !a.is_empty()) {
-            out.push(Named {
+            push(Named {
                 kind: Cow::Borrowed(kind.unwrap_or("Unknown")),
                 arn: Cow::Borrowed(arn),
                 account_id: account.map(Cow::Borrowed),
@@ -695,7 +742,7 @@ fn quick_resources(raw: &str) -> Option<Vec<Named<'_>>> {
         }
         more = c.more(b']')?;
     }
-    c.at_end().then_some(out)
+    c.at_end().then_some(())
 }
 
 /// The request parameters that name resources, read without building the whole JSON value
@@ -1111,18 +1158,21 @@ impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed {
     }
 }
 
+/// Gives `push` the resources the event's request parameters name.
 fn from_request_parameters<'a>(
     view: &'a EventView,
     principal: &'a PrincipalModel,
-) -> Result<Vec<Named<'a>>, String> {
+    push: &mut impl FnMut(Named<'a>),
+) -> Result<(), String> {
     let Some(raw) = view.event.request_parameters else {
-        return Ok(Vec::new());
+        return Ok(());
     };
+    let service = view.event.service();
     // The other services' parameters are not read at all.
-    let Some(keys) = parameter_keys(view.event.service()) else {
-        return Ok(Vec::new());
+    let Some(keys) = parameter_keys(service) else {
+        return Ok(());
     };
-    let params = match quick_params(raw.get(), keys, view.event.service() == "ec2") {
+    let params = match quick_params(raw.get(), keys, service == "ec2") {
         Some(p) => p,
         None => params_by_serde(raw.get(), keys)?,
     };
@@ -1142,9 +1192,8 @@ fn from_request_parameters<'a>(
         .or(principal.account_id.as_deref())
         .unwrap_or("");
     let region = view.event.aws_region.as_deref().unwrap_or("");
-    let mut out = Vec::new();
     let mut push = |kind: &'static str, arn: Cow<'a, str>, account_id: Option<&'a str>| {
-        out.push(Named {
+        push(Named {
             kind: Cow::Borrowed(kind),
             arn,
             account_id: account_id.map(Cow::Borrowed),
@@ -1164,7 +1213,7 @@ fn from_request_parameters<'a>(
         }
     };
     // A service added here is added to PARAMETER_KEYS, with the members it reads.
-    match view.event.service() {
+    match service {
         "s3" => {
             if let Some(bucket) = str_of("bucketName") {
                 match str_of("key") {
@@ -1264,7 +1313,7 @@ fn from_request_parameters<'a>(
         }
         _ => {}
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1585,12 +1634,78 @@ mod tests {
             }
             text.push_str(&format!("]{}", spaces[pick(3)]));
             let by_serde = resources_by_serde(&text);
-            if let Some(q) = quick_resources(&text) {
+            let mut q = Vec::new();
+            if quick_resources(&text, &mut |n| q.push(n)).is_some() {
                 quick += 1;
-                assert_eq!(render(&q), render(&by_serde.unwrap()), "{text}");
+                assert_eq!(render(&q), render(by_serde.as_ref().unwrap()), "{text}");
+            }
+            let mut c = Vec::new();
+            if canonical_resources(&text, &mut |n| c.push(n)).is_some() {
+                assert_eq!(render(&c), render(&by_serde.unwrap()), "{text}");
             }
         }
         assert!(quick > 500, "the quick reader read {quick} lists");
+    }
+
+    #[test]
+    fn the_reader_of_cloudtrails_own_resources_lists_agrees_with_serde_json() {
+        // Lists in CloudTrail's shape and near it: members in its order or not, with spaces,
+        // escapes, empty strings, values of other kinds, a truncated or trailing text.
+        let strings = [
+            r#""arn:aws:s3:::b/k""#,
+            r#""AWS::S3::Bucket""#,
+            r#""123456789012""#,
+            r#""""#,
+            r#""x\"y""#,
+            r#""\u0041""#,
+            "null",
+            "7",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut pick = |n: usize| xorshift(&mut state, n);
+        let render = |named: &[Named]| {
+            named
+                .iter()
+                .map(|n| format!("{}|{}|{:?}", n.kind, n.arn, n.account_id))
+                .collect::<Vec<_>>()
+        };
+        let mut canonical = 0;
+        for _ in 0..5000 {
+            let mut text = String::from("[");
+            for e in 0..pick(4) {
+                if e > 0 {
+                    text.push_str([",", ", "][usize::from(pick(20) == 0)]);
+                }
+                let mut members = vec![
+                    format!(r#""type":{}"#, strings[pick(strings.len())]),
+                    format!(r#""ARN":{}"#, strings[pick(strings.len())]),
+                ];
+                if pick(2) == 0 {
+                    members.insert(
+                        0,
+                        format!(r#""accountId":{}"#, strings[pick(strings.len())]),
+                    );
+                }
+                if pick(10) == 0 {
+                    members.swap(0, 1);
+                }
+                if pick(20) == 0 {
+                    members.pop();
+                }
+                text.push_str(&format!("{{{}}}", members.join(",")));
+            }
+            text.push_str(["]", "] ", "", "]]"][if pick(20) == 0 { pick(4) } else { 0 }]);
+            let mut c = Vec::new();
+            if canonical_resources(&text, &mut |n| c.push(n)).is_some() {
+                canonical += 1;
+                let by_serde = resources_by_serde(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(render(&c), render(&by_serde), "{text}");
+            }
+        }
+        assert!(
+            canonical > 300,
+            "{canonical} lists were read in a straight line"
+        );
     }
 
     #[test]
