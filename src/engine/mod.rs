@@ -1054,8 +1054,8 @@ fn stand_in_entities(
             });
             let mut values = facts::Attrs::default();
             if let Some(a) = attrs.get(i) {
-                for (name, value) in a.values(key, inv, needs.resource_taken_at) {
-                    if needs.resource_attrs.contains(name) {
+                for name in &needs.resource_attrs {
+                    if let Some(value) = a.value(name, key, inv, needs.resource_taken_at) {
                         value.add_to(&mut values, name);
                     }
                 }
@@ -1083,14 +1083,13 @@ fn write_values(
                 None => out.push_str(":-"),
             }
         }
-        let values = attrs
-            .get(i)
-            .map(|a| a.values(k, inv, needs.resource_taken_at))
-            .unwrap_or_default();
         for name in &needs.resource_attrs {
-            match values.iter().find(|(n, _)| n == name).map(|(_, v)| v) {
+            let value = attrs
+                .get(i)
+                .and_then(|a| a.value(name, k, inv, needs.resource_taken_at));
+            match value {
                 Some(AttrValue::Str(v)) => push_value(out, 's', v),
-                Some(AttrValue::Bool(b)) => out.push_str(if *b { ":b1" } else { ":b0" }),
+                Some(AttrValue::Bool(b)) => out.push_str(if b { ":b1" } else { ":b0" }),
                 Some(AttrValue::Time(t)) => {
                     out.push_str(":t");
                     push_number(out, t.0 as usize);

@@ -66,10 +66,10 @@ impl ResourceModel {
     fn new(kind: &str, arn: String, account_id: Option<String>) -> Self {
         let derived = ResourceAttrs::of_arn(kind, &arn, account_id.as_deref());
         let (name, region) = (
-            derived.name.map(str::to_string),
-            derived.region.map(str::to_string),
+            derived.name().map(str::to_string),
+            derived.region().map(str::to_string),
         );
-        let account_id = derived.account_id.map(str::to_string);
+        let account_id = derived.account_id().map(str::to_string);
         let bucket_arn = (kind == "AWS::S3::Object")
             .then(|| object_bucket_arn(&arn))
             .flatten();
@@ -212,9 +212,9 @@ impl ResourceModel {
         ResourceAttrs {
             kind: &self.kind,
             arn: self.arn.as_deref(),
-            name: self.name.as_deref(),
+            name: Some(self.name.as_deref()),
             account_id: self.account_id.as_deref(),
-            region: self.region.as_deref(),
+            region: Some(self.region.as_deref()),
         }
     }
 
@@ -250,28 +250,33 @@ impl ResourceModel {
 }
 
 /// What a resource's attributes are made of, borrowed: from its model, or straight from the
-/// event's names ([`resource_attrs`]), derived from its ARN in one place.
+/// event's names ([`resource_attrs`]), derived from its ARN in one place. What comes from the
+/// ARN is derived when it is read: per event, policies read one or two attributes.
 pub struct ResourceAttrs<'a> {
     kind: &'a str,
     arn: Option<&'a str>,
-    name: Option<&'a str>,
+    /// Given (the model's, the account's); `None` to derive from the ARN.
+    name: Option<Option<&'a str>>,
+    /// Given by the event; else the ARN's.
     account_id: Option<&'a str>,
-    region: Option<&'a str>,
+    /// Given (the model's); `None` to derive from the ARN.
+    region: Option<Option<&'a str>>,
+}
+
+/// `Some` unless empty.
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 impl<'a> ResourceAttrs<'a> {
     /// A resource named by its ARN: its name, region and (unless given) account from the ARN.
     fn of_arn(kind: &'a str, arn: &'a str, account_id: Option<&'a str>) -> Self {
-        let parts = Arn::parse(arn);
-        let non_empty = |s: &'a str| (!s.is_empty()).then_some(s);
         ResourceAttrs {
             kind,
             arn: Some(arn),
-            name: parts.and_then(|a| non_empty(name_of(a.service, a.resource))),
-            account_id: account_id
-                .and_then(non_empty)
-                .or_else(|| parts.and_then(|a| non_empty(a.account))),
-            region: parts.and_then(|a| non_empty(a.region)),
+            name: None,
+            account_id,
+            region: None,
         }
     }
 
@@ -280,47 +285,82 @@ impl<'a> ResourceAttrs<'a> {
         ResourceAttrs {
             kind: "AWS::Account",
             arn: None,
-            name: Some(account_id),
+            name: Some(Some(account_id)),
             account_id: Some(account_id),
-            region: None,
+            region: Some(None),
         }
     }
 
-    /// The attribute values ([`ATTRIBUTES`]) of the resource `key` names, `inventoryTakenAt`
-    /// only when `taken_at`.
+    fn parts(&self) -> Option<Arn<'a>> {
+        self.arn.and_then(Arn::parse)
+    }
+
+    /// Its short name: given, else from the ARN's resource part.
+    fn name(&self) -> Option<&'a str> {
+        match self.name {
+            Some(given) => given.and_then(non_empty),
+            None => self
+                .parts()
+                .and_then(|a| non_empty(name_of(a.service, a.resource))),
+        }
+    }
+
+    /// Its account: given, else the ARN's.
+    pub fn account_id(&self) -> Option<&'a str> {
+        self.account_id
+            .and_then(non_empty)
+            .or_else(|| self.parts().and_then(|a| non_empty(a.account)))
+    }
+
+    fn region(&self) -> Option<&'a str> {
+        match self.region {
+            Some(given) => given.and_then(non_empty),
+            None => self.parts().and_then(|a| non_empty(a.region)),
+        }
+    }
+
+    /// The value of one attribute ([`ATTRIBUTES`]) of the resource `key` names;
+    /// `inventoryTakenAt` only when `taken_at`.
+    pub fn value(
+        &self,
+        attr: &str,
+        key: &ResourceKey,
+        inv: &Inventory,
+        taken_at: bool,
+    ) -> Option<AttrValue<'a>> {
+        let in_org = || self.account_id().and_then(|a| inv.in_organization(a));
+        match attr {
+            "type" => non_empty(self.kind).map(AttrValue::Str),
+            "arn" => self.arn.and_then(non_empty).map(AttrValue::Str),
+            "name" => self.name().map(AttrValue::Str),
+            "accountId" => self.account_id().map(AttrValue::Str),
+            "region" => self.region().map(AttrValue::Str),
+            _ if inv.is_empty() => None,
+            "accountInOrganization" => in_org().map(AttrValue::Bool),
+            "inventoryTakenAt" if taken_at => {
+                // When the facts read were taken: the tags' (looked up again for it) and the
+                // organization's, when it says whether the account is in it.
+                let tags = key.tags(inv).base.and_then(|(_, at)| at);
+                let org = in_org().and(inv.organization);
+                tags.max(org).map(AttrValue::Time)
+            }
+            _ => None,
+        }
+    }
+
+    /// The attribute values ([`ATTRIBUTES`]) of the resource `key` names, in that order,
+    /// `inventoryTakenAt` only when `taken_at`.
     pub fn values(
         &self,
         key: &ResourceKey,
         inv: &Inventory,
         taken_at: bool,
     ) -> Vec<(&'static str, AttrValue<'a>)> {
-        let mut out = Vec::with_capacity(7);
-        for (name, value) in [
-            ("type", Some(self.kind)),
-            ("arn", self.arn),
-            ("name", self.name),
-            ("accountId", self.account_id),
-            ("region", self.region),
-        ] {
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                out.push((name, AttrValue::Str(v)));
-            }
-        }
-        if inv.is_empty() {
-            return out;
-        }
-        // The tags are looked up again only for when they were taken.
-        let mut taken = taken_at
-            .then(|| key.tags(inv).base.and_then(|(_, at)| at))
-            .flatten();
-        if let Some(in_org) = self.account_id.and_then(|a| inv.in_organization(a)) {
-            out.push(("accountInOrganization", AttrValue::Bool(in_org)));
-            taken = taken.max(inv.organization);
-        }
-        if taken_at && let Some(t) = taken {
-            out.push(("inventoryTakenAt", AttrValue::Time(t)));
-        }
-        out
+        ATTRIBUTES
+            .iter()
+            .map(|(name, _)| name.trim_end_matches('?'))
+            .filter_map(|name| Some((name, self.value(name, key, inv, taken_at)?)))
+            .collect()
     }
 }
 
@@ -379,7 +419,7 @@ pub fn resource_attrs<'a>(
         let index = FirstByArn::of(&out, arn);
         for i in 0..out.len() {
             let Some(r) = out.get(i) else { continue };
-            if r.kind != "AWS::S3::Object" || r.attrs().account_id.is_some() {
+            if r.kind != "AWS::S3::Object" || r.attrs().account_id().is_some() {
                 continue;
             }
             let Some(bucket) = arn(r).and_then(object_bucket_arn) else {
@@ -388,7 +428,7 @@ pub fn resource_attrs<'a>(
             let account = index
                 .find(&out, arn, &bucket)
                 .and_then(|e| out.get(e))
-                .and_then(|e| e.attrs().account_id.map(str::to_string));
+                .and_then(|e| e.attrs().account_id().map(str::to_string));
             if let (Some(account), Some(r)) = (account, out.get_mut(i)) {
                 r.account_id = Some(Cow::Owned(account));
             }
@@ -1479,7 +1519,7 @@ mod tests {
                     _ => None,
                 };
                 assert_eq!(m.account_id.as_deref(), expected, "{:?}", m.arn);
-                assert_eq!(n.attrs().account_id, expected, "{:?}", m.arn);
+                assert_eq!(n.attrs().account_id(), expected, "{:?}", m.arn);
                 let container = m.container.as_ref().and_then(|c| c.account_id.as_deref());
                 if m.kind == "AWS::S3::Object" {
                     assert_eq!(container, expected, "{:?}", m.arn);
