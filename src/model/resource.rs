@@ -829,14 +829,10 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// A non-empty string member.
-    fn str_of(&self, key: &str) -> Option<Cow<'a, str>> {
-        let at = self.keys.iter().position(|k| *k == key)?;
-        self.strings
-            .get(at)?
-            .as_ref()
-            .filter(|v| !v.is_empty())
-            .cloned()
+    /// The non-empty string members, in the order of the service's keys in [`PARAMETER_KEYS`]
+    /// (taken: by position, not by searching the keys for each).
+    fn take_strings(&mut self) -> [Option<Cow<'a, str>>; MAX_PARAMETER_KEYS] {
+        std::mem::take(&mut self.strings).map(|v| v.filter(|v| !v.is_empty()))
     }
 }
 
@@ -946,7 +942,9 @@ fn params_by_serde<'a>(raw: &'a str, keys: &'static [&'static str]) -> Result<Pa
 }
 
 /// The services whose request parameters name resources, and the members read for them (at
-/// most [`MAX_PARAMETER_KEYS`]): the arms of the `match` in [`from_request_parameters`].
+/// most [`MAX_PARAMETER_KEYS`]): the arms of the `match` in [`from_request_parameters`], which
+/// take each member's value by its position here (`every_parameter_read_names_its_resource`
+/// reads each one).
 const PARAMETER_KEYS: &[(&str, &[&str])] = &[
     ("s3", &["bucketName", "key"]),
     (
@@ -1212,11 +1210,12 @@ fn from_request_parameters<'a>(
     let Some(keys) = parameter_keys(service) else {
         return Ok(());
     };
-    let params = match quick_params(raw.get(), keys, service == "ec2") {
+    let mut params = match quick_params(raw.get(), keys, service == "ec2") {
         Some(p) => p,
         None => params_by_serde(raw.get(), keys)?,
     };
-    let str_of = |key: &str| params.str_of(key);
+    // Each arm reads its members by position, in the order of its keys in PARAMETER_KEYS.
+    let strings = params.take_strings();
     // `arn:<partition>:`, written once: each part of an ARN is one more copy to join.
     let head: Cow<str> = match principal.partition.as_str() {
         "aws" => "arn:aws:".into(),
@@ -1255,8 +1254,9 @@ fn from_request_parameters<'a>(
     // A service added here is added to PARAMETER_KEYS, with the members it reads.
     match service {
         "s3" => {
-            if let Some(bucket) = str_of("bucketName") {
-                match str_of("key") {
+            let [bucket_name, key, ..] = strings;
+            if let Some(bucket) = bucket_name {
+                match key {
                     Some(key) => push(
                         "AWS::S3::Object",
                         concat(&[head, "s3:::", &bucket, "/", &key]).into(),
@@ -1271,17 +1271,18 @@ fn from_request_parameters<'a>(
             }
         }
         "iam" => {
-            for (key, kind, path) in [
-                ("userName", "AWS::IAM::User", ":user/"),
-                ("roleName", "AWS::IAM::Role", ":role/"),
-                ("groupName", "AWS::IAM::Group", ":group/"),
+            let [user, role, group, profile, policy_arn] = strings;
+            for (name, kind, path) in [
+                (user, "AWS::IAM::User", ":user/"),
+                (role, "AWS::IAM::Role", ":role/"),
+                (group, "AWS::IAM::Group", ":group/"),
                 (
-                    "instanceProfileName",
+                    profile,
                     "AWS::IAM::InstanceProfile",
                     ":instance-profile/",
                 ),
             ] {
-                if let Some(name) = str_of(key) {
+                if let Some(name) = name {
                     push(
                         kind,
                         concat(&[head, "iam::", account, path, &name]).into(),
@@ -1289,13 +1290,14 @@ fn from_request_parameters<'a>(
                     );
                 }
             }
-            if let Some(arn) = str_of("policyArn") {
+            if let Some(arn) = policy_arn {
                 push("AWS::IAM::ManagedPolicy", arn, None);
             }
         }
         "ec2" => {
             // Newer EC2 calls record their request object: {"AssociateIamInstanceProfileRequest": {"InstanceId": ...}}.
-            let ids = str_of("instanceId")
+            let [instance_id, group_id, ..] = strings;
+            let ids = instance_id
                 .into_iter()
                 .chain(params.nested_instance_ids.iter().cloned())
                 .chain(params.items_instance_ids.iter().cloned());
@@ -1306,7 +1308,7 @@ fn from_request_parameters<'a>(
                     Some(account),
                 );
             }
-            if let Some(id) = str_of("groupId") {
+            if let Some(id) = group_id {
                 push(
                     "AWS::EC2::SecurityGroup",
                     regional("ec2:", ":security-group/", &id),
@@ -1315,7 +1317,8 @@ fn from_request_parameters<'a>(
             }
         }
         "cloudtrail" => {
-            if let Some(name) = str_of("name").or(str_of("trailName")) {
+            let [name, trail_name, ..] = strings;
+            if let Some(name) = name.or(trail_name) {
                 push(
                     "AWS::CloudTrail::Trail",
                     arn_or(name, "cloudtrail:", ":trail/"),
@@ -1324,7 +1327,8 @@ fn from_request_parameters<'a>(
             }
         }
         "lambda" => {
-            if let Some(name) = str_of("functionName") {
+            let [function_name, ..] = strings;
+            if let Some(name) = function_name {
                 push(
                     "AWS::Lambda::Function",
                     arn_or(name, "lambda:", ":function:"),
@@ -1333,12 +1337,14 @@ fn from_request_parameters<'a>(
             }
         }
         "kms" => {
-            if let Some(key) = str_of("keyId") {
+            let [key_id, ..] = strings;
+            if let Some(key) = key_id {
                 push("AWS::KMS::Key", arn_or(key, "kms:", ":key/"), None);
             }
         }
         "secretsmanager" => {
-            if let Some(id) = str_of("secretId") {
+            let [secret_id, ..] = strings;
+            if let Some(id) = secret_id {
                 push(
                     "AWS::SecretsManager::Secret",
                     arn_or(id, "secretsmanager:", ":secret:"),
@@ -1347,7 +1353,8 @@ fn from_request_parameters<'a>(
             }
         }
         "sts" => {
-            if let Some(arn) = str_of("roleArn") {
+            let [role_arn, ..] = strings;
+            if let Some(arn) = role_arn {
                 push("AWS::IAM::Role", arn, None);
             }
         }
@@ -1525,6 +1532,77 @@ mod tests {
                     assert_eq!(container, expected, "{:?}", m.arn);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_parameter_read_names_its_resource() {
+        let named = |service: &str, params: &str| {
+            let json = format!(
+                r#"{{"eventTime":"2024-01-07T22:35:30Z","eventSource":"{service}.amazonaws.com","eventName":"X","awsRegion":"us-east-1","recipientAccountId":"123456789012","requestParameters":{params}}}"#
+            );
+            let v = view(&json);
+            let keys: Vec<String> = resource_keys(&v, &principal())
+                .unwrap()
+                .iter()
+                .map(|k| k.id().to_string())
+                .collect();
+            let models: Vec<String> = resources_of(&v, &principal())
+                .unwrap()
+                .iter()
+                .map(|r| format!("{} {}", r.kind, r.uid.id().unescaped()))
+                .collect();
+            assert_eq!(
+                keys,
+                models
+                    .iter()
+                    .map(|m| m.split_once(' ').unwrap().1.to_string())
+                    .collect::<Vec<_>>(),
+                "{params}"
+            );
+            models.join(", ")
+        };
+        let regional = "us-east-1:123456789012";
+        for (service, params, expected) in [
+            ("s3", r#"{"bucketName":"b"}"#, "AWS::S3::Bucket arn:aws:s3:::b".to_string()),
+            ("s3", r#"{"key":"k","bucketName":"b"}"#, "AWS::S3::Object arn:aws:s3:::b/k".into()),
+            ("s3", r#"{"key":"k"}"#, "AWS::Account 123456789012".into()),
+            ("iam", r#"{"userName":"u"}"#, "AWS::IAM::User arn:aws:iam::123456789012:user/u".into()),
+            ("iam", r#"{"roleName":"r"}"#, "AWS::IAM::Role arn:aws:iam::123456789012:role/r".into()),
+            ("iam", r#"{"groupName":"g"}"#, "AWS::IAM::Group arn:aws:iam::123456789012:group/g".into()),
+            (
+                "iam",
+                r#"{"instanceProfileName":"p"}"#,
+                "AWS::IAM::InstanceProfile arn:aws:iam::123456789012:instance-profile/p".into(),
+            ),
+            (
+                "iam",
+                r#"{"policyArn":"arn:aws:iam::aws:policy/P","userName":"u"}"#,
+                "AWS::IAM::User arn:aws:iam::123456789012:user/u, AWS::IAM::ManagedPolicy arn:aws:iam::aws:policy/P".into(),
+            ),
+            ("ec2", r#"{"instanceId":"i-1"}"#, format!("AWS::EC2::Instance arn:aws:ec2:{regional}:instance/i-1")),
+            ("ec2", r#"{"groupId":"sg-1"}"#, format!("AWS::EC2::SecurityGroup arn:aws:ec2:{regional}:security-group/sg-1")),
+            ("cloudtrail", r#"{"name":"t"}"#, format!("AWS::CloudTrail::Trail arn:aws:cloudtrail:{regional}:trail/t")),
+            (
+                "cloudtrail",
+                r#"{"trailName":"arn:aws:cloudtrail:eu-west-1:111122223333:trail/t"}"#,
+                "AWS::CloudTrail::Trail arn:aws:cloudtrail:eu-west-1:111122223333:trail/t".into(),
+            ),
+            ("lambda", r#"{"functionName":"f"}"#, format!("AWS::Lambda::Function arn:aws:lambda:{regional}:function:f")),
+            ("kms", r#"{"keyId":"k"}"#, format!("AWS::KMS::Key arn:aws:kms:{regional}:key/k")),
+            (
+                "secretsmanager",
+                r#"{"secretId":"s"}"#,
+                format!("AWS::SecretsManager::Secret arn:aws:secretsmanager:{regional}:secret:s"),
+            ),
+            (
+                "sts",
+                r#"{"roleArn":"arn:aws:iam::111122223333:role/x"}"#,
+                "AWS::IAM::Role arn:aws:iam::111122223333:role/x".into(),
+            ),
+            ("sts", r#"{"roleArn":""}"#, "AWS::Account 123456789012".into()),
+        ] {
+            assert_eq!(named(service, params), expected, "{service} {params}");
         }
     }
 
