@@ -911,6 +911,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_object_with_tags_of_its_own_has_them_and_the_others_their_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.json");
+        std::fs::write(
+            &path,
+            r#"{"ResourceTagMappingList":[
+            {"ResourceARN":"arn:aws:s3:::b","Tags":[{"Key":"service","Value":"billing"}]},
+            {"ResourceARN":"arn:aws:s3:::b/tagged.csv","Tags":[{"Key":"service","Value":"web"}]}]}"#,
+        )
+        .unwrap();
+        let inv = Inventory::load(&[path], Some(Timestamp(0))).unwrap();
+        let service = |arn: &str| {
+            inv.tags_of_resource(arn)
+                .and_then(|(t, _)| t.get("service").cloned())
+        };
+        assert_eq!(service("arn:aws:s3:::b/tagged.csv").as_deref(), Some("web"));
+        assert_eq!(
+            service("arn:aws:s3:::b/other.csv").as_deref(),
+            Some("billing")
+        );
+        assert_eq!(service("arn:aws:s3:::b").as_deref(), Some("billing"));
+        assert_eq!(service("arn:aws:s3:::c/other.csv"), None);
+    }
+
+    #[test]
     fn arn_parts_for_lookups() {
         assert_eq!(arn_service("arn:aws:s3:::bucket/key"), Some("s3"));
         assert_eq!(arn_service("arn:aws:iam"), Some("iam"));

@@ -1276,11 +1276,7 @@ fn from_request_parameters<'a>(
                 (user, "AWS::IAM::User", ":user/"),
                 (role, "AWS::IAM::Role", ":role/"),
                 (group, "AWS::IAM::Group", ":group/"),
-                (
-                    profile,
-                    "AWS::IAM::InstanceProfile",
-                    ":instance-profile/",
-                ),
+                (profile, "AWS::IAM::InstanceProfile", ":instance-profile/"),
             ] {
                 if let Some(name) = name {
                     push(
