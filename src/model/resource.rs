@@ -398,7 +398,7 @@ pub fn resource_attrs<'a>(
     view: &'a EventView,
     principal: &'a PrincipalModel,
 ) -> Result<Vec<NamedResource<'a>>, String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(2);
     let listed = match find(view, principal, &mut out, |n| NamedResource {
         key: ResourceKey::Arn(n.arn),
         kind: n.kind,
@@ -559,7 +559,7 @@ pub fn resources_of(
     view: &EventView,
     principal: &PrincipalModel,
 ) -> Result<Vec<ResourceModel>, String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(2);
     let listed = match find(view, principal, &mut out, |n| {
         ResourceModel::new(
             &n.kind,
@@ -603,7 +603,9 @@ pub fn resource_keys<'a>(
     view: &'a EventView,
     principal: &'a PrincipalModel,
 ) -> Result<Vec<ResourceKey<'a>>, String> {
-    let mut keys = Vec::new();
+    // Room for an S3 data event's object and bucket, allocated at once: every event that
+    // reaches here has at least one.
+    let mut keys = Vec::with_capacity(2);
     match find(view, principal, &mut keys, |n| ResourceKey::Arn(n.arn))? {
         Found::Account(account) => keys.push(ResourceKey::Account(account)),
         Found::Named { .. } => dedup_by(&mut keys, ResourceKey::id),
