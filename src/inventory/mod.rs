@@ -704,9 +704,13 @@ impl Inventory {
             Some("ec2") => instance_id_of_arn(arn)
                 .and_then(|id| self.instances.get(id))
                 .map(|i| (&i.tags, i.taken_at)),
-            Some("iam") => match self.user(Some(arn), None) {
-                Some(u) => Some((&u.tags, u.taken_at)),
-                None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
+            // A role as listed first: found without parsing its ARN for a user's name.
+            Some("iam") => match self.roles.get(arn) {
+                Some(r) => Some((&r.tags, r.taken_at)),
+                None => match self.user(Some(arn), None) {
+                    Some(u) => Some((&u.tags, u.taken_at)),
+                    None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
+                },
             },
             _ => None,
         });
