@@ -243,6 +243,7 @@ impl Engine {
             memo_key: String::new(),
             stand_in_values: String::new(),
             stand_in_ends: Vec::new(),
+            keys: Vec::new(),
             no_resource: uid(&types().resource, ""),
         }
     }
@@ -470,6 +471,8 @@ pub struct Evaluator<'e> {
     /// names: the values read, resource after resource (ending at `stand_in_ends`).
     stand_in_values: String,
     stand_in_ends: Vec<usize>,
+    /// The keys of an event's resources, empty between events: its allocation is reused.
+    keys: Vec<ResourceKey<'static>>,
     /// The resource of a request whose policies do not read the resource.
     no_resource: EntityUid,
 }
@@ -620,12 +623,15 @@ impl Evaluator<'_> {
         };
         // The values read are also the resources' part of the key of memoized decisions.
         let values_read = by_stand_ins || candidates.memoized.needs.resource;
-        let keys: Vec<ResourceKey> = match (&resources, values_read) {
-            (_, false) => Vec::new(),
-            (Some(rs), true) => rs.iter().map(ResourceModel::key).collect(),
-            (None, true) if !named.is_empty() => named.iter().map(|n| n.key.borrowed()).collect(),
-            (None, true) => resource_keys(view, &principal)?,
-        };
+        let mut keys = recycle(std::mem::take(&mut self.keys));
+        match (&resources, values_read) {
+            (_, false) => {}
+            (Some(rs), true) => keys.extend(rs.iter().map(ResourceModel::key)),
+            (None, true) if !named.is_empty() => {
+                keys.extend(named.iter().map(|n| n.key.borrowed()))
+            }
+            (None, true) => resource_keys(view, &principal, &mut keys)?,
+        }
         let attrs: Vec<ResourceAttrs> = match &resources {
             _ if needs.resource_attrs.is_empty() => Vec::new(),
             Some(rs) => rs.iter().map(ResourceModel::attrs).collect(),
@@ -661,6 +667,7 @@ impl Evaluator<'_> {
                     verdict.hits = d.hits.clone();
                     verdict.not_allowed = allow_list && d.flags.iter().any(|&(f, p)| !f && !p);
                     verdict.errors = d.errors.clone();
+                    self.keys = recycle(keys);
                     verdict.resources = resources;
                     return Ok(verdict);
                 }
@@ -675,6 +682,7 @@ impl Evaluator<'_> {
             replayed,
             verdict,
         )?;
+        self.keys = recycle(keys);
         verdict.resources = resources;
         Ok(verdict)
     }
@@ -1001,6 +1009,18 @@ impl Evaluator<'_> {
 
 /// Keeps `value` in a cache under `key`, unless the key is longer than [`MAX_KEY_BYTES`]; a
 /// cache of [`CACHE_LIMIT`] entries starts over.
+/// The allocation of a vector of keys, emptied, for keys that borrow from another event; not
+/// when a hostile event's thousands of resources made it large.
+fn recycle<'b>(mut keys: Vec<ResourceKey<'_>>) -> Vec<ResourceKey<'b>> {
+    if keys.capacity() > 64 {
+        return Vec::new();
+    }
+    keys.clear();
+    // Collected in place: the same allocation, since the item type only changes lifetime.
+    #[allow(clippy::unnecessary_filter_map)] // no item: what changes is the type
+    keys.into_iter().filter_map(|_| None).collect()
+}
+
 fn keep<V>(cache: &mut FxHashMap<String, V>, key: &str, value: V) {
     if key.len() > MAX_KEY_BYTES {
         return;
