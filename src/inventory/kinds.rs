@@ -49,7 +49,7 @@ pub struct Loaded {
     pub elastic_ips: Vec<ElasticIpFacts>,
     pub accounts: HashMap<String, AccountFacts>,
     pub organization: Option<Timestamp>,
-    pub entity_tags: HashMap<(String, String), Tags>,
+    pub entity_tags: HashMap<String, HashMap<String, Tags>>,
     pub networks: Vec<NetworkFacts>,
 }
 
@@ -913,7 +913,9 @@ fn cedar_entities(items: &[Value], out: &mut Loaded) -> Result<(), String> {
             ));
         }
         out.entity_tags
-            .entry((ty.to_string(), id.to_string()))
+            .entry(ty.to_string())
+            .or_default()
+            .entry(id.to_string())
             .or_default()
             .extend(tags);
     }

@@ -297,8 +297,8 @@ pub struct Inventory {
     /// When the organization's accounts were listed: from then on, an account not in
     /// `accounts` is outside the organization.
     pub organization: Option<Timestamp>,
-    /// Tags from Cedar entities JSON, by entity type and id.
-    pub entity_tags: HashMap<(String, String), Tags>,
+    /// Tags from Cedar entities JSON, by entity type, then id.
+    pub entity_tags: HashMap<String, HashMap<String, Tags>>,
     pub networks: Vec<NetworkFacts>,
     addresses: HashMap<IpAddr, AddressFacts>,
     /// Secrets Manager ARNs by the ARN without the random suffix AWS appends (`-AbCdEf`):
@@ -498,17 +498,20 @@ impl Inventory {
         if let Some(at) = loaded.organization {
             self.organization = Some(self.organization.map_or(at, |o| o.max(at)));
         }
-        for (key, tags) in loaded.entity_tags {
-            let entry = self.entity_tags.entry(key).or_default();
-            for (k, v) in tags {
-                if let Some(old) = entry.get(&k)
-                    && *old != v
-                {
-                    conflicts.push(format!(
-                        "{file}: tag {k} of an entity is {v:?} here and {old:?} in an earlier file"
-                    ));
+        for (ty, entities) in loaded.entity_tags {
+            let known = self.entity_tags.entry(ty).or_default();
+            for (id, tags) in entities {
+                let entry = known.entry(id).or_default();
+                for (k, v) in tags {
+                    if let Some(old) = entry.get(&k)
+                        && *old != v
+                    {
+                        conflicts.push(format!(
+                            "{file}: tag {k} of an entity is {v:?} here and {old:?} in an earlier file"
+                        ));
+                    }
+                    entry.insert(k, v);
                 }
-                entry.insert(k, v);
             }
         }
     }
@@ -726,14 +729,14 @@ impl Inventory {
             .map(|_| self.accounts.contains_key(account))
     }
 
-    /// Tags given in Cedar entities JSON for an entity of the model.
-    #[inline]
+    /// Tags given in Cedar entities JSON for an entity of the model (looked up per resource and
+    /// event: by type, then id, without building a key).
+    #[inline(always)]
     pub fn extra_tags(&self, entity_type: &str, id: &str) -> Option<&Tags> {
         if self.entity_tags.is_empty() {
             return None;
         }
-        self.entity_tags
-            .get(&(entity_type.to_string(), id.to_string()))
+        self.entity_tags.get(entity_type)?.get(id)
     }
 
     /// The managed policies that apply to a user: its own and its groups'.
