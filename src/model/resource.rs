@@ -1699,6 +1699,14 @@ mod tests {
         (*state % n as u64) as usize
     }
 
+    /// Named resources as text, to compare two readers' lists.
+    fn render(named: &[Named]) -> Vec<String> {
+        named
+            .iter()
+            .map(|n| format!("{}|{}|{:?}", n.kind, n.arn, n.account_id))
+            .collect()
+    }
+
     #[test]
     fn the_quick_reader_of_resources_agrees_with_serde_json() {
         let keys = [
@@ -1725,12 +1733,6 @@ mod tests {
         let spaces = ["", " ", "\n\t"];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut pick = |n: usize| xorshift(&mut state, n);
-        let render = |named: &[Named]| {
-            named
-                .iter()
-                .map(|n| format!("{}|{}|{:?}", n.kind, n.arn, n.account_id))
-                .collect::<Vec<_>>()
-        };
         let mut quick = 0;
         for _ in 0..5000 {
             let mut text = format!("{}[", spaces[pick(3)]);
@@ -1784,12 +1786,6 @@ mod tests {
         ];
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut pick = |n: usize| xorshift(&mut state, n);
-        let render = |named: &[Named]| {
-            named
-                .iter()
-                .map(|n| format!("{}|{}|{:?}", n.kind, n.arn, n.account_id))
-                .collect::<Vec<_>>()
-        };
         let mut canonical = 0;
         for _ in 0..5000 {
             let mut text = String::from("[");
