@@ -1007,8 +1007,6 @@ impl Evaluator<'_> {
     }
 }
 
-/// Keeps `value` in a cache under `key`, unless the key is longer than [`MAX_KEY_BYTES`]; a
-/// cache of [`CACHE_LIMIT`] entries starts over.
 /// The allocation of a vector of keys, emptied, for keys that borrow from another event; not
 /// when a hostile event's thousands of resources made it large.
 fn recycle<'b>(mut keys: Vec<ResourceKey<'_>>) -> Vec<ResourceKey<'b>> {
@@ -1021,6 +1019,8 @@ fn recycle<'b>(mut keys: Vec<ResourceKey<'_>>) -> Vec<ResourceKey<'b>> {
     keys.into_iter().filter_map(|_| None).collect()
 }
 
+/// Keeps `value` in a cache under `key`, unless the key is longer than [`MAX_KEY_BYTES`]; a
+/// cache of [`CACHE_LIMIT`] entries starts over.
 fn keep<V>(cache: &mut FxHashMap<String, V>, key: &str, value: V) {
     if key.len() > MAX_KEY_BYTES {
         return;
@@ -1193,6 +1193,22 @@ mod tests {
             .iter()
             .map(|h| engine.pack.detections[h.detection].id.as_str())
             .collect()
+    }
+
+    #[test]
+    fn a_vector_of_keys_is_recycled_empty_with_its_allocation_unless_large() {
+        let text = String::from("arn:aws:s3:::b");
+        let keys = vec![
+            ResourceKey::Arn(std::borrow::Cow::Borrowed(text.as_str())),
+            ResourceKey::Account("123456789012"),
+        ];
+        let at = keys.as_ptr() as usize;
+        let recycled: Vec<ResourceKey<'static>> = recycle(keys);
+        drop(text);
+        assert!(recycled.is_empty());
+        assert_eq!(recycled.as_ptr() as usize, at, "the same allocation");
+        let large: Vec<ResourceKey> = (0..100).map(|_| ResourceKey::Account("1")).collect();
+        assert_eq!(recycle(large).capacity(), 0, "a hostile event's is let go");
     }
 
     #[test]
