@@ -640,10 +640,14 @@ impl Inventory {
 
     /// An IAM role by ARN, with or without its path.
     pub fn role(&self, arn: &str) -> Option<&RoleFacts> {
-        self.roles.get(arn).or_else(|| {
-            let full = self.iam_names.get(&iam_name_key("role", arn)?)?;
-            self.roles.get(full)
-        })
+        self.roles.get(arn).or_else(|| self.role_by_name(arn))
+    }
+
+    /// An IAM role by ARN with the other path (with it when `arn` has none, and the other way
+    /// round): its account and name.
+    fn role_by_name(&self, arn: &str) -> Option<&RoleFacts> {
+        let full = self.iam_names.get(&iam_name_key("role", arn)?)?;
+        self.roles.get(full)
     }
 
     /// When the IAM users of an account were listed; then a user not in the inventory did not
@@ -712,7 +716,7 @@ impl Inventory {
                 Some(r) => Some((&r.tags, r.taken_at)),
                 None => match self.user(Some(arn), None) {
                     Some(u) => Some((&u.tags, u.taken_at)),
-                    None => self.role(arn).map(|r| (&r.tags, r.taken_at)),
+                    None => self.role_by_name(arn).map(|r| (&r.tags, r.taken_at)),
                 },
             },
             _ => None,
