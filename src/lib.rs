@@ -29,6 +29,7 @@
     )
 )]
 
+pub mod arn;
 pub mod cases;
 pub mod cli;
 pub mod corpus;
@@ -40,6 +41,7 @@ pub mod model;
 pub mod report;
 pub mod scan;
 pub mod source;
+pub mod text;
 pub mod time;
 
 /// The shipped pack, embedded by `build.rs`.

@@ -19,10 +19,8 @@ use crate::model::fields::{self, FieldNeed};
 use crate::model::resource::{
     AttrValue, ResourceAttrs, ResourceKey, resource_attrs, resource_keys, resources_of,
 };
-use crate::model::{
-    EventView, Field, PrincipalModel, ResourceModel, action_uid, concat, push_number, push_value,
-    types, uid,
-};
+use crate::model::{EventView, Field, PrincipalModel, ResourceModel, action_uid, types, uid};
+use crate::text::{concat, push_number, push_value};
 use analysis::Needs;
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityUid, EvalResult, Expression, Policy,

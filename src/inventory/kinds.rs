@@ -21,7 +21,7 @@ use super::{
     AccountFacts, Cidr, ElasticIpFacts, EndpointFacts, GroupFacts, InstanceFacts, KeyFacts,
     NatFacts, NetworkFacts, RoleFacts, Tags, UserFacts,
 };
-use crate::model::principal::Arn;
+use crate::arn::Arn;
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap as HashMap;
 use serde::Deserialize;

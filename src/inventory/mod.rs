@@ -8,8 +8,8 @@
 
 pub mod kinds;
 
-use crate::model::principal::Arn;
-use crate::model::{concat, split_byte};
+use crate::arn::{Arn, arn_service};
+use crate::text::{concat, split_byte};
 use crate::time::Timestamp;
 // Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
 // a flooding attacker gains nothing as every table is built once, before the logs are read.
@@ -904,13 +904,6 @@ fn s3_bucket_of_object(arn: &str) -> Option<&str> {
     arn.get(..arn.len() - path.len() + bucket.len())
 }
 
-/// The third `:`-separated part of an ARN, its service: `arn:aws:s3:::bucket` → `s3`.
-fn arn_service(arn: &str) -> Option<&str> {
-    let (_, rest) = split_byte(arn, b':')?;
-    let (_, rest) = split_byte(rest, b':')?;
-    Some(split_byte(rest, b':').map_or(rest, |(service, _)| service))
-}
-
 /// `arn:aws:ec2:region:account:instance/i-...` → `i-...` (after the last `:instance/`).
 fn instance_id_of_arn(arn: &str) -> Option<&str> {
     memchr::memrchr_iter(b':', arn.as_bytes())
@@ -948,9 +941,6 @@ mod tests {
 
     #[test]
     fn arn_parts_for_lookups() {
-        assert_eq!(arn_service("arn:aws:s3:::bucket/key"), Some("s3"));
-        assert_eq!(arn_service("arn:aws:iam"), Some("iam"));
-        assert_eq!(arn_service("arn:aws"), None);
         for (arn, id) in [
             (
                 "arn:aws:ec2:ap-northeast-1:123456789012:instance/i-0abc",

@@ -534,7 +534,11 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
             Attr::VpcEndpointId => e.vpc_endpoint_id.as_deref(),
             // The endpoint's entity also holds the event's `vpcEndpointAccountId`.
             Attr::VpcEndpoint => {
-                super::push_value(key, 's', e.vpc_endpoint_account_id.as_deref().unwrap_or(""));
+                crate::text::push_value(
+                    key,
+                    's',
+                    e.vpc_endpoint_account_id.as_deref().unwrap_or(""),
+                );
                 e.vpc_endpoint_id.as_deref()
             }
             Attr::VpcEndpointAccountId => e.vpc_endpoint_account_id.as_deref(),
@@ -545,7 +549,7 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
         };
         // Presence and value, separated so that ("a", "bc") and ("ab", "c") differ.
         match part {
-            Some(p) => super::push_value(key, 's', p),
+            Some(p) => crate::text::push_value(key, 's', p),
             None => key.push('-'),
         }
     }

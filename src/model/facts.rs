@@ -183,7 +183,7 @@ pub fn group_entities(arn: &str, inv: &Inventory) -> Vec<Entity> {
         facts.map(|g| &g.policies).into_iter().flatten(),
     );
     attrs.datetime("inventoryTakenAt", facts.and_then(|g| g.taken_at));
-    let account = super::principal::Arn::parse(arn)
+    let account = crate::arn::Arn::parse(arn)
         .map(|a| a.account)
         .filter(|a| !a.is_empty());
     let mut out = vec![entity(

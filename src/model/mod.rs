@@ -26,6 +26,7 @@ pub mod resource;
 pub mod schema;
 
 use crate::event::Event;
+use crate::text::truncate;
 use crate::time::Timestamp;
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::Value;
@@ -93,43 +94,6 @@ pub fn types() -> &'static Types {
         principals: PrincipalKind::ALL.map(|k| type_name(k.type_name())),
         fields: Field::ALL.map(|f| type_name(f.type_name())),
     })
-}
-
-/// The parts joined, in one allocation: what `format!` does for names built on every event,
-/// without its formatting machinery.
-pub fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        out.push_str(p);
-    }
-    out
-}
-
-/// Appends a number in hexadecimal, without the formatting machinery or a division (it is on
-/// every event's path, in keys): a character per digit, from the most significant.
-pub fn push_number(out: &mut String, n: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - (n | 1).leading_zeros()).div_ceil(4);
-    for i in (0..digits).rev() {
-        let v = (n >> (i * 4)) & 15;
-        out.push(char::from(DIGITS.get(v).copied().unwrap_or(b'0')));
-    }
-}
-
-/// Appends `:<kind><len>=<value>`: a value in a key, unambiguous whatever it holds.
-pub fn push_value(out: &mut String, kind: char, value: &str) {
-    out.push(':');
-    out.push(kind);
-    push_number(out, value.len());
-    out.push('=');
-    out.push_str(value);
-}
-
-/// `s` split at the first `byte` (an ASCII delimiter such as `:`), without it: `split_once`
-/// for the short parts of ARNs, split on every event, without the pattern machinery.
-pub fn split_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
-    let at = s.bytes().position(|b| b == byte)?;
-    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 /// An entity uid of one of the model's types.
@@ -261,31 +225,9 @@ impl<'a> EventView<'a> {
     }
 }
 
-/// At most `max` characters of `s`, for messages that quote input.
-pub fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or(s)),
-        None => s.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_in_keys_are_hexadecimal_and_values_length_prefixed() {
-        let mut out = String::new();
-        for n in [0, 9, 10, 15, 16, 255, 4096, usize::MAX] {
-            push_number(&mut out, n);
-            out.push(' ');
-        }
-        assert_eq!(out, "0 9 a f 10 ff 1000 ffffffffffffffff ");
-        out.clear();
-        push_value(&mut out, 's', "a:b=c");
-        push_value(&mut out, 's', "");
-        assert_eq!(out, ":s5=a:b=c:s0=");
-    }
 
     #[test]
     fn every_type_name_parses() {
@@ -330,11 +272,5 @@ mod tests {
                 .unwrap_err()
                 .contains("recursion limit")
         );
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("日本語テキスト", 3), "日本語…");
-        assert_eq!(truncate("abc", 3), "abc");
     }
 }

@@ -5,7 +5,8 @@
 //! not record for a type is simply absent (`principal has ...`).
 
 use super::facts::{self, Attrs};
-use super::{split_byte, types, uid};
+use super::{types, uid};
+use crate::arn::Arn;
 use crate::event::UserIdentity;
 use crate::inventory::{Inventory, Tags, later};
 use crate::time::Timestamp;
@@ -492,34 +493,6 @@ pub fn is_instance_id(s: &str) -> bool {
     })
 }
 
-/// The parts of an ARN: `arn:partition:service:region:account:resource`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arn<'a> {
-    pub partition: &'a str,
-    pub service: &'a str,
-    pub region: &'a str,
-    pub account: &'a str,
-    pub resource: &'a str,
-}
-
-impl<'a> Arn<'a> {
-    /// Splits an ARN; `None` if it is not one.
-    pub fn parse(s: &'a str) -> Option<Self> {
-        let rest = s.strip_prefix("arn:")?;
-        let (partition, rest) = split_byte(rest, b':')?;
-        let (service, rest) = split_byte(rest, b':')?;
-        let (region, rest) = split_byte(rest, b':')?;
-        let (account, resource) = split_byte(rest, b':')?;
-        Some(Arn {
-            partition,
-            service,
-            region,
-            account,
-            resource,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,32 +504,6 @@ mod tests {
 
     fn attr(p: &PrincipalModel, name: &str) -> Option<String> {
         p.entities[0].attr(name).map(|v| v.unwrap().to_string())
-    }
-
-    #[test]
-    fn arns_split_into_their_five_parts() {
-        let a = Arn::parse("arn:aws:lambda:ap-northeast-1:123456789012:function:fn:alias").unwrap();
-        assert_eq!(
-            (a.partition, a.service, a.region, a.account, a.resource),
-            (
-                "aws",
-                "lambda",
-                "ap-northeast-1",
-                "123456789012",
-                "function:fn:alias"
-            )
-        );
-        let a = Arn::parse("arn:aws:s3:::bucket").unwrap();
-        assert_eq!((a.service, a.account, a.resource), ("s3", "", "bucket"));
-        for bad in [
-            "",
-            "arn",
-            "arn:aws:s3::",
-            "urn:aws:s3:::bucket",
-            "arnx:aws:s3:::b",
-        ] {
-            assert!(Arn::parse(bad).is_none(), "{bad}");
-        }
     }
 
     #[test]

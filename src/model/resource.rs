@@ -6,9 +6,11 @@
 //! object is in its bucket, and everything is in its `Account`.
 
 use super::facts::{self, Attrs, FactCache};
-use super::principal::{Arn, PrincipalModel};
-use super::{EventView, Field, concat, types, uid};
+use super::principal::PrincipalModel;
+use super::{EventView, Field, types, uid};
+use crate::arn::Arn;
 use crate::inventory::{Inventory, ResourceTags, Tags};
+use crate::text::concat;
 use crate::time::Timestamp;
 use cedar_policy::{Entity, EntityUid};
 use std::borrow::Cow;
@@ -126,7 +128,7 @@ impl ResourceModel {
             self.region.as_ref(),
         ] {
             match part {
-                Some(p) => super::push_value(out, 's', p),
+                Some(p) => crate::text::push_value(out, 's', p),
                 None => out.push('-'),
             }
         }
