@@ -18,10 +18,17 @@
 //!
 //! Each measurement runs in a child process so that its peak resident memory (VmHWM) is its own.
 
+/// The corpus generator: benchmark tooling, not part of the library. (Its tests run in the
+/// integration tests' binary, which includes it too; a bench without the test harness compiles
+/// them without running them.)
+#[path = "support/corpus.rs"]
+#[allow(dead_code, unused_imports)]
+mod corpus;
+
+use corpus::CorpusSpec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use trailcedar::corpus::{self, CorpusSpec};
 use trailcedar::engine::Engine;
 use trailcedar::engine::pack;
 use trailcedar::inventory::Inventory;

@@ -32,7 +32,6 @@
 pub mod arn;
 pub mod cases;
 pub mod cli;
-pub mod corpus;
 pub mod decode;
 pub mod engine;
 pub mod event;

@@ -1,5 +1,10 @@
 //! The integration tests: one binary (faster links), one module per concern.
 
+/// The corpus generator (benchmark tooling), for the sample archive's test and its own tests.
+#[path = "../../benches/support/corpus.rs"]
+#[allow(dead_code)]
+mod corpus;
+
 mod authoring;
 mod cli;
 mod hostile;

@@ -336,11 +336,9 @@ forbid (principal, action == Action::"sts:GetCallerIdentity", resource) when { 9
 #[test]
 fn sample_archive_is_what_the_generator_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let written = trailcedar::corpus::write_sample_archive(
-        dir.path(),
-        std::path::Path::new("fixtures/events"),
-    )
-    .unwrap();
+    let written =
+        crate::corpus::write_sample_archive(dir.path(), std::path::Path::new("fixtures/events"))
+            .unwrap();
     let gunzip = |p: &std::path::Path| {
         let mut s = String::new();
         flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())

@@ -4,12 +4,12 @@
 //!
 //! The same seed always gives the same bytes.
 
-use crate::time::Timestamp;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use trailcedar::time::Timestamp;
 
 /// Changes whenever the generator writes different bytes for the same spec, so that cached
 /// corpora are regenerated.
@@ -981,7 +981,7 @@ mod tests {
         assert!((900..1800).contains(&avg), "average record size {avg}");
         for e in &a {
             let text = serde_json::to_string(e).unwrap();
-            crate::model::EventView::parse(&text).unwrap();
+            trailcedar::model::EventView::parse(&text).unwrap();
         }
     }
 
@@ -1001,7 +1001,7 @@ mod tests {
             )
         );
         assert_eq!(
-            crate::source::s3_delivery_day(&p),
+            trailcedar::source::s3_delivery_day(&p),
             Timestamp::from_date(2024, 5, 1)
         );
     }
