@@ -5,10 +5,10 @@
 //! that received the event. Every resource is a `Resource` entity whose id is its ARN; an S3
 //! object is in its bucket, and everything is in its `Account`.
 //!
-//! - [`listed`] reads the `resources` list;
-//! - [`params`] reads the request parameters that name resources;
-//! - [`service`] names them, one file per service: adding a service's resources is one file
-//!   beside its siblings and a line in [`service::SERVICES`].
+//! - `listed.rs` reads the `resources` list;
+//! - `params.rs` reads the request parameters that name resources;
+//! - `service/` names them, one file per service: adding a service's resources is one file
+//!   beside its siblings and a line in its `SERVICES`.
 
 mod listed;
 mod params;

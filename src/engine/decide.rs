@@ -1,0 +1,265 @@
+//! The decision: Cedar's evaluation of the candidates on each request of an event, and the memo
+//! of decisions for requests that repeat.
+
+use super::caches::keep;
+use super::index::CandidateSet;
+use super::pack::Mode;
+use super::request::{context_key, each_resource};
+use super::{Evaluator, Hit, RuleError, Verdict};
+use crate::model::fields::{self, FieldNeed};
+use crate::model::resource::{ResourceAttrs, ResourceKey};
+use crate::model::{EventView, Field, PrincipalModel, ResourceModel};
+use crate::text::{push_number, push_value};
+use cedar_policy::{Context, Effect, EvalResult, Request, eval_expression};
+use std::rc::Rc;
+
+/// The decision of a candidate set's memoized members, remembered for requests equal to the
+/// ones it was made for.
+#[derive(Clone)]
+pub(super) struct Decided {
+    pub(super) hits: Vec<Hit>,
+    /// Per request: whether one of them is a satisfied forbid, a satisfied permit.
+    pub(super) flags: Vec<(bool, bool)>,
+    pub(super) errors: Vec<RuleError>,
+}
+
+impl Evaluator<'_> {
+    /// The rest of [`Evaluator::evaluate`] when the memoized decision did not settle the event:
+    /// Cedar decides the members not `replayed`, on each request. Apart, so that the path of an
+    /// event the memo settles stays short (it is most events).
+    #[inline(never)]
+    pub(super) fn decide(
+        &mut self,
+        view: &EventView,
+        (principal, serial, candidates, ctx): (&Rc<PrincipalModel>, usize, &CandidateSet, Context),
+        (resources, keys, attrs, by_stand_ins): (
+            Option<&[ResourceModel]>,
+            &[ResourceKey],
+            &[ResourceAttrs],
+            bool,
+        ),
+        replayed: Option<Decided>,
+        mut verdict: Verdict,
+    ) -> Result<Verdict, String> {
+        let engine = self.engine;
+        let needs = &candidates.needs;
+        let memoized = &candidates.memoized;
+        let allow_list = engine.pack.mode == Mode::AllowList;
+        let requests = resources.map_or(keys.len().max(1), <[ResourceModel]>::len);
+        let stand_ins = if by_stand_ins {
+            self.stand_ins()
+        } else {
+            Vec::new()
+        };
+        let entities = self.entities(
+            view,
+            (principal, serial),
+            needs,
+            resources,
+            (&stand_ins, keys, attrs),
+        )?;
+        let action = self.action(view);
+        // The memoized members' (forbid satisfied, permit satisfied), request by request.
+        let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
+        // The members (by position, the first 64) found satisfied or not on the first request:
+        // one that does not read the resource decides alike on the others.
+        let (mut first_true, mut first_false) = (0u64, 0u64);
+        for ri in 0..requests {
+            let stand_in = stand_ins.get(ri);
+            let resource = match (stand_in, resources) {
+                (Some(s), _) => s,
+                (None, Some(rs)) => rs.get(ri).map_or(&self.no_resource, |r| &r.uid),
+                (None, None) => &self.no_resource,
+            };
+            let request = Request::new(
+                principal.uid.clone(),
+                action.clone(),
+                resource.clone(),
+                ctx.clone(),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            // An error names the resource the event acted on, not its stand-in.
+            let message = |m: String| match (stand_in, keys.get(ri)) {
+                (Some(s), Some(k)) => m.replace(&s.to_string(), &k.uid().to_string()),
+                _ => m,
+            };
+            let resource_index = (needs.resource).then_some(ri);
+            // Cedar's authorization, policy by policy: a policy is satisfied when its condition
+            // (scope and clauses) is true; an error skips it and is reported; any satisfied
+            // forbid denies; otherwise a satisfied permit allows, else the default deny. The
+            // baseline permit of detection mode is implied. `tests/scan/pipeline.rs` checks
+            // these decisions against `Authorizer::is_authorized` on full requests.
+            let (mut forbade, mut permitted) = replayed
+                .as_ref()
+                .and_then(|d| d.flags.get(ri).copied())
+                .unwrap_or_default();
+            let mut memo_flags = (false, false);
+            for (pos, &member) in candidates.members.iter().enumerate() {
+                let memo = memoized.members.contains(&member);
+                if memo && replayed.is_some() {
+                    continue;
+                }
+                let Some(d) = engine.pack.detections.get(member) else {
+                    continue;
+                };
+                let bit = 1u64.checked_shl(pos as u32).unwrap_or(0);
+                let satisfied = if ri > 0 && !d.analysis.needs.resource && first_true & bit != 0 {
+                    true
+                } else if ri > 0 && !d.analysis.needs.resource && first_false & bit != 0 {
+                    false
+                } else {
+                    let outcome = match eval_expression(&request, &entities, &d.indexed_condition) {
+                        Ok(EvalResult::Bool(b)) => Some(b),
+                        Ok(other) => {
+                            let m = format!("the condition is {other}, not a boolean");
+                            verdict.error(member, d, message(m));
+                            None
+                        }
+                        Err(e) => {
+                            verdict.error(member, d, message(e.to_string()));
+                            None
+                        }
+                    };
+                    match (ri, outcome) {
+                        (0, Some(true)) => first_true |= bit,
+                        (0, Some(false)) => first_false |= bit,
+                        _ => {}
+                    }
+                    outcome == Some(true)
+                };
+                if !satisfied {
+                    continue;
+                }
+                if d.effect == Effect::Forbid {
+                    forbade = true;
+                    memo_flags.0 |= memo;
+                    if !verdict.hits.iter().any(|h| h.detection == member) {
+                        verdict.hits.push(Hit {
+                            detection: member,
+                            resource: resource_index,
+                        });
+                    }
+                } else {
+                    permitted = true;
+                    memo_flags.1 |= memo;
+                }
+            }
+            flags.push(memo_flags);
+            if allow_list && !forbade && !permitted {
+                verdict.not_allowed = true;
+            }
+        }
+        if let Some(d) = replayed {
+            verdict.hits.extend(d.hits);
+            verdict.errors.extend(d.errors);
+        } else if !memoized.members.is_empty() {
+            let memo = |detection: &usize| memoized.members.contains(detection);
+            let decided = Decided {
+                hits: verdict
+                    .hits
+                    .iter()
+                    .filter(|h| memo(&h.detection))
+                    .cloned()
+                    .collect(),
+                flags,
+                errors: verdict
+                    .errors
+                    .iter()
+                    .filter(|e| e.detection.as_ref().is_some_and(memo))
+                    .cloned()
+                    .collect(),
+            };
+            keep(&mut self.caches.decisions, &self.memo_key, decided);
+        }
+        verdict.hits.sort_by_key(|h| h.detection);
+        verdict.errors.sort_by_key(|e| e.detection);
+        Ok(verdict)
+    }
+
+    /// The key of the memoized members' decision on this event, in `memo_key`: the principal
+    /// (by serial, like the entity caches), the context they read, the action when one reads
+    /// it, the number of requests, the values read of each resource and those of the free-form
+    /// fields' tags they read. An error when a field they read is not valid JSON.
+    pub(super) fn write_memo_key(
+        &mut self,
+        view: &EventView,
+        principal: usize,
+        candidates: &CandidateSet,
+        requests: usize,
+    ) -> Result<(), String> {
+        let group = &candidates.memoized;
+        // The key of the context the group reads: `context` keeps it when it is the one the
+        // candidates read.
+        context_key(view, group.needs.context, candidates.id, &mut self.key);
+        let out = &mut self.memo_key;
+        out.clear();
+        push_number(out, principal);
+        out.push('|');
+        out.push_str(&self.key);
+        if group.reads_action {
+            out.push('|');
+            out.push_str(&view.event.event_source);
+            out.push(':');
+            out.push_str(&view.event.event_name);
+        }
+        out.push_str("|n");
+        push_number(out, requests);
+        if group.needs.resource {
+            for values in each_resource(&self.stand_in_values, &self.stand_in_ends) {
+                out.push_str("|r");
+                out.push_str(values);
+            }
+        }
+        for field in Field::ALL {
+            let FieldNeed::Keys(keys) = group.needs.field(field) else {
+                continue;
+            };
+            out.push_str("|f");
+            for (_, value) in fields::key_values(view.field(field)?, keys) {
+                match value {
+                    Some(v) => push_value(out, 's', &v),
+                    None => out.push_str(":-"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::caches::MAX_KEY_BYTES;
+    use crate::engine::testing::{embedded_engine, hit_ids};
+    use crate::model::EventView;
+
+    #[test]
+    fn values_longer_than_a_cached_key_are_decided_without_the_caches() {
+        let engine = embedded_engine();
+        // The public-ACL rule is memoised by the value of `x-amz-acl`: an attacker's long value
+        // must not be kept as a key, and must still be decided.
+        let put = |acl: &str| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"}},"requestParameters":{{"bucketName":"b","key":"k","x-amz-acl":"{acl}"}},"recipientAccountId":"111122223333"}}"#
+            )
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut e = engine.evaluator();
+                let long_private = "private".repeat(1000);
+                for (acl, flagged) in [
+                    (long_private.as_str(), false),
+                    ("public-read", true),
+                    ("private", false),
+                ] {
+                    let json = put(acl);
+                    let view = EventView::parse(&json).expect("event");
+                    let ids = hit_ids(&engine, &e.evaluate(&view).expect("evaluated"));
+                    assert_eq!(ids.contains(&"s3-public-canned-acl"), flagged, "{ids:?}");
+                }
+                assert!(e.caches.decisions.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+                assert_eq!(e.caches.decisions.len(), 2, "the short values are memoised");
+            });
+        });
+    }
+}
