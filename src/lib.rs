@@ -4,13 +4,18 @@
 //!
 //! | stage | module | from → to |
 //! |---|---|---|
+//! | shared | [`text`], [`time`], [`arn`] | string helpers, timestamps, ARNs |
 //! | source | [`source`] | paths, directories, stdin → inputs (skipping digests and out-of-range days) |
 //! | decode | [`decode`], [`event`] | gzip + CloudTrail shapes → typed, borrowed events |
-//! | model | [`model`] | event → Cedar principal, action, resource, context and entities |
+//! | inventory | [`inventory`] | AWS CLI outputs → facts |
+//! | model | [`model`] | event + facts → Cedar principal, action, resource, context and entities |
 //! | engine | [`engine`] | policies → validated, indexed pack → decisions with reasons |
 //! | report | [`report`] | findings → table, JSON lines, JSON, CSV; the summary |
 //! | scan | [`scan`] | the parallel pipeline over many inputs |
+//! | cases | [`cases`] | detection test cases |
 //! | cli | [`cli`] | arguments → configuration → a run |
+//!
+//! Each module imports only those above it in this table (`tests/scan/layers.rs`).
 
 #![forbid(unsafe_code)]
 #![deny(

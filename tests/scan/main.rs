@@ -9,6 +9,7 @@ mod authoring;
 mod cli;
 mod hostile;
 mod inventory;
+mod layers;
 mod pack;
 mod pipeline;
 mod snapshots;
