@@ -32,13 +32,13 @@ pub struct Event<'a> {
     pub error_code: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub error_message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw_keeping_null")]
     pub request_parameters: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw_keeping_null")]
     pub response_elements: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw_keeping_null")]
     pub additional_event_data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw_keeping_null")]
     pub service_event_details: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "requestID")]
     pub request_id: Option<Cow<'a, str>>,
@@ -89,6 +89,14 @@ impl Event<'_> {
     pub fn action_id(&self) -> String {
         format!("{}:{}", self.service(), self.event_name)
     }
+}
+
+/// A payload as written, `null` included: `None` only when the record has no such member, so
+/// that a policy tells a call CloudTrail recorded with `null` parameters from one without.
+fn raw_keeping_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// `s3.amazonaws.com` is `s3`; a source without that suffix is kept whole.
@@ -254,7 +262,12 @@ mod tests {
         let e: Event = serde_json::from_str(text).unwrap();
         assert_eq!(e.service(), "s3");
         assert_eq!(e.action_id(), "s3:ListBuckets");
-        assert!(e.response_elements.is_none(), "JSON null is absent");
+        assert_eq!(
+            e.response_elements.map(RawValue::get),
+            Some("null"),
+            "JSON null is kept, to be told from an absent member"
+        );
+        assert!(e.additional_event_data.is_none());
         assert_eq!(
             e.request_parameters.unwrap().get(),
             r#"{"Host":"s3.ap-northeast-1.amazonaws.com"}"#

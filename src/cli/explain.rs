@@ -147,7 +147,7 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             indent(&pretty(&entities_json), "    ")
         );
         for (ci, &member) in candidates.members.iter().enumerate() {
-            let decision = match engine.satisfied(member, &request, &entities) {
+            let decision = match engine.satisfied(member, &view, &request, &entities) {
                 Ok(b) => json!(b),
                 Err(e) => json!({ "error": e }),
             };
@@ -155,10 +155,17 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
                 slot.push(decision);
             }
         }
-        let response = responses.get(ri).map(|(_, r)| r);
-        let reasons: Vec<String> = response
-            .map(|r| r.diagnostics().reason().map(|p| p.to_string()).collect())
+        // The pack's response, then its `@each` policies' on each element.
+        let responses_of = responses
+            .get(ri)
+            .map(|(_, r)| r.as_slice())
             .unwrap_or_default();
+        let response = responses_of.first();
+        let reasons: Vec<String> = responses_of
+            .iter()
+            .flat_map(|r| r.diagnostics().reason().map(|p| p.to_string()))
+            .filter(|id| id != crate::engine::BASELINE)
+            .collect();
         let forbidden = reasons.iter().any(|id| {
             engine
                 .pack
@@ -166,7 +173,7 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
                 .iter()
                 .any(|d| &d.id == id && d.effect == Effect::Forbid)
         });
-        let denied = response.is_some_and(|r| r.decision() == Decision::Deny);
+        let denied = response.is_some_and(|r| r.decision() == Decision::Deny) || forbidden;
         flagged |= denied;
         requests.push(json!({
             "principal": principal.uid.to_string(),

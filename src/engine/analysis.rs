@@ -56,6 +56,11 @@ pub struct Needs {
     /// read only through these and `resource_attrs`, a decision depends on the resource only
     /// through their values.
     pub resource_tags: NameSet,
+    /// Per free-form field (in the order of [`Field::ALL`]): its typed views or its own kind and
+    /// size are read (`context.requestParameters.numbers`), so its entity carries them.
+    pub typed: [bool; 4],
+    /// `context.element` is read: the policy is evaluated per element of its `@each` lists.
+    pub element: bool,
 }
 
 /// A set of names, kept sorted in a vector: read on every event, where walking a `BTreeSet`'s
@@ -112,6 +117,8 @@ impl Needs {
             resource_other: true,
             resource_attrs: NameSet::default(),
             resource_tags: NameSet::default(),
+            typed: [true; 4],
+            element: false,
         }
     }
 
@@ -129,6 +136,10 @@ impl Needs {
             .extend(other.resource_attrs.iter().cloned());
         self.resource_tags
             .extend(other.resource_tags.iter().cloned());
+        for (mine, theirs) in self.typed.iter_mut().zip(other.typed) {
+            *mine |= theirs;
+        }
+        self.element |= other.element;
     }
 
     /// Whether a decision that reads this is a function of the principal, the action, a
@@ -137,6 +148,8 @@ impl Needs {
     /// keys ([`crate::model::fields::key_values`]): then requests alike in those are decided once.
     pub fn memoizable(&self) -> bool {
         !self.resource_other
+            && !self.element
+            && !self.typed.contains(&true)
             && self.context.cacheable()
             && !Field::ALL
                 .iter()
@@ -152,6 +165,18 @@ impl Needs {
     #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
     fn field_mut(&mut self, field: Field) -> &mut FieldNeed {
         &mut self.fields[field as usize]
+    }
+
+    /// Whether a field's typed views (and own kind and size) are read.
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    pub fn typed(&self, field: Field) -> bool {
+        self.typed[field as usize]
+    }
+
+    #[allow(clippy::indexing_slicing)] // one entry per variant, in declaration order
+    fn need_typed(&mut self, field: Field) {
+        self.need_field(field);
+        self.typed[field as usize] = true;
     }
 
     fn need_field(&mut self, field: Field) {
@@ -445,7 +470,85 @@ fn context_record_read(a: &mut Analysis, reads: &mut Vec<Read>, record: &str, at
     );
 }
 
+/// The attributes an expression reads from the context, outermost first:
+/// `context.element.parent.numbers` is `["element", "parent", "numbers"]`.
+fn context_chain(e: &Expr) -> Option<Vec<&str>> {
+    match e {
+        Expr::GetAttr { expr, attr } => match expr.as_ref() {
+            Expr::Var(Var::Context) => Some(vec![attr.as_str()]),
+            inner => {
+                let mut chain = context_chain(inner)?;
+                chain.push(attr.as_str());
+                Some(chain)
+            }
+        },
+        _ => None,
+    }
+}
+
+/// Reads of a payload's typed views (`context.requestParameters.numbers.getTag("fromPort")`,
+/// `context.requestParameters.kind`) and of `context.element`: what they need, and the values
+/// an explanation shows. `false` when `e` is none of these.
+fn typed_or_element(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) -> bool {
+    // What is read: a tag (with its key) of an entity of the chain, or the chain's attribute.
+    let (chain, key) = match e {
+        Expr::BinaryOp {
+            op: BinaryOp::GetTag | BinaryOp::HasTag,
+            left,
+            right,
+        } => (context_chain(left), Some(right.as_ref())),
+        Expr::GetAttr { .. } => (context_chain(e), None),
+        _ => return false,
+    };
+    let Some(chain) = chain else {
+        return false;
+    };
+    let Some(&root) = chain.first() else {
+        return false;
+    };
+    let field = Field::from_name(root);
+    if root == "element" {
+        a.needs.element = true;
+        a.needs.context.insert(Attr::Element);
+    } else if let Some(field) = field {
+        // `context.requestParameters.getTag(...)` and `context.requestParameters` are the string
+        // tags, read as before; a typed view or the payload's kind or size is typed.
+        match (chain.get(1), key) {
+            (Some(attr), _) if crate::model::typed::is_typed_attr(attr) => {
+                a.needs.need_typed(field)
+            }
+            _ => return false,
+        }
+    } else {
+        return false;
+    }
+    let path = chain.join(".");
+    match key {
+        Some(Expr::Literal(Literal::String(key))) => {
+            let quoted = serde_json::to_string(key.as_str()).unwrap_or_default();
+            read(
+                reads,
+                format!("{path}[{quoted}]"),
+                format!("context.{path}.getTag({quoted})"),
+            );
+        }
+        Some(other) => walk(other, a, reads),
+        // An attribute with a value worth showing (not an entity such as `parent` or a view).
+        None => {
+            let last = chain.last().copied().unwrap_or_default();
+            let scalar = matches!(last, "path" | "index" | "text" | "kind" | "size");
+            if scalar {
+                read(reads, path.clone(), format!("context.{path}"));
+            }
+        }
+    }
+    true
+}
+
 fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
+    if typed_or_element(e, a, reads) {
+        return;
+    }
     match e {
         Expr::Literal(Literal::EntityUID(uid)) => {
             if uid.ty.to_string() == "Action" {

@@ -6,12 +6,17 @@ use super::index::CandidateSet;
 use super::pack::Mode;
 use super::request::{context_key, each_resource};
 use super::{Evaluator, Hit, RuleError, Verdict};
+use crate::model::element::{self, Each, Leaf};
 use crate::model::fields::{self, FieldNeed};
 use crate::model::resource::{ResourceAttrs, ResourceKey};
 use crate::model::{EventView, Field, PrincipalModel, ResourceModel};
 use crate::text::{push_number, push_value};
-use cedar_policy::{Context, Effect, EvalResult, Request, eval_expression};
+use cedar_policy::{
+    Context, Effect, Entities, EntityUid, EvalResult, Expression, Request, RestrictedExpression,
+    eval_expression,
+};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The decision of a candidate set's memoized members, remembered for requests equal to the
 /// ones it was made for.
@@ -59,6 +64,8 @@ impl Evaluator<'_> {
             (&stand_ins, keys, attrs),
         )?;
         let action = self.action(view);
+        // The elements of the `@each` lists of the members that have them, bound once per event.
+        let mut elements = Elements::default();
         // The memoized members' (forbid satisfied, permit satisfied), request by request.
         let mut flags: Vec<(bool, bool)> = Vec::with_capacity(requests);
         // The members (by position, the first 64) found satisfied or not on the first request:
@@ -109,7 +116,15 @@ impl Evaluator<'_> {
                 } else if ri > 0 && !d.analysis.needs.resource && first_false & bit != 0 {
                     false
                 } else {
-                    let outcome = match eval_expression(&request, &entities, &d.indexed_condition) {
+                    let evaluated = match &d.each {
+                        None => eval_expression(&request, &entities, &d.indexed_condition)
+                            .map_err(|e| e.to_string()),
+                        Some(each) => {
+                            let bound = elements.bind(each, view, &entities);
+                            bound.and_then(|b| b.any(&request, &d.indexed_condition))
+                        }
+                    };
+                    let outcome = match evaluated {
                         Ok(EvalResult::Bool(b)) => Some(b),
                         Ok(other) => {
                             let m = format!("the condition is {other}, not a boolean");
@@ -117,7 +132,7 @@ impl Evaluator<'_> {
                             None
                         }
                         Err(e) => {
-                            verdict.error(member, d, message(e.to_string()));
+                            verdict.error(member, d, message(e));
                             None
                         }
                     };
@@ -224,6 +239,87 @@ impl Evaluator<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The elements of the `@each` lists of an event, bound on first use (per list text), with the
+/// entity store that holds them.
+#[derive(Default)]
+struct Elements {
+    bound: Vec<(Arc<Each>, Binding)>,
+}
+
+/// The elements of one `@each` on an event, or why they could not be bound.
+type Binding = Result<Arc<BoundStore>, String>;
+
+/// An event's store with the elements of one `@each` added, and the elements to evaluate on.
+struct BoundStore {
+    entities: Entities,
+    leaves: Vec<Leaf>,
+}
+
+impl Elements {
+    /// The elements of `each` on this event, with `base` (the request's store) holding them.
+    fn bind(
+        &mut self,
+        each: &Arc<Each>,
+        view: &EventView,
+        base: &Entities,
+    ) -> Binding {
+        if let Some((_, found)) = self.bound.iter().find(|(e, _)| e.text == each.text) {
+            return found.clone();
+        }
+        let store = element::bind(each, view).and_then(|b| {
+            let entities = base
+                .clone()
+                .add_entities(b.entities, None)
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(BoundStore {
+                entities,
+                leaves: b.leaves,
+            }))
+        });
+        self.bound.push((each.clone(), store.clone()));
+        store
+    }
+}
+
+/// `request` with `context.element` bound to `element`.
+pub(super) fn with_element(request: &Request, element: &EntityUid) -> Result<Request, String> {
+    let missing = || "a request without its parts".to_string();
+    let context = request
+        .context()
+        .ok_or_else(missing)?
+        .clone()
+        .merge([(
+            "element".to_string(),
+            RestrictedExpression::new_entity_uid(element.clone()),
+        )])
+        .map_err(|e| e.to_string())?;
+    Request::new(
+        request.principal().ok_or_else(missing)?.clone(),
+        request.action().ok_or_else(missing)?.clone(),
+        request.resource().ok_or_else(missing)?.clone(),
+        context,
+        None,
+    )
+    .map_err(|e| e.to_string())
+}
+
+impl BoundStore {
+    /// Whether `condition` holds for some element: evaluated on each in turn with
+    /// `context.element` bound to it, until one holds. An error on an element is the policy's
+    /// error on the event; no element, `false`.
+    fn any(&self, request: &Request, condition: &Expression) -> Result<EvalResult, String> {
+        for leaf in &self.leaves {
+            let bound = with_element(request, &leaf.uid)?;
+            match eval_expression(&bound, &self.entities, condition) {
+                Ok(EvalResult::Bool(false)) => continue,
+                Ok(other) => return Ok(other),
+                Err(e) => return Err(format!("on {}: {e}", leaf.path)),
+            }
+        }
+        Ok(EvalResult::Bool(false))
     }
 }
 

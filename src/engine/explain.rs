@@ -3,9 +3,12 @@
 
 use super::Engine;
 use super::analysis::Needs;
+use super::decide::with_element;
+use super::pack::Detection;
 use crate::model::context::Attr;
+use crate::model::element::{self, Each};
 use crate::model::{EventView, PrincipalModel, ResourceModel};
-use cedar_policy::{EvalResult, Expression, eval_expression};
+use cedar_policy::{Entities, EvalResult, Expression, Request, eval_expression};
 use rustc_hash::FxHashSet;
 use std::str::FromStr;
 
@@ -33,9 +36,22 @@ impl Engine {
         }
         needs.context.insert(Attr::EventTime);
         let mut out = Explanation::default();
-        let Ok((request, entities)) = self.request_for(view, principal, resource, &needs) else {
+        let Ok((mut request, mut entities)) = self.request_for(view, principal, resource, &needs)
+        else {
             return out;
         };
+        // A policy with `@each` is explained on the first element it holds for.
+        let each = detections
+            .iter()
+            .filter_map(|i| self.pack.detections.get(*i))
+            .find_map(|d| Some((d, d.each.as_ref()?)));
+        if let Some((d, each)) = each
+            && let Some((path, bound, store)) = first_element(each, view, &request, &entities, d)
+        {
+            out.values.push(("element".to_string(), Some(path)));
+            request = bound;
+            entities = store;
+        }
         let eval = |expr: &str| {
             Expression::from_str(expr)
                 .ok()
@@ -79,6 +95,32 @@ impl Engine {
         }
         out
     }
+}
+
+/// The first element of `each` on which `d`'s condition holds (else the first element), with
+/// the request bound to it and the store that holds it.
+fn first_element(
+    each: &Each,
+    view: &EventView,
+    request: &Request,
+    entities: &Entities,
+    d: &Detection,
+) -> Option<(String, Request, Entities)> {
+    let bound = element::bind(each, view).ok()?;
+    let store = entities.clone().add_entities(bound.entities, None).ok()?;
+    let mut first = None;
+    for leaf in bound.leaves {
+        let request = with_element(request, &leaf.uid).ok()?;
+        let holds = matches!(
+            eval_expression(&request, &store, &d.condition),
+            Ok(EvalResult::Bool(true))
+        );
+        if holds {
+            return Some((leaf.path, request, store));
+        }
+        first.get_or_insert((leaf.path, request));
+    }
+    first.map(|(path, request)| (path, request, store))
 }
 
 /// Why a detection fired: the values it read, and notes about them.

@@ -28,6 +28,7 @@ mod request;
 use crate::inventory::Inventory;
 use crate::model::aws_ranges::AwsRanges;
 use crate::model::context;
+use crate::model::element::{self, Each};
 use crate::model::facts::FactCache;
 use crate::model::resource::resources_of;
 use crate::model::{EventView, PrincipalModel, ResourceModel, action_uid, types, uid};
@@ -39,7 +40,7 @@ use cedar_policy::{
 };
 use index::{CandidateSet, Index};
 use pack::{Mode, Pack};
-use request::{build_entities, field_entities};
+use request::{build_entities, event_entities};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,8 +62,11 @@ pub struct Engine {
     id: u64,
     index: Index,
     authorizer: Authorizer,
-    /// The whole pack as Cedar sees it, with the baseline permit in detection mode.
+    /// The whole pack as Cedar sees it, with the baseline permit in detection mode, but for the
+    /// policies with `@each`.
     policy_set: PolicySet,
+    /// The policies with `@each`, by their lists, each set with the baseline permit.
+    each_sets: Vec<(Arc<Each>, PolicySet)>,
     /// Detections with a principal guard.
     guarded: Vec<usize>,
 }
@@ -128,16 +132,39 @@ impl Engine {
     /// Indexes a pack.
     pub fn new(pack: Pack, ranges: AwsRanges) -> Result<Engine, String> {
         let index = Index::build(&pack)?;
-        let mut policies: Vec<Policy> = pack.detections.iter().map(|d| d.policy.clone()).collect();
+        let baseline = Policy::parse(
+            Some(PolicyId::new(BASELINE)),
+            "permit (principal, action, resource);",
+        )
+        .map_err(|e| e.to_string())?;
+        // The policies with `@each` are decided on each element, in sets of their own (with the
+        // baseline, so that an element no forbid holds for is allowed).
+        let mut policies: Vec<Policy> = Vec::new();
+        let mut each_sets: Vec<(Arc<Each>, Vec<Policy>)> = Vec::new();
+        for d in &pack.detections {
+            match &d.each {
+                None => policies.push(d.policy.clone()),
+                Some(each) => match each_sets.iter_mut().find(|(e, _)| e.text == each.text) {
+                    Some((_, set)) => set.push(d.policy.clone()),
+                    None => {
+                        each_sets.push((each.clone(), vec![d.policy.clone(), baseline.clone()]))
+                    }
+                },
+            }
+        }
         if pack.mode == Mode::Detection {
-            let baseline = Policy::parse(
-                Some(PolicyId::new(BASELINE)),
-                "permit (principal, action, resource);",
-            )
-            .map_err(|e| e.to_string())?;
             policies.push(baseline);
         }
         let policy_set = PolicySet::from_policies(policies).map_err(|e| e.to_string())?;
+        let each_sets = each_sets
+            .into_iter()
+            .map(|(each, set)| {
+                Ok((
+                    each,
+                    PolicySet::from_policies(set).map_err(|e| e.to_string())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let guarded = (0..pack.detections.len())
             .filter(|&i| pack.detections.get(i).is_some_and(|d| d.guard.is_some()))
             .collect();
@@ -150,6 +177,7 @@ impl Engine {
             index,
             authorizer: Authorizer::new(),
             policy_set,
+            each_sets,
         })
     }
 
@@ -177,10 +205,12 @@ impl Engine {
             .candidates(view.event.service(), &view.event.event_name, principal.kind)
     }
 
-    /// Whether a detection's condition holds for a request: Cedar's meaning of "satisfied".
+    /// Whether a detection's condition holds for a request: Cedar's meaning of "satisfied". A
+    /// policy with `@each` is satisfied when it holds for one of the event's elements.
     pub fn satisfied(
         &self,
         detection: usize,
+        view: &EventView,
         request: &Request,
         entities: &Entities,
     ) -> Result<bool, String> {
@@ -189,6 +219,23 @@ impl Engine {
             .detections
             .get(detection)
             .ok_or_else(|| format!("no detection {detection}"))?;
+        if let Some(each) = &d.each {
+            let bound = element::bind(each, view)?;
+            let store = entities
+                .clone()
+                .add_entities(bound.entities, None)
+                .map_err(|e| e.to_string())?;
+            for leaf in &bound.leaves {
+                let request = decide::with_element(request, &leaf.uid)?;
+                match eval_expression(&request, &store, &d.condition) {
+                    Ok(EvalResult::Bool(false)) => {}
+                    Ok(EvalResult::Bool(true)) => return Ok(true),
+                    Ok(other) => return Err(format!("the condition is {other}, not a boolean")),
+                    Err(e) => return Err(format!("on {}: {e}", leaf.path)),
+                }
+            }
+            return Ok(false);
+        }
         match eval_expression(request, entities, &d.condition) {
             Ok(EvalResult::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("the condition is {other}, not a boolean")),
@@ -256,7 +303,7 @@ impl Engine {
             &self.inventory,
             &mut facts,
         )?
-        .add_entities(field_entities(view, needs)?, None)
+        .add_entities(event_entities(view, needs, &self.inventory)?, None)
         .map_err(|e| e.to_string())?;
         let ctx = context::build(view, needs.context, &self.ranges, &self.inventory)?;
         let request = Request::new(
@@ -272,18 +319,33 @@ impl Engine {
 
     /// Cedar's own authorizer, on the full request for each resource of the event, with the
     /// whole pack: the reference the engine's decisions are held to, and what `explain` shows.
+    /// Per resource, the response of the pack but its `@each` policies, then those of the
+    /// `@each` policies on each of their elements, in order.
     pub fn cedar_responses(
         &self,
         view: &EventView,
         principal: &PrincipalModel,
-    ) -> Result<Vec<(ResourceModel, Response)>, String> {
+    ) -> Result<Vec<(ResourceModel, Vec<Response>)>, String> {
         let mut out = Vec::new();
         for resource in resources_of(view, principal)? {
             let (request, entities) = self.full_request(view, principal, &resource)?;
-            let response = self
-                .authorizer
-                .is_authorized(&request, &self.policy_set, &entities);
-            out.push((resource, response));
+            let mut responses =
+                vec![
+                    self.authorizer
+                        .is_authorized(&request, &self.policy_set, &entities),
+                ];
+            for (each, set) in &self.each_sets {
+                let bound = element::bind(each, view)?;
+                let store = entities
+                    .clone()
+                    .add_entities(bound.entities, None)
+                    .map_err(|e| e.to_string())?;
+                for leaf in &bound.leaves {
+                    let request = decide::with_element(&request, &leaf.uid)?;
+                    responses.push(self.authorizer.is_authorized(&request, set, &store));
+                }
+            }
+            out.push((resource, responses));
         }
         Ok(out)
     }

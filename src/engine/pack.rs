@@ -13,6 +13,7 @@
 use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::diagnostic::InFile;
 use crate::model::actions::Catalog;
+use crate::model::element::Each;
 use crate::model::schema;
 use cedar_policy::{Effect, Expression, Policy, PolicyId, PolicySet, ValidationMode, Validator};
 use miette::{NamedSource, Report};
@@ -103,6 +104,9 @@ pub struct Detection {
     pub indexed_condition: Expression,
     /// [`Analysis::principal_guard`], parsed.
     pub guard: Option<Expression>,
+    /// `@each`: the lists whose elements the policy is evaluated on, one at a time
+    /// ([`crate::model::element`]).
+    pub each: Option<Arc<Each>>,
 }
 
 /// How events that no policy decides are treated.
@@ -357,6 +361,35 @@ pub fn load_with(
                     continue;
                 }
             };
+            let each = match ann("each").map(|text| Each::parse(&text)) {
+                None => None,
+                Some(Ok(each)) => Some(Arc::new(each)),
+                Some(Err(e)) => {
+                    errors.push(err(
+                        format!("policy {id:?}: @each: {e}"),
+                        Some("for example @each(\"requestParameters.ipPermissions.items[].ipRanges.items[]\")".to_string()),
+                    ));
+                    None
+                }
+            };
+            if analysis.needs.element && ann("each").is_none() {
+                errors.push(err(
+                    format!("policy {id:?} reads context.element but has no @each"),
+                    Some(
+                        "name the lists it is evaluated on: @each(\"requestParameters.<list>[]\")"
+                            .to_string(),
+                    ),
+                ));
+            }
+            if ann("each").is_some() && !analysis.needs.element {
+                errors.push(err(
+                    format!("policy {id:?} has @each but never reads context.element"),
+                    Some(
+                        "it would decide alike on every element: remove @each, or test the element"
+                            .to_string(),
+                    ),
+                ));
+            }
             // A guard that does not parse back is only a missed shortcut.
             let guard = analysis
                 .principal_guard
@@ -407,6 +440,7 @@ pub fn load_with(
                 condition,
                 indexed_condition,
                 guard,
+                each,
             });
         }
     }

@@ -128,7 +128,7 @@ impl Evaluator<'_> {
             }
         };
         // The free-form fields are the event's own: added to a copy of the shared store.
-        let fields = field_entities(view, needs)?;
+        let fields = event_entities(view, needs, &self.engine.inventory)?;
         if fields.is_empty() {
             return Ok(base);
         }
@@ -146,19 +146,43 @@ pub(super) fn context_key(view: &EventView, attrs: AttrSet, set: usize, key: &mu
     push_number(key, set);
 }
 
-/// The entities of the free-form fields the policies read.
-pub(super) fn field_entities(view: &EventView, needs: &Needs) -> Result<Vec<Entity>, String> {
+/// The entities that are the event's own, for what the policies read: the free-form fields
+/// (with their typed views when read), and the facts of its policy documents and sharing.
+pub(super) fn event_entities(
+    view: &EventView,
+    needs: &Needs,
+    inv: &Inventory,
+) -> Result<Vec<Entity>, String> {
     let mut out = Vec::new();
     for field in Field::ALL {
         let need = needs.field(field);
         if !need.is_needed() {
             continue;
         }
-        let tags = fields::tags(field, view.field(field)?, need)?;
+        let value = view.field(field)?;
+        let tags = fields::tags(field, value, need)?;
+        let mut typed = Vec::new();
+        let attrs = if needs.typed(field) {
+            crate::model::typed::typed(value, field.name(), &mut typed)?
+        } else {
+            Vec::new()
+        };
         out.push(
-            Entity::new_with_tags(context::field_uid(field), [], [], tags)
+            Entity::new_with_tags(context::field_uid(field), attrs, [], tags)
                 .map_err(|e| e.to_string())?,
         );
+        out.extend(typed);
+    }
+    let own = view.event.recipient_account_id.as_deref();
+    if needs.context.contains(Attr::PolicyDocument)
+        && let Some(g) = view.grants()?
+    {
+        out.push(crate::model::document::entity(g, own, inv)?);
+    }
+    if needs.context.contains(Attr::Sharing)
+        && let Some(s) = view.shared()?
+    {
+        out.push(crate::model::sharing::entity(s, own, inv)?);
     }
     Ok(out)
 }
@@ -217,6 +241,7 @@ pub(super) fn write_values(
                 .and_then(|a| a.value(name, k, inv, needs.resource_taken_at));
             match value {
                 Some(AttrValue::Str(v)) => push_value(out, 's', v),
+                Some(AttrValue::Lower(v)) => push_value(out, 'l', v),
                 Some(AttrValue::Bool(b)) => out.push_str(if b { ":b1" } else { ":b0" }),
                 Some(AttrValue::Time(t)) => {
                     out.push_str(":t");

@@ -41,6 +41,11 @@ pub enum Attr {
     ServiceEventDetails,
     Source,
     VpcEndpoint,
+    UserAgentLower,
+    PolicyDocument,
+    Sharing,
+    Copy,
+    Element,
 }
 
 /// How an attribute is declared and whether it is unique to each event.
@@ -74,7 +79,7 @@ const fn a(
 }
 
 /// Every context attribute, in declaration order of [`Attr`].
-pub const ATTRS: [AttrInfo; 30] = [
+pub const ATTRS: [AttrInfo; 35] = [
     a(
         Attr::EventTime,
         "eventTime",
@@ -308,6 +313,46 @@ pub const ATTRS: [AttrInfo; 30] = [
         false,
         "the `VpcEndpoint` entity the call came through, with its account and inventory facts",
     ),
+    a(
+        Attr::UserAgentLower,
+        "userAgentLower",
+        "String",
+        false,
+        false,
+        "`userAgent` in lower case: user agents are compared without case",
+    ),
+    a(
+        Attr::PolicyDocument,
+        "policyDocument",
+        "PolicyDocument",
+        false,
+        true,
+        "what the policy documents in the request grant, and to whom (`docs/model.md`)",
+    ),
+    a(
+        Attr::Sharing,
+        "sharing",
+        "Sharing",
+        false,
+        true,
+        "the accounts a snapshot, image, document or resource share is shared with",
+    ),
+    a(
+        Attr::Copy,
+        "copy",
+        "Copy",
+        false,
+        true,
+        "an S3 copy's source and destination buckets, keys and owners",
+    ),
+    a(
+        Attr::Element,
+        "element",
+        "Element",
+        true,
+        true,
+        "in a policy with `@each`, the element it is evaluated on",
+    ),
 ];
 
 impl Attr {
@@ -336,12 +381,12 @@ impl Attr {
 
 /// A set of context attributes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct AttrSet(u32);
+pub struct AttrSet(u64);
 
 impl AttrSet {
     /// Every attribute.
     pub fn all() -> Self {
-        AttrSet((1u32 << ATTRS.len()) - 1)
+        AttrSet((1u64 << ATTRS.len()) - 1)
     }
 
     pub fn insert(&mut self, a: Attr) {
@@ -435,6 +480,18 @@ pub fn value(
             )
             .ok()
         }
+        Attr::UserAgentLower => e.user_agent.as_deref().map(|u| s(&u.to_lowercase())),
+        Attr::PolicyDocument => view
+            .grants()
+            .ok()?
+            .map(|_| RestrictedExpression::new_entity_uid(super::document::document_uid())),
+        Attr::Sharing => view
+            .shared()
+            .ok()?
+            .map(|_| RestrictedExpression::new_entity_uid(super::sharing::sharing_uid())),
+        Attr::Copy => super::copy::copy_of(view).and_then(|c| super::copy::value(&c)),
+        // Bound for each element of a policy with `@each`, by the engine.
+        Attr::Element => None,
         Attr::Source => source_uid(view, inv).map(RestrictedExpression::new_entity_uid),
         Attr::VpcEndpoint => vpc_endpoint_uid(view).map(RestrictedExpression::new_entity_uid),
         Attr::RequestParameters
@@ -525,7 +582,7 @@ pub fn cache_key(view: &EventView, attrs: AttrSet, key: &mut String) {
                 address_keyed = true;
                 e.source_ip_address.as_deref()
             }
-            Attr::UserAgent => e.user_agent.as_deref(),
+            Attr::UserAgent | Attr::UserAgentLower => e.user_agent.as_deref(),
             Attr::ErrorCode => e.error_code.as_deref(),
             Attr::ErrorMessage => e.error_message.as_deref(),
             Attr::ReadOnly => Some(bool_key(e.read_only)),

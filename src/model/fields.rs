@@ -152,6 +152,14 @@ pub fn flattened(value: &Value) -> Result<Vec<(String, String)>, String> {
     let mut seen = std::collections::HashSet::new();
     let mut path = String::new();
     collect_paths(value, &mut path, &mut paths, &mut seen)?;
+    // A header recorded in another case is also read by its lower-case name, as by `lookup`.
+    let aliases: Vec<String> = paths
+        .iter()
+        .filter(|p| is_header(p) && p.to_ascii_lowercase() != **p)
+        .map(|p| p.to_ascii_lowercase())
+        .filter(|p| !seen.contains(p))
+        .collect();
+    paths.extend(aliases);
     let mut bytes = 0usize;
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
@@ -215,18 +223,32 @@ pub fn tag_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The node at a tag path. A key that itself contains `.` is found too.
+/// Whether a key is an HTTP header of S3's (`x-amz-acl`, `X-Amz-Copy-Source`): header names
+/// are case-insensitive, so a policy's `x-amz-acl` reads a header recorded as `X-Amz-Acl`.
+fn is_header(key: &str) -> bool {
+    key.get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+}
+
+/// The node at a tag path. A key that itself contains `.` is found too, and a header key
+/// ([`is_header`]) without regard to case when it is not there as written.
 pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
     match value {
         Value::Object(map) => {
             if let Some(v) = map.get(path) {
                 return Some(v);
             }
-            path.match_indices('.').find_map(|(i, _)| {
+            let dotted = path.match_indices('.').find_map(|(i, _)| {
                 let head = path.get(..i)?;
                 let tail = path.get(i + 1..)?;
                 lookup(map.get(head)?, tail)
-            })
+            });
+            if dotted.is_some() || !is_header(path) {
+                return dotted;
+            }
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(path))
+                .map(|(_, v)| v)
         }
         Value::Array(items) => {
             let (head, tail) = match path.split_once('.') {
@@ -334,6 +356,25 @@ mod tests {
             .collect();
         assert_eq!(abc, vec!["x"]);
         assert_eq!(lookup(&v, "a.b.c").and_then(tag_text).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn header_keys_are_read_without_regard_to_case() {
+        let v = json!({"X-Amz-Acl": "public-read", "bucketName": "b", "Key": "k"});
+        assert_eq!(lookup(&v, "x-amz-acl"), Some(&json!("public-read")));
+        assert_eq!(lookup(&v, "key"), None, "only headers");
+        let all = flattened(&v).unwrap();
+        assert!(all.contains(&("x-amz-acl".to_string(), "public-read".to_string())));
+        let exact = json!({"X-Amz-Acl": "private", "x-amz-acl": "public-read"});
+        assert_eq!(lookup(&exact, "x-amz-acl"), Some(&json!("public-read")));
+        assert_eq!(
+            flattened(&exact)
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k == "x-amz-acl")
+                .count(),
+            1
+        );
     }
 
     #[test]

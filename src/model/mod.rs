@@ -18,12 +18,17 @@
 pub mod actions;
 pub mod aws_ranges;
 pub mod context;
+pub mod copy;
+pub mod document;
+pub mod element;
 pub mod facts;
 pub mod fields;
 pub mod principal;
 mod quick;
 pub mod resource;
 pub mod schema;
+pub mod sharing;
+pub mod typed;
 
 use crate::event::Event;
 use crate::text::truncate;
@@ -52,6 +57,13 @@ pub struct Types {
     pub instance: EntityTypeName,
     pub nat_gateway: EntityTypeName,
     pub vpc_endpoint: EntityTypeName,
+    pub element: EntityTypeName,
+    pub numbers: EntityTypeName,
+    pub booleans: EntityTypeName,
+    pub kinds: EntityTypeName,
+    pub sizes: EntityTypeName,
+    pub policy_document: EntityTypeName,
+    pub sharing: EntityTypeName,
     principals: [EntityTypeName; PrincipalKind::ALL.len()],
     fields: [EntityTypeName; Field::ALL.len()],
 }
@@ -91,6 +103,13 @@ pub fn types() -> &'static Types {
         instance: type_name("Instance"),
         nat_gateway: type_name("NatGateway"),
         vpc_endpoint: type_name("VpcEndpoint"),
+        element: type_name("Element"),
+        numbers: type_name("Numbers"),
+        booleans: type_name("Booleans"),
+        kinds: type_name("Kinds"),
+        sizes: type_name("Sizes"),
+        policy_document: type_name("PolicyDocument"),
+        sharing: type_name("Sharing"),
         principals: PrincipalKind::ALL.map(|k| type_name(k.type_name())),
         fields: Field::ALL.map(|f| type_name(f.type_name())),
     })
@@ -166,6 +185,8 @@ pub struct EventView<'a> {
     pub time: Timestamp,
     source_ip: OnceCell<Option<IpAddr>>,
     parsed: [OnceCell<Result<Option<Value>, String>>; 4],
+    grants: OnceCell<Result<Option<document::Grants>, String>>,
+    shared: OnceCell<Result<Option<sharing::Shared>, String>>,
 }
 
 impl<'a> EventView<'a> {
@@ -186,6 +207,8 @@ impl<'a> EventView<'a> {
             time,
             source_ip: OnceCell::new(),
             parsed: Default::default(),
+            grants: OnceCell::new(),
+            shared: OnceCell::new(),
         })
     }
 
@@ -214,6 +237,26 @@ impl<'a> EventView<'a> {
                     .map(Some)
                     .map_err(|e| format!("{}: {e}", field.name())),
             })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+
+    /// What the policy documents of the request grant ([`document`]), read on first use;
+    /// `None` when it holds none.
+    pub fn grants(&self) -> Result<Option<&document::Grants>, String> {
+        self.grants
+            .get_or_init(|| document::grants(self))
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+
+    /// What the call shares ([`sharing`]), read on first use; `None` for a call that shares
+    /// nothing.
+    pub fn shared(&self) -> Result<Option<&sharing::Shared>, String> {
+        self.shared
+            .get_or_init(|| sharing::shared(self))
             .as_ref()
             .map(Option::as_ref)
             .map_err(Clone::clone)

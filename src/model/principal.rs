@@ -78,13 +78,16 @@ pub const ATTRIBUTES: &[(&str, &str)] = &[
     ("type", "String"),
     ("arn?", "String"),
     ("accountId?", "String"),
+    ("arnAccountId?", "String"),
     ("principalId?", "String"),
     ("accessKeyId?", "String"),
     ("longTermKey", "Bool"),
     ("temporaryKey", "Bool"),
     ("userName?", "String"),
+    ("userNameLower?", "String"),
     ("roleArn?", "String"),
     ("roleName?", "String"),
+    ("roleNameLower?", "String"),
     ("sessionName?", "String"),
     ("sessionCreationDate?", "datetime"),
     ("mfaAuthenticated", "Bool"),
@@ -219,11 +222,18 @@ impl PrincipalModel {
         s("type", Some(kind.type_name()));
         s("arn", arn);
         s("accountId", account_id.as_deref());
+        s("arnAccountId", arn_parts.as_ref().map(|a| a.account));
         s("principalId", principal_id);
         s("accessKeyId", access_key);
         s("userName", id.user_name.as_deref());
+        // IAM names are unique without regard to case: `Alice` and `alice` are one user.
+        s(
+            "userNameLower",
+            id.user_name.as_deref().map(str::to_lowercase).as_deref(),
+        );
         s("roleArn", role_arn);
         s("roleName", role_name);
+        s("roleNameLower", role_name.map(str::to_lowercase).as_deref());
         s("sessionName", session_name);
         s("instanceId", instance_id);
         s("invokedBy", id.invoked_by.as_deref());

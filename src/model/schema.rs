@@ -6,9 +6,13 @@
 use super::Field;
 use super::actions::Catalog;
 use super::context::ATTRS;
+use super::document::ATTRIBUTES as DOCUMENT_ATTRS;
+use super::element::ATTRIBUTES as ELEMENT_ATTRS;
 use super::facts::ENTITY_DECLS;
 use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind, ROLE_ATTRIBUTES};
 use super::resource::ATTRIBUTES as RESOURCE_ATTRS;
+use super::sharing::ATTRIBUTES as SHARING_ATTRS;
+use super::typed::{OWN_ATTRIBUTES, View};
 use cedar_policy::Schema;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -41,6 +45,12 @@ pub fn schema_text(actions: &BTreeSet<String>) -> String {
     out.push_str("type TlsDetails = {\n");
     for name in ["tlsVersion?", "cipherSuite?", "clientProvidedHostHeader?"] {
         attr_line(&mut out, name, "String");
+    }
+    out.push_str("};\n\n");
+
+    out.push_str("type Copy = {\n");
+    for (name, ty) in super::copy::ATTRIBUTES {
+        attr_line(&mut out, name, ty);
     }
     out.push_str("};\n\n");
 
@@ -95,10 +105,40 @@ pub fn schema_text(actions: &BTreeSet<String>) -> String {
         attr_line(&mut out, name, ty);
     }
     out.push_str("} tags String;\n\n");
-    for field in Field::ALL {
-        let _ = writeln!(out, "entity {} tags String;", field.type_name());
+    // The free-form payloads, their typed views, and the elements of their lists.
+    for view in View::ALL {
+        let _ = writeln!(out, "entity {} tags {};", view.type_name(), view.tag_type());
     }
     out.push('\n');
+    let typed_attrs = |out: &mut String| {
+        for (name, ty) in OWN_ATTRIBUTES {
+            attr_line(out, name, ty);
+        }
+        for view in View::ALL {
+            attr_line(out, view.attr(), view.type_name());
+        }
+    };
+    for field in Field::ALL {
+        let _ = writeln!(out, "entity {} = {{", field.type_name());
+        typed_attrs(&mut out);
+        out.push_str("} tags String;\n\n");
+    }
+    out.push_str("entity Element = {\n");
+    for (name, ty) in ELEMENT_ATTRS {
+        attr_line(&mut out, name, ty);
+    }
+    typed_attrs(&mut out);
+    out.push_str("} tags String;\n\n");
+    for (entity, attrs) in [
+        ("PolicyDocument", DOCUMENT_ATTRS),
+        ("Sharing", SHARING_ATTRS),
+    ] {
+        let _ = writeln!(out, "entity {entity} = {{");
+        for (name, ty) in attrs {
+            attr_line(&mut out, name, ty);
+        }
+        out.push_str("};\n\n");
+    }
 
     // One declaration per service: its group, then all its actions in the group.
     let mut by_service: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

@@ -158,7 +158,39 @@ fn model_reference_documents_every_attribute() {
         )
         .chain(trailcedar::model::facts::ENTITY_DECLS.iter().flat_map(|d| {
             std::iter::once(d.name).chain(d.attrs.iter().map(|(n, _)| n.trim_end_matches('?')))
-        }));
+        }))
+        // The typed views, elements, policy documents, sharing and copies.
+        .chain(
+            trailcedar::model::typed::View::ALL
+                .iter()
+                .flat_map(|v| [v.attr(), v.type_name()]),
+        )
+        .chain(
+            trailcedar::model::typed::OWN_ATTRIBUTES
+                .iter()
+                .map(|(n, _)| *n),
+        )
+        .chain(
+            trailcedar::model::element::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| *n),
+        )
+        .chain(
+            trailcedar::model::document::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| *n),
+        )
+        .chain(
+            trailcedar::model::sharing::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| *n),
+        )
+        .chain(
+            trailcedar::model::copy::ATTRIBUTES
+                .iter()
+                .map(|(n, _)| n.trim_end_matches('?')),
+        )
+        .chain(["Element", "PolicyDocument", "Sharing", "Copy", "@each"]);
     for name in names {
         assert!(
             doc.contains(&format!("`{name}`")),

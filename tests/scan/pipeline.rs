@@ -404,7 +404,9 @@ fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str])
             let mut theirs = BTreeSet::new();
             let mut their_errors = BTreeSet::new();
             let mut not_allowed = false;
-            for (_, response) in &responses {
+            // Per resource, the pack's response, then its `@each` policies' on each element.
+            let all = responses.iter().flat_map(|(_, r)| r.iter().enumerate());
+            for (position, response) in all {
                 let forbids: Vec<String> = response
                     .diagnostics()
                     .reason()
@@ -417,8 +419,10 @@ fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str])
                             .any(|d| &d.id == id && d.effect == cedar_policy::Effect::Forbid)
                     })
                     .collect();
-                not_allowed |=
-                    response.decision() == cedar_policy::Decision::Deny && forbids.is_empty();
+                // An element's response is of the `@each` policies and the baseline only.
+                not_allowed |= position == 0
+                    && response.decision() == cedar_policy::Decision::Deny
+                    && forbids.is_empty();
                 theirs.extend(forbids);
                 for e in response.diagnostics().errors() {
                     let cedar_policy::AuthorizationError::PolicyEvaluationError(err) = e;

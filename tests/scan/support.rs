@@ -31,6 +31,40 @@ pub fn shipped_with_inventory() -> &'static Engine {
     })
 }
 
+/// The shipped pack's size: its detections and its `.cedar` files, for messages that count them.
+pub fn shipped_size() -> (usize, usize) {
+    let files = walkdir::WalkDir::new("policies")
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cedar"))
+        .count();
+    (shipped().pack.detections.len(), files)
+}
+
+/// The shipped pack's test cases: those counted, and the `todo` ones.
+pub fn shipped_cases() -> (usize, usize) {
+    let (mut counted, mut todo) = (0, 0);
+    for entry in walkdir::WalkDir::new("policies")
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".test.json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for case in cases["cases"].as_array().unwrap() {
+            if case.get("todo").is_some() {
+                todo += 1;
+            } else {
+                counted += 1;
+            }
+        }
+    }
+    (counted, todo)
+}
+
 /// An engine from policy sources; panics with the diagnostics if they do not load.
 pub fn engine_from(sources: Vec<PolicySource>) -> Engine {
     let pack = pack::load(sources, "test").unwrap_or_else(|e| panic!("{e}"));

@@ -32,6 +32,7 @@ pub const ATTRIBUTES: &[(&str, &str)] = &[
     ("type", "String"),
     ("arn?", "String"),
     ("name?", "String"),
+    ("nameLower?", "String"),
     ("accountId?", "String"),
     ("region?", "String"),
     // From the inventory: present only when it can tell.
@@ -46,6 +47,8 @@ pub const INVENTORY_ATTRIBUTES: &[&str] = &["accountInOrganization", "inventoryT
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrValue<'a> {
     Str(&'a str),
+    /// A string, in lower case (lowered when added: a value's key is the string as it is).
+    Lower(&'a str),
     Bool(bool),
     Time(Timestamp),
 }
@@ -55,6 +58,7 @@ impl AttrValue<'_> {
     pub fn add_to(self, attrs: &mut Attrs, name: &str) {
         match self {
             AttrValue::Str(v) => attrs.string(name, Some(v)),
+            AttrValue::Lower(v) => attrs.string(name, Some(&v.to_lowercase())),
             AttrValue::Bool(v) => attrs.bool(name, Some(v)),
             AttrValue::Time(v) => attrs.datetime(name, Some(v)),
         }
@@ -346,6 +350,7 @@ impl<'a> ResourceAttrs<'a> {
             "type" => non_empty(self.kind).map(AttrValue::Str),
             "arn" => self.arn.and_then(non_empty).map(AttrValue::Str),
             "name" => self.name().map(AttrValue::Str),
+            "nameLower" => self.name().map(AttrValue::Lower),
             "accountId" => self.account_id().map(AttrValue::Str),
             "region" => self.region().map(AttrValue::Str),
             _ if inv.is_empty() => None,
