@@ -1,4 +1,5 @@
-//! Embeds the shipped detection pack (`policies/**/*.cedar`) into the binary.
+//! Embeds the shipped detection pack (`policies/**/*.cedar`, and the pack's own additions to the
+//! action catalog in `policies/actions.txt`) into the binary.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "cedar") {
+        } else if path.extension().is_some_and(|e| e == "cedar")
+            || path.file_name().is_some_and(|n| n == "actions.txt")
+        {
             out.push(path);
         }
     }

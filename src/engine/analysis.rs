@@ -468,6 +468,20 @@ fn context_record_read(a: &mut Analysis, reads: &mut Vec<Read>, record: &str, at
         format!("context.{record}.{attr}"),
         context_fact(record, attr),
     );
+    // A policy document's grant is shown with where it is and which statements make it.
+    if record == "policyDocument" {
+        let with: &[&str] = match attr {
+            "public" => &["publicStatements", "parameters"],
+            _ => &["parameters"],
+        };
+        for more in with {
+            read(
+                reads,
+                format!("policyDocument.{more}"),
+                format!("context.policyDocument.{more}"),
+            );
+        }
+    }
 }
 
 /// The attributes an expression reads from the context, outermost first:
@@ -612,7 +626,9 @@ fn walk(e: &Expr, a: &mut Analysis, reads: &mut Vec<Read>) {
                 let first = attrs.first();
                 if let Some(at) = Attr::from_name(first) {
                     a.needs.context.insert(at);
-                    if at.field().is_none() {
+                    // The facts' presence is shown by the facts read of them, not as an entity.
+                    let entity = matches!(at, Attr::PolicyDocument | Attr::Sharing | Attr::Copy);
+                    if at.field().is_none() && !(entity && attrs.len() == 1) {
                         let path: Vec<&str> = attrs.iter().map(|s| s.as_str()).collect();
                         let path = path.join(".");
                         read(reads, path.clone(), format!("context.{path}"));

@@ -260,12 +260,7 @@ struct BoundStore {
 
 impl Elements {
     /// The elements of `each` on this event, with `base` (the request's store) holding them.
-    fn bind(
-        &mut self,
-        each: &Arc<Each>,
-        view: &EventView,
-        base: &Entities,
-    ) -> Binding {
+    fn bind(&mut self, each: &Arc<Each>, view: &EventView, base: &Entities) -> Binding {
         if let Some((_, found)) = self.bound.iter().find(|(e, _)| e.text == each.text) {
             return found.clone();
         }

@@ -195,7 +195,7 @@ fn summary_accounts_for_the_sample_archive() {
         "seed 000: the instances behind the NAT gateway: {out}"
     );
     assert!(err.contains("files skipped: 1 digest, 1 Insights"), "{err}");
-    let events = archive_records();
+    let events = crate::support::archive_records();
     assert!(
         err.contains(&format!("events: {events} read = {events} evaluated + 0 outside --since/--until + 0 Insights records + 0 rejected")),
         "{err}"
@@ -208,32 +208,4 @@ fn summary_accounts_for_the_sample_archive() {
         out.contains("CRITICAL cloudtrail-logging-impaired"),
         "{out}"
     );
-}
-
-/// The records of the sample archive's delivery files, counted apart from the scan: every
-/// `Records` entry of every file but the digest and the Insights delivery.
-fn archive_records() -> usize {
-    let mut n = 0;
-    for entry in walkdir::WalkDir::new("fixtures/archive")
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let p = entry.path().to_string_lossy().to_string();
-        if !p.ends_with(".json.gz")
-            || p.contains("CloudTrail-Digest")
-            || p.contains("CloudTrail-Insight")
-        {
-            continue;
-        }
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(std::fs::File::open(entry.path()).unwrap()),
-            &mut text,
-        )
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        n += v["Records"].as_array().unwrap().len();
-    }
-    assert!(n > 1000, "{n} records in the sample archive");
-    n
 }

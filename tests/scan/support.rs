@@ -161,3 +161,49 @@ pub fn event(extra: &str) -> String {
         r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::123456789012:user/alice","accountId":"123456789012","accessKeyId":"AKIAIOSFODNN7EXAMPLE","userName":"alice"}},"eventTime":"2024-05-14T02:10:05Z","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","awsRegion":"ap-northeast-1","sourceIPAddress":"198.51.100.23","userAgent":"aws-cli/2.15.30","requestParameters":null,"responseElements":null,"eventID":"00000000-0000-4000-8000-000000000001","readOnly":true,"eventType":"AwsApiCall","recipientAccountId":"123456789012"{sep}{extra}}}"#
     )
 }
+
+/// The delivery files of the sample archive: every `.json.gz` but the digest and the Insights
+/// delivery.
+pub fn archive_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new("fixtures/archive")
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            p.ends_with(".json.gz")
+                && !p.contains("CloudTrail-Digest")
+                && !p.contains("CloudTrail-Insight")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The records of the sample archive's delivery files, counted apart from the scan: every
+/// `Records` entry of every file but the digest and the Insights delivery.
+pub fn archive_records() -> usize {
+    let mut n = 0;
+    for entry in walkdir::WalkDir::new("fixtures/archive")
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let p = entry.path().to_string_lossy().to_string();
+        if !p.ends_with(".json.gz")
+            || p.contains("CloudTrail-Digest")
+            || p.contains("CloudTrail-Insight")
+        {
+            continue;
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(entry.path()).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        n += v["Records"].as_array().unwrap().len();
+    }
+    assert!(n > 1000, "{n} records in the sample archive");
+    n
+}
