@@ -57,10 +57,34 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The engine of the embedded pack.
+/// `--pack DIR`: the pack to scan with instead of the embedded one (given to the children too).
+static PACK: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// The engine of the embedded pack, or of the `--pack` directory.
 fn embedded_engine() -> Engine {
-    let pack = pack::load(pack::embedded_sources(), "embedded").expect("the embedded pack loads");
+    let sources = match PACK.get().and_then(Option::as_ref) {
+        Some(dir) => pack::sources_from_dir(dir).expect("--pack reads"),
+        None => pack::embedded_sources(),
+    };
+    let pack = pack::load(sources, "bench").expect("the pack loads");
     Engine::new(pack, AwsRanges::embedded()).expect("index")
+}
+
+/// The CPU seconds this process has used, user and system, every thread (`/proc/self/stat`,
+/// Linux only; in clock ticks of 1/100 s).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (in parentheses, which may hold spaces).
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Runs this benchmark again as a child process with `args`: its standard output.
@@ -109,10 +133,11 @@ fn child(mode: &str, dir: &Path, threads: usize, inventory: Option<&Path>) {
         summary.render()
     );
     println!(
-        "{} {secs} {} {findings} {} {load_secs}",
+        "{} {secs} {} {findings} {} {load_secs} {}",
         summary.events_read,
         peak_rss_mb(),
-        summary.bytes_read
+        summary.bytes_read,
+        cpu_secs()
     );
 }
 
@@ -173,6 +198,8 @@ struct Run {
     findings: u64,
     bytes: u64,
     load_secs: f64,
+    /// CPU seconds of the whole process (loading included).
+    cpu_secs: f64,
 }
 
 /// One configuration of a run: mode, threads, inventory.
@@ -222,6 +249,13 @@ fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     if let Some(inv) = inv_arg {
         args.extend(["--with-inventory", inv]);
     }
+    let pack = PACK
+        .get()
+        .and_then(Option::as_ref)
+        .map(|p| p.to_str().expect("utf-8 path"));
+    if let Some(pack) = pack {
+        args.extend(["--pack", pack]);
+    }
     let text = run_child(&args);
     let f: Vec<&str> = text.split_whitespace().collect();
     Run {
@@ -240,6 +274,7 @@ fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
         findings: f[3].parse().expect("findings"),
         bytes: f[4].parse().expect("bytes"),
         load_secs: f[5].parse().expect("load seconds"),
+        cpu_secs: f[6].parse().expect("cpu seconds"),
     }
 }
 
@@ -270,8 +305,54 @@ fn paired_run(dir: &Path, inv: &Path, passes: usize) -> Paired {
     }
 }
 
+/// The inventory's cost per event, three ways (fastest runs, median of rounds, file by file).
+fn inventory_cost(
+    all: &[Vec<Run>],
+    runs: &[Run],
+    dir: &Path,
+    inv_dir: &Path,
+    repeat: usize,
+    (resources, users): (u64, u64),
+) {
+    // The inventory's cost per event, round by round: the scans with and without it ran side
+    // by side, so their ratio is steadier than that of two fastest runs.
+    let mut paired: Vec<f64> = all[1]
+        .iter()
+        .zip(&all[2])
+        .map(|(full, inv)| 100.0 * per_event(inv) / per_event(full) - 100.0)
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    let median = paired[paired.len() / 2];
+    let full = &runs[1];
+    let inv = &runs[2];
+    // The inventory is loaded before the scan starts: its load time is not scan time.
+    println!(
+        "inventory ({resources} tagged resources, {users} users): loaded in {:.2} s; one thread: {:.0} events/s scanning with it, {:+.1}% per event against the scan without it (fastest runs), {median:+.1}% (median of {} rounds: {})",
+        inv.load_secs,
+        1.0 / per_event(inv),
+        100.0 * per_event(inv) / per_event(full) - 100.0,
+        paired.len(),
+        paired
+            .iter()
+            .map(|p| format!("{p:+.1}%"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    // The steadier figure: each file scanned with and without the inventory in turn.
+    let paired = paired_run(dir, inv_dir, repeat);
+    println!(
+        "inventory, file by file ({} passes over the corpus, one thread; each file scanned without and with it, one right after the other): {:+.1}% per event ({:.2} s against {:.2} s), {:+.1}% for the median file",
+        repeat.max(1),
+        100.0 * paired.with / paired.without - 100.0,
+        paired.with,
+        paired.without,
+        100.0 * paired.median_file - 100.0,
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let _ = PACK.set(arg(&args, "--pack").map(PathBuf::from));
     if let Some(dir) = arg(&args, "--paired-child") {
         let inv = arg(&args, "--with-inventory").expect("--with-inventory");
         let passes = arg(&args, "--passes")
@@ -296,16 +377,25 @@ fn main() {
     let files: u64 = arg(&args, "--files")
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let fresh: u64 = arg(&args, "--fresh")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let spec = CorpusSpec {
         events,
         files,
+        fresh,
         ..CorpusSpec::default()
+    };
+    let variant = if fresh > 0 {
+        format!("-fresh{fresh}")
+    } else {
+        String::new()
     };
     let dir = arg(&args, "--corpus")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(format!(
-                "target/bench-corpus/{events}-{files}-{}-v{}",
+                "target/bench-corpus/{events}-{files}-{}-v{}{variant}",
                 spec.seed,
                 corpus::GENERATOR_VERSION
             ))
@@ -357,44 +447,49 @@ fn main() {
     let repeat: usize = arg(&args, "--repeat")
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let mut configs: Vec<Config> = vec![
-        ("decode", 1, None),
-        ("full", 1, None),
-        ("full", 1, Some(&inv_dir)),
-    ];
+    // `--no-inventory`: only the scans without it (faster, for other corpora and packs).
+    let with_inventory = !args.iter().any(|a| a == "--no-inventory");
+    let mut configs: Vec<Config> = vec![("decode", 1, None), ("full", 1, None)];
+    if with_inventory {
+        configs.push(("full", 1, Some(&inv_dir)));
+    }
     if threads > 1 {
         configs.push(("decode", threads, None));
         configs.push(("full", threads, None));
-        configs.push(("full", threads, Some(&inv_dir)));
+        if with_inventory {
+            configs.push(("full", threads, Some(&inv_dir)));
+        }
     }
     let all = rounds(repeat, &dir, &configs);
     let runs: Vec<Run> = all.iter().map(|r| best(r)).collect();
-    // The inventory's cost per event, round by round: the scans with and without it ran side
-    // by side, so their ratio is steadier than that of two fastest runs.
-    let mut paired: Vec<f64> = all[1]
-        .iter()
-        .zip(&all[2])
-        .map(|(full, inv)| 100.0 * per_event(inv) / per_event(full) - 100.0)
-        .collect();
-    paired.sort_by(f64::total_cmp);
-    let median = paired[paired.len() / 2];
     println!(
         "corpus: {} ({events} events, {files} files); best of {repeat} runs each",
         dir.display()
     );
     println!(
-        "{:<16} {:>10} {:>9} {:>12} {:>10} {:>9} {:>9}",
-        "run", "events", "seconds", "events/s", "MB/s json", "peak MB", "findings"
+        "{:<16} {:>10} {:>9} {:>12} {:>8} {:>14} {:>10} {:>9} {:>9}",
+        "run",
+        "events",
+        "seconds",
+        "events/s",
+        "cpu s",
+        "events/cpu s",
+        "MB/s json",
+        "peak MB",
+        "findings"
     );
-    // Seconds of scanning: an inventory's load time is reported on its own line.
+    // Seconds of scanning: an inventory's load time is reported on its own line. CPU seconds
+    // are the whole process's, the pack's and the inventory's loading included.
     for r in &runs {
         let secs = r.secs - r.load_secs;
         println!(
-            "{:<16} {:>10} {:>9.2} {:>12.0} {:>10.0} {:>9.1} {:>9}",
+            "{:<16} {:>10} {:>9.2} {:>12.0} {:>8.2} {:>14.0} {:>10.0} {:>9.1} {:>9}",
             r.label,
             r.events,
             secs,
             r.events as f64 / secs,
+            r.cpu_secs,
+            r.events as f64 / r.cpu_secs,
             r.bytes as f64 / 1e6 / secs,
             r.peak_mb,
             r.findings
@@ -402,30 +497,9 @@ fn main() {
     }
     let decode = &runs[0];
     let full = &runs[1];
-    let inv = &runs[2];
-    // The inventory is loaded before the scan starts: its load time is not scan time.
-    println!(
-        "inventory ({resources} tagged resources, {users} users): loaded in {:.2} s; one thread: {:.0} events/s scanning with it, {:+.1}% per event against the scan without it (fastest runs), {median:+.1}% (median of {} rounds: {})",
-        inv.load_secs,
-        1.0 / per_event(inv),
-        100.0 * per_event(inv) / per_event(full) - 100.0,
-        paired.len(),
-        paired
-            .iter()
-            .map(|p| format!("{p:+.1}%"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    // The steadier figure: each file scanned with and without the inventory in turn.
-    let paired = paired_run(&dir, &inv_dir, repeat);
-    println!(
-        "inventory, file by file ({} passes over the corpus, one thread; each file scanned without and with it, one right after the other): {:+.1}% per event ({:.2} s against {:.2} s), {:+.1}% for the median file",
-        repeat.max(1),
-        100.0 * paired.with / paired.without - 100.0,
-        paired.with,
-        paired.without,
-        100.0 * paired.median_file - 100.0,
-    );
+    if with_inventory {
+        inventory_cost(&all, &runs, &dir, &inv_dir, repeat, (resources, users));
+    }
     println!(
         "one thread: the full scan runs at {:.0}% of the decode-only rate ({:.2} us/event evaluating, {:.2} us/event decoding)",
         100.0 * (full.events as f64 / full.secs) / (decode.events as f64 / decode.secs),

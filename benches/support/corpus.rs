@@ -77,6 +77,11 @@ pub struct CorpusSpec {
     pub start: Timestamp,
     pub days: u64,
     pub account: String,
+    /// Events in a thousand whose caller is a session of its own: an assumed-role event from a
+    /// distinct instance (a new session name), and every such event with a fresh access key and
+    /// source address. 0 for the 30 actors' own sessions only; a large organization's
+    /// aggregated trail looks like 400 (`cargo bench --bench scan -- --fresh 400`).
+    pub fresh: u64,
 }
 
 impl Default for CorpusSpec {
@@ -88,6 +93,7 @@ impl Default for CorpusSpec {
             start: Timestamp::from_date(2024, 5, 1).unwrap_or(Timestamp(0)),
             days: 10,
             account: "123456789012".to_string(),
+            fresh: 0,
         }
     }
 }
@@ -400,6 +406,39 @@ fn request_parameters(rng: &mut Rng, call: &Call, region: &str, account: &str) -
     }
 }
 
+/// A session of its own for `actor`'s role: a new session name where it is an instance's (a new
+/// instance id), a fresh temporary key, and a fresh source address in the actor's range.
+fn fresh_session(rng: &mut Rng, actor: &Actor) -> Actor {
+    let mut identity = actor.identity.clone();
+    let instance = format!("i-0{}", rng.hex(16));
+    if let Some(obj) = identity.as_object_mut() {
+        // `…/i-0abc` and `AROA…:i-0abc`: the session after the last `/` or `:`.
+        let renamed = |v: &Value| {
+            let s = v.as_str()?;
+            let at = s.rfind(['/', ':'])?;
+            let (head, session) = s.split_at(at + 1);
+            session
+                .starts_with("i-")
+                .then(|| Value::String(format!("{head}{instance}")))
+        };
+        for key in ["arn", "principalId"] {
+            if let Some(new) = obj.get(key).and_then(renamed) {
+                obj.insert(key.to_string(), new);
+            }
+        }
+        obj.insert(
+            "accessKeyId".to_string(),
+            json!(format!("ASIA{}", rng.alnum(16))),
+        );
+    }
+    let prefix = actor.ip.rsplitn(3, '.').nth(2).unwrap_or("54.150");
+    Actor {
+        identity,
+        user_agent: actor.user_agent.clone(),
+        ip: format!("{prefix}.{}.{}", rng.below(256), 1 + rng.below(254)),
+    }
+}
+
 /// Generates the events of file `index` (of `spec.files`), in time order.
 pub fn file_events(spec: &CorpusSpec, index: u64) -> (String, Timestamp, Vec<Value>) {
     let mut rng = Rng::new(spec.seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
@@ -417,6 +456,13 @@ pub fn file_events(spec: &CorpusSpec, index: u64) -> (String, Timestamp, Vec<Val
         let t = Timestamp(start.0 + (slice * i as i64) / per_file.max(1) as i64);
         let roll = rng.below(1000);
         let actor = rng.pick(&actors);
+        let fresh_actor;
+        let actor = if spec.fresh > 0 && rng.below(1000) < spec.fresh {
+            fresh_actor = fresh_session(&mut rng, actor);
+            &fresh_actor
+        } else {
+            actor
+        };
         // About one event in five thousand is one the default pack flags.
         let suspicious = rng.below(5000) == 0;
         let mut e = if suspicious {
@@ -853,6 +899,7 @@ pub fn write_sample_archive(root: &Path, events_dir: &Path) -> io::Result<Vec<Pa
         start: day,
         days: 1,
         account: account.to_string(),
+        fresh: 0,
     };
     let mut all: Vec<(Timestamp, String, Value)> = Vec::new();
     for index in 0..spec.files {
