@@ -1,7 +1,7 @@
 //! `trailcedar check`: parse and validate a pack in strict mode against the model's schema,
 //! check its actions against the catalog and lint its annotations.
 
-use super::pack_sources;
+use super::{authoring_dirs, pack_sources, print_reports};
 use crate::cases::case_file_for;
 use crate::engine::pack::{self, Pack};
 use std::path::{Path, PathBuf};
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 /// `trailcedar check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Directories of .cedar policies (repeatable).
-    #[arg(short, long, value_name = "DIR", default_value = "policies")]
+    /// Directories of .cedar policies (repeatable). Default: `./policies` when it exists, else
+    /// the pack built into trailcedar.
+    #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
 
     /// Fail on warnings too.
@@ -42,31 +43,33 @@ pub fn warnings(pack: &Pack) -> Vec<String> {
 
 /// Checks the pack; the exit code: 0 when it loads (and, with `--strict`, has no warnings).
 pub fn run(args: &CheckArgs) -> Result<u8, String> {
-    let (sources, origin) = pack_sources(&args.policies)?;
+    let (sources, origin) = pack_sources(&authoring_dirs(&args.policies))?;
     let files = sources
         .iter()
         .filter(|s| s.name.ends_with(".cedar"))
         .count();
     match pack::load(sources, &origin) {
-        Err(errors) => {
-            let n = errors.0.len();
-            for report in errors.0 {
-                eprintln!("{report:?}");
-            }
-            eprintln!("trailcedar: {origin}: {n} error(s) in {files} file(s)");
+        Err(e) => {
+            print_reports(e.errors.iter().chain(&e.warnings));
+            eprintln!(
+                "trailcedar: {origin}: {} error(s), {} warning(s) in {files} file(s)",
+                e.errors.len(),
+                e.warnings.len()
+            );
             Ok(1)
         }
         Ok(pack) => {
-            let warnings = warnings(&pack);
-            for w in &warnings {
+            print_reports(pack.warnings.iter().map(|w| w.as_ref()));
+            let lints = warnings(&pack);
+            for w in &lints {
                 eprintln!("warning: {w}");
             }
+            let count = pack.warnings.len() + lints.len();
             eprintln!(
-                "trailcedar: {origin}: {} policies in {files} file(s) valid in strict mode, {} warning(s)",
+                "trailcedar: {origin}: {} policies in {files} file(s) valid in strict mode, {count} warning(s)",
                 pack.detections.len(),
-                warnings.len()
             );
-            Ok(u8::from(args.strict && !warnings.is_empty()))
+            Ok(u8::from(args.strict && count > 0))
         }
     }
 }

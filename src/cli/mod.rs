@@ -191,16 +191,44 @@ pub fn pack_sources(dirs: &[PathBuf]) -> Result<(Vec<PolicySource>, String), Str
     Ok((all, names.join(", ")))
 }
 
-/// Loads the pack named by `--policies`, or the embedded one. Diagnostics go to stderr.
+/// The pack directory `check` and `test` use without `-p`.
+pub const AUTHORING_DIR: &str = "policies";
+
+/// The packs an authoring command (`check`, `test`) works on: `-p`, else `./policies` when it
+/// exists, else none (the embedded pack). `scan`, `explain` and `snapshot` use the embedded
+/// pack without `-p`, wherever they run.
+pub fn authoring_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    if dirs.is_empty() && std::path::Path::new(AUTHORING_DIR).is_dir() {
+        vec![PathBuf::from(AUTHORING_DIR)]
+    } else {
+        dirs.to_vec()
+    }
+}
+
+/// Prints a pack's diagnostics on stderr.
+pub fn print_reports<'r>(reports: impl IntoIterator<Item = &'r miette::Report>) {
+    for report in reports {
+        eprintln!("{report:?}");
+    }
+}
+
+/// Loads the pack named by `--policies`, or the embedded one. Diagnostics, warnings included,
+/// go to stderr.
 pub fn load_pack(dirs: &[PathBuf]) -> Result<pack::Pack, String> {
     let (sources, origin) = pack_sources(dirs)?;
-    pack::load(sources, &origin).map_err(|errors| {
-        let n = errors.0.len();
-        for report in errors.0 {
-            eprintln!("{report:?}");
+    match pack::load(sources, &origin) {
+        Ok(pack) => {
+            print_reports(pack.warnings.iter().map(|w| w.as_ref()));
+            Ok(pack)
         }
-        format!("{n} error(s) in the policy pack ({origin})")
-    })
+        Err(e) => {
+            print_reports(e.errors.iter().chain(&e.warnings));
+            Err(format!(
+                "{} error(s) in the policy pack ({origin})",
+                e.errors.len()
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

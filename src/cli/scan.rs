@@ -23,12 +23,13 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
 
     /// A directory of .cedar policies (repeatable). Default: the pack built into trailcedar.
+    /// With --where, only the pack's actions.txt is used.
     #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
 
     /// Instead of a pack, list the events for which this Cedar condition holds, in time order
     /// (an investigation query over the same model: `principal.accessKeyId == "AKIA..."`).
-    #[arg(long = "where", value_name = "CONDITION", conflicts_with = "policies")]
+    #[arg(long = "where", value_name = "CONDITION")]
     pub where_: Option<String>,
 
     /// With --where: the most matches held for sorting.
@@ -97,7 +98,8 @@ impl Progress for Bar {
 }
 
 /// A pack of one detection: the `--where` condition. Its diagnostics point into the condition.
-fn query_pack(condition: &str) -> Result<crate::engine::pack::Pack, String> {
+/// The `actions.txt` of the packs in `dirs` add to the action catalog, as they do for a pack.
+fn query_pack(condition: &str, dirs: &[PathBuf]) -> Result<crate::engine::pack::Pack, String> {
     let text = format!(
         "@id(\"where\")\n@title({})\n@severity(\"info\")\nforbid (principal, action, resource)\nwhen {{\n  {condition}\n}};\n",
         serde_json::to_string(condition).map_err(|e| e.to_string())?
@@ -109,13 +111,27 @@ fn query_pack(condition: &str) -> Result<crate::engine::pack::Pack, String> {
     let options = crate::engine::pack::LoadOptions {
         lenient_optional: true,
     };
-    crate::engine::pack::load_with(vec![source], "--where", options).map_err(|errors| {
-        let n = errors.0.len();
-        for report in errors.0 {
-            eprintln!("{report:?}");
+    let mut sources = vec![source];
+    if !dirs.is_empty() {
+        let (pack, _) = super::pack_sources(dirs)?;
+        sources.extend(
+            pack.into_iter()
+                .filter(|s| s.name.ends_with(crate::engine::pack::ACTIONS_FILE)),
+        );
+    }
+    match crate::engine::pack::load_with(sources, "--where", options) {
+        Ok(pack) => {
+            super::print_reports(pack.warnings.iter().map(|w| w.as_ref()));
+            Ok(pack)
         }
-        format!("{n} error(s) in the --where condition")
-    })
+        Err(errors) => {
+            super::print_reports(errors.errors.iter().chain(&errors.warnings));
+            Err(format!(
+                "{} error(s) in the --where condition",
+                errors.errors.len()
+            ))
+        }
+    }
 }
 
 /// Runs a scan; the exit code.
@@ -152,7 +168,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
             .map_err(|e| format!("--threads: {e}"))?;
     }
     let pack = match &args.where_ {
-        Some(condition) => query_pack(condition)?,
+        Some(condition) => query_pack(condition, &args.policies)?,
         None => load_pack(&args.policies)?,
     };
     let mode = pack.mode;

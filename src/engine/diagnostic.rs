@@ -9,6 +9,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct InFile {
     message: String,
+    severity: Option<miette::Severity>,
     code: Option<String>,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
@@ -26,6 +27,7 @@ impl InFile {
     ) -> Self {
         InFile {
             message,
+            severity: None,
             code: Some("trailcedar::pack".to_string()),
             help,
             labels: vec![LabeledSpan::new_with_span(Some(label.to_string()), span)],
@@ -37,11 +39,33 @@ impl InFile {
     pub fn wrap(d: &dyn Diagnostic, src: NamedSource<Arc<str>>) -> Self {
         InFile {
             message: d.to_string(),
+            severity: d.severity(),
             code: d.code().map(|c| c.to_string()),
             help: d.help().map(|h| h.to_string()),
             labels: d.labels().map(|l| l.collect()).unwrap_or_default(),
             src,
         }
+    }
+}
+
+impl InFile {
+    /// The same diagnostic, as a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Some(miette::Severity::Warning);
+        self
+    }
+
+    /// The same diagnostic, as an error (Cedar's warnings are errors for some of ours).
+    pub fn error(mut self) -> Self {
+        self.severity = Some(miette::Severity::Error);
+        self
+    }
+
+    /// The same diagnostic with another message and help, keeping its spans.
+    pub fn reworded(mut self, message: String, help: Option<String>) -> Self {
+        self.message = message;
+        self.help = help;
+        self
     }
 }
 
@@ -58,6 +82,9 @@ impl Diagnostic for InFile {
         self.code
             .as_ref()
             .map(|c| Box::new(c) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help

@@ -22,6 +22,7 @@ pub mod diagnostic;
 mod evaluate;
 mod explain;
 pub mod index;
+pub mod lint;
 pub mod pack;
 mod request;
 

@@ -12,14 +12,18 @@
 
 use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::diagnostic::InFile;
+use crate::engine::lint;
 use crate::model::actions::Catalog;
 use crate::model::element::Each;
-use crate::model::schema;
-use cedar_policy::{Effect, Expression, Policy, PolicyId, PolicySet, ValidationMode, Validator};
+use crate::model::schema::{self, Shapes};
+use cedar_policy::{
+    Effect, Expression, Policy, PolicyId, PolicySet, ValidationError, ValidationMode,
+    ValidationWarning, Validator,
+};
 use miette::{NamedSource, Report};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -125,6 +129,9 @@ pub struct Pack {
     pub mode: Mode,
     /// Where the pack came from, for the summary.
     pub origin: String,
+    /// What loads but deserves a look: an action the catalog does not know, Cedar's own
+    /// validation warnings. `check --strict` fails on them.
+    pub warnings: Vec<Arc<Report>>,
     by_id: HashMap<String, usize>,
 }
 
@@ -143,16 +150,20 @@ impl Pack {
     }
 }
 
-/// Errors found while loading a pack, each a diagnostic pointing into its file.
+/// Errors found while loading a pack, each a diagnostic pointing into its file, and the
+/// warnings found with them.
 #[derive(Debug)]
-pub struct PackErrors(pub Vec<Report>);
+pub struct PackErrors {
+    pub errors: Vec<Report>,
+    pub warnings: Vec<Report>,
+}
 
 impl fmt::Display for PackErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for r in &self.0 {
+        for r in self.errors.iter().chain(&self.warnings) {
             writeln!(f, "{r:?}")?;
         }
-        write!(f, "{} error(s) in the policy pack", self.0.len())
+        write!(f, "{} error(s) in the policy pack", self.errors.len())
     }
 }
 
@@ -224,8 +235,13 @@ pub fn load_with(
     options: LoadOptions,
 ) -> Result<Pack, PackErrors> {
     let mut errors: Vec<Report> = Vec::new();
+    let mut warnings: Vec<Report> = Vec::new();
     let mut detections: Vec<Detection> = Vec::new();
     let mut file_of: HashMap<String, usize> = HashMap::new();
+    // Policies with an error of their own, whose follow-on errors are withheld (see `validate`).
+    let mut wrong: HashSet<String> = HashSet::new();
+    // Policies whose condition is a literal `false`, for the "never fires" diagnostic's help.
+    let mut literal_false: HashSet<String> = HashSet::new();
 
     // The action catalog, with what the pack adds to it.
     let (action_files, sources): (Vec<PolicySource>, Vec<PolicySource>) = sources
@@ -395,6 +411,27 @@ pub fn load_with(
                 .principal_guard
                 .as_deref()
                 .and_then(|g| Expression::from_str(g).ok());
+            let text = source.text.get(offset..offset + len).unwrap_or("");
+            let clauses = renamed
+                .to_pst()
+                .map(|pst| pst.body().clauses().to_vec())
+                .unwrap_or_default();
+            if lint::literal_false(&clauses) {
+                literal_false.insert(id.clone());
+            }
+            for problem in lint::undeclared_has(&clauses, Shapes::model()) {
+                let at = lint::locate_has(text, &problem.path)
+                    .map(|(i, l)| (offset + i, l))
+                    .unwrap_or((offset, len));
+                wrong.insert(id.clone());
+                errors.push(Report::new(InFile::new(
+                    problem.message(&id),
+                    at.into(),
+                    "no such attribute",
+                    Some(problem.help()),
+                    named(),
+                )));
+            }
             for action in &analysis.action_ids {
                 if catalog.contains(action) {
                     continue;
@@ -403,27 +440,40 @@ pub fn load_with(
                     "Action::{}",
                     serde_json::to_string(action).unwrap_or_default()
                 );
-                let at = source
-                    .text
-                    .get(offset..offset + len)
-                    .and_then(|t| t.find(&literal))
+                let at = text
+                    .find(&literal)
                     .map(|i| (offset + i, literal.len()))
                     .unwrap_or((offset, len));
+                let Some(spelling) = plausible_action(action) else {
+                    errors.push(Report::new(InFile::new(
+                        format!("`{action}` in policy {id:?} is not an action: CloudTrail actions are `service:EventName` (`s3:PutObject`) or a service (`s3`)"),
+                        at.into(),
+                        "not an action",
+                        None,
+                        named(),
+                    )));
+                    continue;
+                };
                 let help = match catalog.suggest(action) {
                     Some(s) => format!(
-                        "did you mean `{s}`? (if `{action}` is a new API, list it in the pack's {ACTIONS_FILE})"
+                        "did you mean `{s}`? If `{action}` is an event CloudTrail records, list it in the pack's {ACTIONS_FILE} to silence this warning"
                     ),
-                    None => {
-                        format!("if `{action}` is a new API, list it in the pack's {ACTIONS_FILE}")
-                    }
+                    None => format!(
+                        "if `{action}` is an event CloudTrail records, list it in the pack's {ACTIONS_FILE} to silence this warning"
+                    ),
                 };
-                errors.push(Report::new(InFile::new(
-                    format!("unknown action `{action}` in policy {id:?}: CloudTrail records no such event"),
-                    at.into(),
-                    "not an action of the catalog",
-                    Some(help),
-                    named(),
-                )));
+                warnings.push(Report::new(
+                    InFile::new(
+                        format!(
+                            "unknown {spelling} `{action}` in policy {id:?}: not in the catalog of CloudTrail events, so the policy may never match"
+                        ),
+                        at.into(),
+                        "not in the catalog",
+                        Some(help),
+                        named(),
+                    )
+                    .warning(),
+                ));
             }
             detections.push(Detection {
                 id,
@@ -450,10 +500,18 @@ pub fn load_with(
 
     // Type errors are worth reporting alongside annotation and action mistakes.
     if !detections.is_empty() {
-        validate(&detections, &sources, &file_of, options, &mut errors);
+        let found = Validation {
+            detections: &detections,
+            sources: &sources,
+            file_of: &file_of,
+            options,
+            wrong,
+            literal_false,
+        };
+        found.run(&mut errors, &mut warnings);
     }
     if !errors.is_empty() {
-        return Err(PackErrors(errors));
+        return Err(PackErrors { errors, warnings });
     }
     let mode = if detections.iter().any(|d| d.effect == Effect::Permit) {
         Mode::AllowList
@@ -469,6 +527,7 @@ pub fn load_with(
         detections,
         mode,
         origin: origin.to_string(),
+        warnings: warnings.into_iter().map(Arc::new).collect(),
         by_id,
     })
 }
@@ -481,89 +540,167 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
-/// Strict validation against the model's schema, declaring the actions the pack names.
-fn validate(
-    detections: &[Detection],
-    sources: &[PolicySource],
-    file_of: &HashMap<String, usize>,
+/// Whether `action` is spelt like a CloudTrail action: `service:EventName` (an `action`), or a
+/// service alone (a `service`), in the characters event sources and names are made of.
+fn plausible_action(action: &str) -> Option<&'static str> {
+    let service_ok = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    match action.split_once(':') {
+        None => service_ok(action).then_some("service"),
+        Some((service, name)) => (service_ok(service)
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+        .then_some("action"),
+    }
+}
+
+/// Strict validation of a pack's policies against the model's schema.
+///
+/// After a genuine error in a policy (an unknown attribute, a type mismatch, a `has` of an
+/// undeclared attribute), its unsafe-access errors and its "impossible policy" are withheld:
+/// Cedar's typechecker loses what the guards before an error established, so every correctly
+/// guarded `getTag` after it would be reported as unsafe, and a condition that fails to type
+/// may look impossible. They are artefacts of the first error more often than not; real ones
+/// are reported once the genuine errors are fixed, so no unsafe access is ever accepted.
+struct Validation<'a> {
+    detections: &'a [Detection],
+    sources: &'a [PolicySource],
+    file_of: &'a HashMap<String, usize>,
     options: LoadOptions,
-    errors: &mut Vec<Report>,
-) {
-    let mut actions: BTreeSet<String> = detections
-        .iter()
-        .flat_map(|d| {
-            d.analysis
-                .action_ids
-                .iter()
-                .filter(|a| a.contains(':'))
-                .cloned()
-        })
-        .collect();
-    // Unscoped policies still need one action to be checked against.
-    actions.insert("sts:GetCallerIdentity".to_string());
-    let groups: BTreeSet<String> = detections
-        .iter()
-        .flat_map(|d| {
-            d.analysis
-                .action_ids
-                .iter()
-                .filter(|a| !a.contains(':'))
-                .cloned()
-        })
-        .collect();
-    for g in groups {
-        if !actions.iter().any(|a| a.starts_with(&format!("{g}:"))) {
-            // A group is declared with its members; give a group its placeholder member.
-            actions.insert(format!("{g}:*"));
+    /// Policies with a genuine error found before validation (`has` of undeclared attributes).
+    wrong: HashSet<String>,
+    literal_false: HashSet<String>,
+}
+
+/// Errors that may be artefacts of an earlier error in the same policy.
+fn follow_on(e: &ValidationError) -> bool {
+    matches!(
+        e,
+        ValidationError::UnsafeOptionalAttributeAccess(_) | ValidationError::UnsafeTagAccess(_)
+    )
+}
+
+impl Validation<'_> {
+    fn named(&self, policy: &PolicyId) -> Option<NamedSource<Arc<str>>> {
+        self.file_of
+            .get(AsRef::<str>::as_ref(policy))
+            .and_then(|i| self.sources.get(*i))
+            .map(|s| NamedSource::new(s.name.clone(), s.text.clone()))
+    }
+
+    fn report(&self, policy: &PolicyId, d: &dyn miette::Diagnostic) -> InFile {
+        match self.named(policy) {
+            Some(named) => InFile::wrap(d, named),
+            None => InFile::wrap(d, NamedSource::new("?", Arc::from(""))),
         }
     }
-    let schema = match schema::schema(&actions) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(miette::miette!(
-                "internal error: the model schema does not parse: {e}"
-            ));
-            return;
+
+    fn run(mut self, errors: &mut Vec<Report>, warnings: &mut Vec<Report>) {
+        let mut actions: BTreeSet<String> = self
+            .detections
+            .iter()
+            .flat_map(|d| {
+                d.analysis
+                    .action_ids
+                    .iter()
+                    .filter(|a| a.contains(':'))
+                    .cloned()
+            })
+            .collect();
+        // Unscoped policies still need one action to be checked against.
+        actions.insert("sts:GetCallerIdentity".to_string());
+        let groups: BTreeSet<String> = self
+            .detections
+            .iter()
+            .flat_map(|d| {
+                d.analysis
+                    .action_ids
+                    .iter()
+                    .filter(|a| !a.contains(':'))
+                    .cloned()
+            })
+            .collect();
+        for g in groups {
+            if !actions.iter().any(|a| a.starts_with(&format!("{g}:"))) {
+                // A group is declared with its members; give a group its placeholder member.
+                actions.insert(format!("{g}:*"));
+            }
         }
-    };
-    let set = match PolicySet::from_policies(detections.iter().map(|d| d.policy.clone())) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(miette::miette!("{e}"));
-            return;
+        let schema = match schema::schema(&actions) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(miette::miette!(
+                    "internal error: the model schema does not parse: {e}"
+                ));
+                return;
+            }
+        };
+        let set = match PolicySet::from_policies(self.detections.iter().map(|d| d.policy.clone())) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(miette::miette!("{e}"));
+                return;
+            }
+        };
+        let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+        let lenient = |e: &ValidationError| {
+            self.options.lenient_optional
+                && matches!(
+                    e,
+                    ValidationError::UnsafeOptionalAttributeAccess(_)
+                        | ValidationError::UnsafeTagAccess(_)
+                )
+        };
+        for e in result.validation_errors() {
+            if !follow_on(e) {
+                self.wrong.insert(e.policy_id().to_string());
+            }
         }
-    };
-    let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
-    // The same mistake is reported once for each principal type it applies to: keep one.
-    let mut seen = std::collections::HashSet::new();
-    for e in result.validation_errors() {
-        if options.lenient_optional
-            && matches!(
-                e,
-                cedar_policy::ValidationError::UnsafeOptionalAttributeAccess(_)
-                    | cedar_policy::ValidationError::UnsafeTagAccess(_)
-            )
-        {
-            continue;
+        // The same mistake is reported once for each principal type it applies to: keep one.
+        let mut seen = HashSet::new();
+        for e in result.validation_errors() {
+            let policy = e.policy_id().to_string();
+            if lenient(e) || (follow_on(e) && self.wrong.contains(&policy)) {
+                continue;
+            }
+            let spans: Vec<(usize, usize)> = miette::Diagnostic::labels(e)
+                .map(|l| l.map(|l| (l.offset(), l.len())).collect())
+                .unwrap_or_default();
+            let help = miette::Diagnostic::help(e).map(|h| h.to_string());
+            let kind = std::mem::discriminant(e);
+            if !seen.insert((policy, spans, help, format!("{kind:?}"))) {
+                continue;
+            }
+            errors.push(Report::new(self.report(e.policy_id(), e)));
         }
-        let spans: Vec<(usize, usize)> = miette::Diagnostic::labels(e)
-            .map(|l| l.map(|l| (l.offset(), l.len())).collect())
-            .unwrap_or_default();
-        let help = miette::Diagnostic::help(e).map(|h| h.to_string());
-        let kind = std::mem::discriminant(e);
-        if !seen.insert((e.policy_id().to_string(), spans, help, format!("{kind:?}"))) {
-            continue;
+        for w in result.validation_warnings() {
+            let policy = w.policy_id().to_string();
+            match w {
+                ValidationWarning::ImpossiblePolicy(_) => {
+                    if self.wrong.contains(&policy) {
+                        continue;
+                    }
+                    let help = if self.literal_false.contains(&policy) {
+                        "its condition is the literal `false` (`when { false }`, `unless { true }`)"
+                            .to_string()
+                    } else {
+                        "for no principal type and action can its scope and conditions all hold: look for a `principal is` no event has, an attribute compared with a value of another type, or a condition that contradicts another".to_string()
+                    };
+                    errors.push(Report::new(self.report(w.policy_id(), w).reworded(
+                        format!(
+                            "policy {policy:?} can never fire: its condition is false for every event"
+                        ),
+                        Some(help),
+                    ).error()));
+                }
+                _ => warnings.push(Report::new(self.report(w.policy_id(), w).warning())),
+            }
         }
-        let source = file_of
-            .get(AsRef::<str>::as_ref(e.policy_id()))
-            .and_then(|i| sources.get(*i));
-        errors.push(match source {
-            Some(s) => Report::new(InFile::wrap(
-                e,
-                NamedSource::new(s.name.clone(), s.text.clone()),
-            )),
-            None => Report::new(e.clone()),
-        });
     }
 }
 
@@ -634,18 +771,112 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         assert!(e.contains("t.cedar"), "parse errors name the file: {e}");
     }
 
+    fn warnings(text: &str) -> Vec<String> {
+        let pack = load(src(text), "test").unwrap_or_else(|e| panic!("{e}"));
+        pack.warnings.iter().map(|w| format!("{w:?}")).collect()
+    }
+
+    const HEAD: &str = r#"@id("x") @title("t") @severity("low") "#;
+
     #[test]
-    fn unknown_actions_are_errors_with_a_suggestion() {
-        let e = errors(
-            r#"@id("x") @title("t") @severity("low") forbid (principal, action == Action::"s3:PutObjetc", resource);"#,
-        );
-        assert!(e.contains("unknown action `s3:PutObjetc`"), "{e}");
-        assert!(e.contains("did you mean `s3:PutObject`?"), "{e}");
+    fn unknown_actions_are_warnings_with_a_suggestion() {
+        let w = warnings(&format!(
+            r#"{HEAD}forbid (principal, action == Action::"s3:PutObjetc", resource);"#
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("unknown action `s3:PutObjetc`"), "{w:?}");
+        assert!(w[0].contains("did you mean `s3:PutObject`?"), "{w:?}");
+        let w = warnings(&format!(
+            r#"{HEAD}forbid (principal, action in [Action::"newservice"], resource);"#
+        ));
+        assert!(w[0].contains("unknown service `newservice`"), "{w:?}");
         let with_extension = vec![
             PolicySource { name: "t.cedar".into(), text: r#"@id("x") @title("t") @severity("low") forbid (principal, action == Action::"s3:BrandNewCall", resource);"#.into() },
             PolicySource { name: "pack/actions.txt".into(), text: "s3:BrandNewCall\n".into() },
         ];
-        assert!(load(with_extension, "test").is_ok());
+        assert!(load(with_extension, "test").unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn what_is_not_spelt_like_an_action_is_an_error() {
+        for bad in [
+            "s3:Put Object",
+            "s3:",
+            ":PutObject",
+            "s3:3Put",
+            "s3:Put\u{202e}Object",
+        ] {
+            let e = errors(&format!(
+                r#"{HEAD}forbid (principal, action == Action::"{bad}", resource);"#
+            ));
+            assert!(e.contains("is not an action"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn has_must_name_a_declared_attribute() {
+        let e = errors(&format!(
+            "{HEAD}forbid (principal, action, resource)\nunless {{ context has errrorCode }};"
+        ));
+        assert!(
+            e.contains("`context has errrorCode` in policy \"x\" is always false"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `errorCode`?"), "{e}");
+        assert!(e.contains("t.cedar:2:18"), "points at the has: {e}");
+        let e = errors(&format!(
+            "{HEAD}forbid (principal, action, resource) when {{ principal has accesKeyId }};"
+        ));
+        assert!(e.contains("did you mean `accessKeyId`?"), "{e}");
+        assert!(
+            e.ends_with("1 error(s) in the policy pack"),
+            "not also reported as impossible: {e}"
+        );
+    }
+
+    #[test]
+    fn errors_after_a_genuine_error_are_withheld() {
+        let e = errors(&format!(
+            r#"{HEAD}forbid (principal, action, resource) when {{
+                context.requestParameters.hasTag("a") && context.sourceIPAdress == "x" &&
+                context.requestParameters.getTag("a") == "b" && context.requestParameters.getTag("a") != "c" }};"#
+        ));
+        assert!(e.contains("sourceIPAdress"), "{e}");
+        assert!(!e.to_lowercase().contains("unsafe"), "{e}");
+        assert!(e.ends_with("1 error(s) in the policy pack"), "{e}");
+        // Without the genuine error, a truly unguarded getTag is still an error.
+        let e = errors(&format!(
+            r#"{HEAD}forbid (principal, action, resource) when {{ context.requestParameters.getTag("a") == "b" }};"#
+        ));
+        assert!(e.to_lowercase().contains("tag"), "{e}");
+    }
+
+    #[test]
+    fn policies_that_can_never_fire_are_errors() {
+        let e = errors(&format!(
+            "{HEAD}forbid (principal, action, resource) when {{ false }};"
+        ));
+        assert!(e.contains("policy \"x\" can never fire"), "{e}");
+        assert!(e.contains("literal `false`"), "{e}");
+        let e = errors(&format!(
+            "{HEAD}forbid (principal, action, resource) unless {{ true }};"
+        ));
+        assert!(e.contains("can never fire"), "{e}");
+        let e = errors(&format!(
+            "{HEAD}forbid (principal, action, resource) when {{ context.readOnly && false }};"
+        ));
+        assert!(e.contains("can never fire"), "{e}");
+        assert!(!e.contains("literal `false`"), "{e}");
+    }
+
+    #[test]
+    fn cedars_other_warnings_are_warnings() {
+        let w = warnings(&format!(
+            "{HEAD}forbid (principal, action, resource) when {{ context.eventName == \"Get{}ole\" }};",
+            '\u{0420}'
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].to_lowercase().contains("script"), "{w:?}");
     }
 
     #[test]

@@ -99,47 +99,57 @@ impl Catalog {
     /// The known action closest to `unknown`, for a did-you-mean.
     pub fn suggest(&self, unknown: &str) -> Option<String> {
         let (service, name) = unknown.split_once(':').unwrap_or((unknown, ""));
-        let closest_service = self
-            .services
-            .keys()
-            .map(|s| (distance(s, service), s))
-            .min()
-            .filter(|(d, _)| *d <= service.len().max(3) / 3)
-            .map(|(_, s)| s.clone())?;
+        let closest_service = match self.services.get_key_value(service) {
+            Some((s, _)) => s.as_str(),
+            None => closest(service, self.services.keys().map(String::as_str))?,
+        };
         if name.is_empty() {
-            return Some(closest_service);
+            return Some(closest_service.to_string());
         }
-        let names = self.services.get(&closest_service)?;
-        let lower = name.to_ascii_lowercase();
-        names
-            .iter()
-            .map(|n| (distance(&n.to_ascii_lowercase(), &lower), n))
-            .min()
-            .filter(|(d, _)| *d <= name.len().max(3) / 3)
-            .map(|(_, n)| format!("{closest_service}:{n}"))
+        let names = self.services.get(closest_service)?;
+        closest(name, names.iter().map(String::as_str)).map(|n| format!("{closest_service}:{n}"))
     }
 }
 
-/// Levenshtein distance over characters.
+/// The candidate closest to `name`, ignoring case, when it is close enough to be a typo of it
+/// (an edit for every three characters): the did-you-mean of unknown actions and of `has` on
+/// an undeclared attribute.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (distance(&c.to_ascii_lowercase(), &lower), c))
+        .min()
+        .filter(|(d, _)| *d <= name.len().max(3) / 3)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance over characters, a swap of two neighbours counting as one edit (the optimal
+/// string alignment distance): `nmae` is one typo from `name`.
 fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row.first().copied().unwrap_or(0);
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
+    let mut before: Vec<usize> = Vec::new();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = Vec::with_capacity(b.len() + 1);
+        row.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(0);
-            let left = row.get(j).copied().unwrap_or(0);
-            let value = (prev + usize::from(ca != *cb)).min(above + 1).min(left + 1);
-            prev = above;
-            if let Some(cell) = row.get_mut(j + 1) {
-                *cell = value;
+            let above = previous.get(j + 1).copied().unwrap_or(usize::MAX - 1);
+            let left = row.get(j).copied().unwrap_or(usize::MAX - 1);
+            let diagonal = previous.get(j).copied().unwrap_or(usize::MAX - 1);
+            let mut value = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(left + 1);
+            let swapped = i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca);
+            if swapped && let Some(two_back) = before.get(j - 1) {
+                value = value.min(two_back + 1);
             }
+            row.push(value);
         }
+        before = std::mem::replace(&mut previous, row);
     }
-    row.last().copied().unwrap_or(0)
+    previous.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -190,5 +200,8 @@ mod tests {
         assert!(c.contains("s3:BrandNewCall"));
         assert_eq!(bad, vec![(3, "not an action".to_string())]);
         assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("nmae", "name"), 1, "a swap is one edit");
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("abc", ""), 3);
     }
 }

@@ -13,9 +13,10 @@ use super::principal::{ATTRIBUTES as PRINCIPAL_ATTRS, PrincipalKind, ROLE_ATTRIB
 use super::resource::ATTRIBUTES as RESOURCE_ATTRS;
 use super::sharing::ATTRIBUTES as SHARING_ATTRS;
 use super::typed::{OWN_ATTRIBUTES, View};
-use cedar_policy::Schema;
+use cedar_policy::{Schema, SchemaFragment};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 fn attr_line(out: &mut String, name: &str, ty: &str) {
     let (name, optional) = match name.strip_suffix('?') {
@@ -183,6 +184,112 @@ pub fn schema(actions: &BTreeSet<String>) -> Result<Schema, String> {
         .map_err(|e| format!("{e:?}"))
 }
 
+/// An attribute's type, as the schema declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttrType {
+    /// A record type or an entity type, by name (`TlsDetails`, `Instance`), or a primitive
+    /// (`String`, `datetime`).
+    Named(String),
+    /// A record written in place.
+    Record(Shape),
+    /// Anything else (a set).
+    Other,
+}
+
+/// The attributes of a record or an entity type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub attrs: BTreeMap<String, AttrType>,
+    /// Whether the entity type has tags (records never do).
+    pub tags: bool,
+}
+
+/// What the schema declares of each entity type and record type: what `has` may name.
+///
+/// Cedar's validator types `e has a` as `false` when `e`'s type declares no `a`, and only
+/// warns when that makes the whole policy impossible; `unless { context has errrorCode }` is
+/// not impossible, just wrong. The pack loader checks every `has` against these shapes.
+#[derive(Debug, Clone, Default)]
+pub struct Shapes {
+    /// Entity types and common (record) types, by name.
+    types: BTreeMap<String, Shape>,
+}
+
+impl Shapes {
+    /// The model's shapes, read from its schema.
+    pub fn model() -> &'static Shapes {
+        static SHAPES: OnceLock<Shapes> = OnceLock::new();
+        SHAPES.get_or_init(|| {
+            Shapes::from_schema_text(&schema_text(&BTreeSet::new())).unwrap_or_default()
+        })
+    }
+
+    /// The shapes of a schema in Cedar's human-readable format.
+    pub fn from_schema_text(text: &str) -> Result<Shapes, String> {
+        let (fragment, _) =
+            SchemaFragment::from_cedarschema_str(text).map_err(|e| e.to_string())?;
+        let json = fragment.to_json_value().map_err(|e| e.to_string())?;
+        let mut shapes = Shapes::default();
+        let Some(namespaces) = json.as_object() else {
+            return Err("the schema is not a JSON object".to_string());
+        };
+        for ns in namespaces.values() {
+            for (section, is_entity) in [("commonTypes", false), ("entityTypes", true)] {
+                let Some(types) = ns.get(section).and_then(|t| t.as_object()) else {
+                    continue;
+                };
+                for (name, decl) in types {
+                    let shape = if is_entity {
+                        let mut s = decl.get("shape").map(shape_of).unwrap_or_default();
+                        s.tags = decl.get("tags").is_some();
+                        s
+                    } else {
+                        shape_of(decl)
+                    };
+                    shapes.types.insert(name.clone(), shape);
+                }
+            }
+        }
+        Ok(shapes)
+    }
+
+    /// The shape of a named entity or record type; `None` for primitives and unknown names.
+    pub fn get(&self, name: &str) -> Option<&Shape> {
+        self.types.get(name)
+    }
+}
+
+/// A record type of the JSON schema format as a [`Shape`].
+fn shape_of(json: &serde_json::Value) -> Shape {
+    let attrs = json
+        .get("attributes")
+        .and_then(|a| a.as_object())
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(name, ty)| (name.clone(), attr_type(ty)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Shape { attrs, tags: false }
+}
+
+fn attr_type(json: &serde_json::Value) -> AttrType {
+    let name = || {
+        json.get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    };
+    match json.get("type").and_then(|t| t.as_str()) {
+        Some("Record") => AttrType::Record(shape_of(json)),
+        Some("EntityOrCommon" | "Entity") => name().map_or(AttrType::Other, AttrType::Named),
+        Some(primitive @ ("String" | "Long" | "Boolean" | "Bool")) => {
+            AttrType::Named(primitive.to_string())
+        }
+        _ => AttrType::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +319,43 @@ mod tests {
         ] {
             assert!(types.contains(&t.to_string()), "{t} in {types:?}");
         }
+    }
+
+    #[test]
+    fn shapes_are_what_the_schema_declares() {
+        let shapes = Shapes::model();
+        let context = shapes.get("EventContext").unwrap();
+        assert_eq!(
+            context.attrs.get("errorCode"),
+            Some(&AttrType::Named("String".to_string()))
+        );
+        assert_eq!(
+            context.attrs.get("tlsDetails"),
+            Some(&AttrType::Named("TlsDetails".to_string()))
+        );
+        assert!(
+            shapes
+                .get("TlsDetails")
+                .unwrap()
+                .attrs
+                .contains_key("tlsVersion")
+        );
+        let user = shapes.get("IAMUser").unwrap();
+        assert!(user.tags && user.attrs.contains_key("accessKeyId"));
+        assert_eq!(
+            user.attrs.get("instance"),
+            Some(&AttrType::Named("Instance".to_string()))
+        );
+        let params = shapes.get("RequestParameters").unwrap();
+        assert!(params.tags && params.attrs.contains_key("kind"));
+        assert!(
+            shapes
+                .get("Address")
+                .unwrap()
+                .attrs
+                .contains_key("natGateway")
+        );
+        assert!(shapes.get("String").is_none());
     }
 
     #[test]

@@ -75,9 +75,109 @@ fn check_accepts_the_shipped_pack_and_points_at_typos() {
     assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
     assert!(err.contains("user_created.cedar:"), "{err}");
     assert!(
-        err.contains(&format!("2 error(s) in {files} file(s)")),
-        "one per mistake, not one per principal type: {err}"
+        err.contains(&format!("1 error(s), 1 warning(s) in {files} file(s)")),
+        "one per mistake, not one per principal type; an unknown action is a warning: {err}"
     );
+}
+
+/// A pack of one policy file in a temporary directory.
+fn one_policy_pack(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rule.cedar"), text).unwrap();
+    dir
+}
+
+const RULE_HEAD: &str = "// test\n@id(\"rule\")\n@title(\"t\")\n@severity(\"low\")\n@mitre(\"T1078\")\n@runbook(\"r\")\n";
+
+#[test]
+fn a_misspelt_has_fails_check_with_a_suggestion() {
+    for (condition, wrong, right) in [
+        (
+            "unless { context has errrorCode }",
+            "errrorCode",
+            "errorCode",
+        ),
+        (
+            "when { principal has accesKeyId }",
+            "accesKeyId",
+            "accessKeyId",
+        ),
+        (
+            "when { context has tlsDetails.tlsVersoin }",
+            "tlsVersoin",
+            "tlsVersion",
+        ),
+    ] {
+        let dir = one_policy_pack(&format!(
+            "{RULE_HEAD}forbid (principal, action == Action::\"iam:CreateUser\", resource)\n{condition};\n"
+        ));
+        for args in [vec!["check"], vec!["check", "--strict"]] {
+            let mut args = args.clone();
+            args.extend(["-p", path(dir.path())]);
+            let (code, _, err) = trailcedar(&args, None);
+            assert_eq!(code, 1, "{condition}: {err}");
+            assert!(err.contains(&format!("`{wrong}`")), "{err}");
+            assert!(err.contains("is always false"), "{err}");
+            assert!(err.contains(&format!("did you mean `{right}`?")), "{err}");
+            assert!(err.contains("rule.cedar:8:"), "points at the line: {err}");
+        }
+        // The same check when a scan loads the pack, and in --where.
+        let (code, _, err) = trailcedar(
+            &["scan", "-p", path(dir.path()), "fixtures/events/iam"],
+            None,
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("did you mean `{right}`?")), "{err}");
+    }
+    let (code, _, err) = trailcedar(
+        &[
+            "scan",
+            "fixtures/events/iam",
+            "--where",
+            "context has errrorCode",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("did you mean `errorCode`?"), "{err}");
+}
+
+#[test]
+fn check_reports_what_can_never_fire_and_cedars_warnings() {
+    let dir = one_policy_pack(&format!(
+        "{RULE_HEAD}forbid (principal, action == Action::\"iam:CreateUser\", resource)\nwhen {{ false }};\n"
+    ));
+    let (code, _, err) = trailcedar(&["check", "-p", path(dir.path())], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("policy \"rule\" can never fire"), "{err}");
+    assert!(err.contains("the literal `false`"), "{err}");
+
+    // A string mixing scripts loads, with Cedar's warning: an error only under --strict.
+    let dir = one_policy_pack(&format!(
+        "{RULE_HEAD}forbid (principal, action == Action::\"iam:CreateUser\", resource)\nwhen {{ context.eventName == \"curl{}\" }};\n",
+        '\u{0441}'
+    ));
+    std::fs::write(dir.path().join("rule.test.json"), r#"{"cases": []}"#).unwrap();
+    let (code, _, err) = trailcedar(&["check", "-p", path(dir.path())], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 warning(s)"), "{err}");
+    assert!(err.to_lowercase().contains("script"), "{err}");
+    let (code, _, err) = trailcedar(&["check", "--strict", "-p", path(dir.path())], None);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn an_error_hides_only_its_own_artefacts() {
+    // Every getTag here is guarded; after the misspelt attribute Cedar would report each as
+    // unsafe. Only the misspelling is reported.
+    let dir = one_policy_pack(&format!(
+        "{RULE_HEAD}forbid (principal, action == Action::\"s3:PutObject\", resource)\nwhen {{ context.requestParameters.hasTag(\"x-amz-acl\") && context.sourceIPAdress == \"1.2.3.4\" && context.requestParameters.getTag(\"x-amz-acl\") == \"public-read\" && context.requestParameters.getTag(\"x-amz-acl\") != \"private\" }};\n"
+    ));
+    let (code, _, err) = trailcedar(&["check", "-p", path(dir.path())], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1 error(s)"), "{err}");
+    assert!(err.contains("did you mean `sourceIPAddress`?"), "{err}");
+    assert!(!err.to_lowercase().contains("unsafe"), "{err}");
 }
 
 #[test]
