@@ -171,6 +171,21 @@ mod tests {
             "lambda:ListFunctions20150331",
             "monitoring:GetMetricData",
             "cloudtrail",
+            // Names CloudTrail records that are no SDK operation's (scripts/action-catalog.py).
+            "lambda:AddPermission20150331v2",
+            "lambda:RemovePermission20150331v2",
+            "lambda:UpdateFunctionCode20150331v2",
+            "lambda:ListTags20170331",
+            "lambda:AddLayerVersionPermission20181031",
+            "cloudfront:CreateDistribution2020_05_31",
+            "cloudfront:UpdateDistribution2014_01_31",
+            "signin:GetSigninToken",
+            "signin:ExternalIdPDirectoryLogin",
+            "sso:Federate",
+            "ec2:SharedSnapshotVolumeCreated",
+            "kms:RotateKey",
+            "bedrock:PutFoundationModelEntitlement",
+            "health:DescribeEvents",
         ] {
             assert!(c.contains(a), "{a}");
         }

@@ -6,6 +6,7 @@
 mod corpus;
 
 mod authoring;
+mod catalog;
 mod cli;
 mod hostile;
 mod inventory;
