@@ -44,7 +44,9 @@ impl<'a> RecordData<'a> {
     /// The event, parsing the text if need be.
     pub fn into_event(self) -> Result<Event<'a>, String> {
         match self {
-            RecordData::Json(json) => serde_json::from_str(json).map_err(|e| e.to_string()),
+            RecordData::Json(json) => {
+                serde_json::from_str(json).map_err(|e| crate::event::field_error(json, &e))
+            }
             RecordData::Event(e) => Ok(e),
         }
     }

@@ -248,6 +248,90 @@ where
     deserializer.deserialize_any(Visitor)
 }
 
+/// A JSON parse error of a record, with the path of the field it is about:
+/// `eventTime: invalid type: integer `5`, expected a string`. serde reports only a line and a
+/// column; the field is found by walking the record's objects to the value that spans the
+/// error's position. A syntax error, or one no field spans, is reported as serde wrote it.
+pub fn field_error(json: &str, error: &serde_json::Error) -> String {
+    let (path, message) = locate_error(json, error);
+    match path.is_empty() {
+        true => message,
+        false => format!("{}: {message}", path.join(".")),
+    }
+}
+
+/// [`field_error`] for a field parsed on its own (`userIdentity`), named from the record.
+pub fn nested_field_error(field: &str, json: &str, error: &serde_json::Error) -> String {
+    let (path, message) = locate_error(json, error);
+    let mut full = vec![field.to_string()];
+    full.extend(path);
+    format!("{}: {message}", full.join("."))
+}
+
+/// The path of the field an error is about (empty if none), and the error's message: without
+/// its line and column when the path says where.
+fn locate_error(json: &str, error: &serde_json::Error) -> (Vec<String>, String) {
+    let text = error.to_string();
+    let mut path = Vec::new();
+    if let Some(at) = offset_of(json, error.line(), error.column()) {
+        field_at(json, json, at, &mut path);
+    }
+    if path.is_empty() {
+        return (path, text);
+    }
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = text.strip_suffix(&position).unwrap_or(&text).to_string();
+    (path, message)
+}
+
+/// The byte offset of a 1-based line and column.
+fn offset_of(json: &str, line: usize, column: usize) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        json.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    Some(line_start + column.saturating_sub(1)).filter(|at| *at <= json.len())
+}
+
+/// Appends to `path` the keys (and indices) leading from `value`, a slice of `whole`, to the
+/// innermost value whose text spans `at`.
+fn field_at(whole: &str, value: &str, at: usize, path: &mut Vec<String>) {
+    let offset = |s: &str| (s.as_ptr() as usize).checked_sub(whole.as_ptr() as usize);
+    // serde reports a type error just before a value (a sequence, a map) or just after it (a
+    // number, a string): either way within the value's text, its `:` or its end.
+    let spans = |raw: &RawValue| {
+        offset(raw.get())
+            .is_some_and(|start| (start.saturating_sub(1)..=start + raw.get().len()).contains(&at))
+    };
+    let found = match value.trim_start().as_bytes().first() {
+        Some(b'{') => {
+            serde_json::from_str::<std::collections::BTreeMap<Cow<str>, &RawValue>>(value)
+                .ok()
+                .and_then(|fields| {
+                    fields
+                        .into_iter()
+                        .find(|(_, raw)| spans(raw))
+                        .map(|(key, raw)| (key.into_owned(), raw))
+                })
+        }
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(value)
+            .ok()
+            .and_then(|items| {
+                items
+                    .into_iter()
+                    .enumerate()
+                    .find(|(_, raw)| spans(raw))
+                    .map(|(i, raw)| (i.to_string(), raw))
+            }),
+        _ => None,
+    };
+    if let Some((key, raw)) = found {
+        path.push(key);
+        field_at(whole, raw.get(), at, path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +366,41 @@ mod tests {
         assert!(serde_json::from_str::<Event>(dup).is_err());
         let wrong = r#"{"eventTime":"2022-06-27T06:55:24Z","eventSource":"s3.amazonaws.com","eventName":"A","readOnly":"maybe"}"#;
         assert!(serde_json::from_str::<Event>(wrong).is_err());
+    }
+
+    #[test]
+    fn type_errors_name_their_field() {
+        let error = |json: &str| {
+            let e = serde_json::from_str::<Event>(json).unwrap_err();
+            field_error(json, &e)
+        };
+        let e = error(r#"{"eventTime":5,"eventSource":"s3.amazonaws.com","eventName":"A"}"#);
+        assert_eq!(e, "eventTime: invalid type: integer `5`, expected a string");
+        let e = error(
+            "{\"eventTime\":\"2022-06-27T06:55:24Z\",\n\"eventSource\":\"s3.amazonaws.com\",\"eventName\":[\"A\"]}",
+        );
+        assert!(e.starts_with("eventName: invalid type: sequence"), "{e}");
+        let e = error(r#"{"eventTime":"t","eventSource":"s","eventName":"A","readOnly":"maybe"}"#);
+        assert!(e.starts_with("readOnly: invalid type"), "{e}");
+        let e = error(r#"{"eventTime":"t","eventSource":"s","eventName":"A","awsRegion":{"a":1}}"#);
+        assert!(e.starts_with("awsRegion: "), "{e}");
+        // Missing fields are named by serde; syntax errors keep their position.
+        assert!(error(r#"{"eventSource":"s","eventName":"A"}"#).contains("`eventTime`"));
+        assert!(error(r#"{"eventTime":"t","#).contains("line 1"));
+        // Nested records name the whole path.
+        let json = r#"{"type":"AssumedRole","sessionContext":{"attributes":{"creationDate":7}}}"#;
+        let e = serde_json::from_str::<UserIdentity>(json).unwrap_err();
+        assert_eq!(
+            field_error(json, &e),
+            "sessionContext.attributes.creationDate: invalid type: integer `7`, expected a string"
+        );
+        let json = r#"[{"ARN":"a"},{"ARN":false}]"#;
+        let e = serde_json::from_str::<Vec<ResourceRef>>(json).unwrap_err();
+        assert!(
+            field_error(json, &e).starts_with("1.ARN: "),
+            "{}",
+            field_error(json, &e)
+        );
     }
 
     #[test]

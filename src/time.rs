@@ -1,7 +1,10 @@
 //! Timestamps: CloudTrail's ISO 8601 times as UTC milliseconds, without a date library.
 //!
-//! CloudTrail writes `2022-06-28T00:20:59Z`; other producers add fractions or offsets. Every
-//! accepted time is normalised to the one form Cedar's `datetime()` always accepts.
+//! CloudTrail writes `2022-06-28T00:20:59Z`; exporters write the same time in other ways:
+//! `2022-06-28 00:20:59` (a space, no zone: Athena, many SIEMs), fractions of any length
+//! (`.5`, `.123456789`), `+00:00` or another offset. A time without a zone is UTC, as
+//! CloudTrail's times are. Every accepted time is normalised to the one form Cedar's
+//! `datetime()` always accepts; fractions beyond the millisecond are dropped.
 
 use std::fmt;
 
@@ -88,7 +91,8 @@ impl Cursor<'_> {
 }
 
 impl Timestamp {
-    /// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDThh:mm:ss[.fff][Z|±hh:mm|±hhmm]`.
+    /// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DD(T| )hh:mm:ss[.f…][Z|±hh:mm|±hhmm]`, a
+    /// fraction of any length, no zone meaning UTC.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
         let mut c = Cursor {
             bytes: text.as_bytes(),
@@ -130,10 +134,10 @@ impl Timestamp {
                 c.pos += 1;
             }
             let len = c.pos - start;
-            if len == 0 || len > 9 {
+            if len == 0 {
                 return Err(TimeError("malformed fraction of a second"));
             }
-            for _ in len..3 {
+            for _ in len.min(3)..3 {
                 frac *= 10;
             }
             ms += frac;
@@ -153,7 +157,9 @@ impl Timestamp {
                 let offset = i64::from(oh * 60 + om) * 60_000;
                 ms += if sign == b'+' { -offset } else { offset };
             }
-            _ => return Err(TimeError("timestamp has no time zone")),
+            // No zone: UTC, as CloudTrail's own times are.
+            None => {}
+            _ => return Err(TimeError("malformed time zone")),
         }
         if c.pos != c.bytes.len() {
             return Err(TimeError("trailing characters after timestamp"));
@@ -251,6 +257,35 @@ mod tests {
     }
 
     #[test]
+    fn exporters_spellings_are_the_same_time() {
+        let cloudtrail = Timestamp::parse("2022-09-15T13:45:24Z").unwrap();
+        for same in [
+            "2022-09-15 13:45:24",
+            "2022-09-15T13:45:24",
+            "2022-09-15 13:45:24Z",
+            "2022-09-15T13:45:24+00:00",
+            "2022-09-15 13:45:24+0000",
+            "2022-09-15T13:45:24.000000Z",
+            "2022-09-15t13:45:24z",
+            "2022-09-15T15:45:24+02:00",
+        ] {
+            assert_eq!(Timestamp::parse(same), Ok(cloudtrail), "{same}");
+        }
+        for (fraction, ms) in [
+            ("2022-09-15 13:45:24.5", 500),
+            ("2022-09-15T13:45:24.12Z", 120),
+            ("2022-09-15T13:45:24.123456789Z", 123),
+            ("2022-09-15T13:45:24.1234567890123+00:00", 123),
+        ] {
+            assert_eq!(
+                Timestamp::parse(fraction).map(|t| t.0 - cloudtrail.0),
+                Ok(ms),
+                "{fraction}"
+            );
+        }
+    }
+
+    #[test]
     fn dates_are_midnight_utc() {
         assert_eq!(Timestamp::parse("1970-01-02").unwrap().0, MS_PER_DAY);
         assert_eq!(
@@ -267,11 +302,13 @@ mod tests {
             "2022-13-01",
             "2023-02-29",
             "2022-06-28T25:00:00Z",
-            "2022-06-28T00:00:00",
             "2022-06-28T00:00:00Zjunk",
             "2022-06-28T00:00:00.Z",
+            "2022-06-28T00:00:00 UTC",
+            "2022-06-28T00:00",
             "２０２２-06-28",
-            "2022-06-28T00:00:00.1234567890Z",
+            "redacted",
+            "2022-06-28T00:00:00+25:00",
         ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -192,13 +192,21 @@ pub struct EventView<'a> {
 impl<'a> EventView<'a> {
     /// Parses one record; the error says why it cannot be evaluated.
     pub fn parse(json: &'a str) -> Result<Self, String> {
-        Self::new(serde_json::from_str(json).map_err(|e| e.to_string())?)
+        Self::new(serde_json::from_str(json).map_err(|e| crate::event::field_error(json, &e))?)
     }
 
     /// Checks a parsed event; the error says why it cannot be evaluated.
     pub fn new(event: Event<'a>) -> Result<Self, String> {
-        let time = Timestamp::parse(&event.event_time)
-            .map_err(|e| format!("eventTime {:?}: {e}", truncate(&event.event_time, 40)))?;
+        let time = Timestamp::parse(&event.event_time).map_err(|e| {
+            format!(
+                "eventTime {:?} is not a time ({e}); times look like 2024-05-14T06:34:11Z",
+                truncate(&event.event_time, 40)
+            )
+        })?;
+        // Parsed when a policy reads it, and then dropped if it is not a record: decided here.
+        if event.tls_details.is_some_and(|t| !t.get().starts_with('{')) {
+            return Err("tlsDetails: expected a JSON object".to_string());
+        }
         if event.event_name.is_empty() || event.event_source.is_empty() {
             return Err("eventName and eventSource must not be empty".to_string());
         }

@@ -153,9 +153,8 @@ impl PrincipalModel {
     /// the inventory knows of it.
     pub fn from_identity(raw: Option<&RawValue>, inv: &Inventory) -> Result<Self, String> {
         let identity: UserIdentity = match raw {
-            Some(raw) => {
-                serde_json::from_str(raw.get()).map_err(|e| format!("userIdentity: {e}"))?
-            }
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| crate::event::nested_field_error("userIdentity", raw.get(), &e))?,
             None => UserIdentity::default(),
         };
         Self::build(&identity, inv)

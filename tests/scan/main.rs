@@ -13,5 +13,6 @@ mod inventory;
 mod layers;
 mod pack;
 mod pipeline;
+mod records;
 mod snapshots;
 mod support;
