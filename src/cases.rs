@@ -25,9 +25,11 @@
 
 use crate::decode;
 use crate::engine::Engine;
+use crate::engine::pack::Mode;
 use crate::model::EventView;
 use crate::report::Finding;
-use crate::scan::findings_of;
+use crate::scan::{NOT_ALLOWED, findings_of};
+use cedar_policy::Effect;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -238,6 +240,55 @@ fn case_text(base: &Path, case: &Case) -> Result<String, String> {
     }
 }
 
+/// What a case's targets are, by kind.
+struct Targets<'c> {
+    /// Every name, as written.
+    names: BTreeSet<&'c str>,
+    /// The `forbid` detections: a finding of theirs flags.
+    forbids: BTreeSet<usize>,
+    /// The `permit`s (allow-list mode): an event they cover is allowed.
+    permits: BTreeSet<usize>,
+    /// `not-allowed` named, or a permit: the pack's verdict that no permit covers the event
+    /// flags.
+    not_allowed: bool,
+}
+
+fn targets<'c>(engine: &Engine, detections: &'c [String]) -> Result<Targets<'c>, String> {
+    let names: BTreeSet<&str> = detections.iter().map(String::as_str).collect();
+    if names.is_empty() {
+        return Err("no detections to check: name them in \"detections\"".to_string());
+    }
+    let allow_list = engine.pack.mode == Mode::AllowList;
+    let mut t = Targets {
+        names,
+        forbids: BTreeSet::new(),
+        permits: BTreeSet::new(),
+        not_allowed: false,
+    };
+    for name in &t.names {
+        if *name == NOT_ALLOWED {
+            if !allow_list {
+                return Err(format!(
+                    "{NOT_ALLOWED:?} is what an allow-list pack (one with a permit) reports; this pack has only detections"
+                ));
+            }
+            t.not_allowed = true;
+            continue;
+        }
+        let Some(i) = engine.pack.detections.iter().position(|d| d.id == *name) else {
+            return Err(format!("unknown detection {name:?}"));
+        };
+        let permit = engine.pack.detections.get(i).map(|d| d.effect) == Some(Effect::Permit);
+        if permit {
+            t.permits.insert(i);
+            t.not_allowed = true;
+        } else {
+            t.forbids.insert(i);
+        }
+    }
+    Ok(t)
+}
+
 fn run_case(
     engine: &Engine,
     base: &Path,
@@ -245,19 +296,7 @@ fn run_case(
     detections: &[String],
 ) -> Result<Vec<String>, String> {
     let text = case_text(base, case)?;
-    let targets: BTreeSet<&str> = detections.iter().map(String::as_str).collect();
-    if targets.is_empty() {
-        return Err("no detections to check: name them in \"detections\"".to_string());
-    }
-    let mut indices = BTreeSet::new();
-    for t in &targets {
-        match engine.pack.detections.iter().position(|d| d.id == *t) {
-            Some(i) => {
-                indices.insert(i);
-            }
-            None => return Err(format!("unknown detection {t:?}")),
-        }
-    }
+    let targets = targets(engine, detections)?;
     let mut failures = Vec::new();
     let mut evaluator = engine.evaluator();
     let mut events = 0;
@@ -281,15 +320,16 @@ fn run_case(
         }
         let findings: Vec<Finding> = findings_of(engine, &view, &verdict, "case", index)
             .into_iter()
-            .filter(|f| targets.contains(f.detection.id.as_str()))
+            .filter(|f| {
+                targets.names.contains(f.detection.id.as_str())
+                    || (targets.not_allowed && f.detection.id == NOT_ALLOWED)
+            })
             .collect();
         match case.expect {
             Expect::Flag if findings.is_empty() => {
-                // Why not: what the expected detections read on this event.
-                let read = explain_reads(engine, &view, &verdict, &indices);
                 failures.push(format!(
-                    "{id}: expected {} to flag it, but it was allowed{read}",
-                    join(&targets)
+                    "{id}: {}",
+                    why_not_flagged(engine, &view, &verdict, &targets)
                 ));
             }
             Expect::Flag => {
@@ -316,18 +356,50 @@ fn run_case(
                 }
             }
             Expect::Allow if !findings.is_empty() => {
-                let fired: BTreeSet<&str> =
-                    findings.iter().map(|f| f.detection.id.as_str()).collect();
-                let values: Vec<String> = findings
-                    .iter()
-                    .flat_map(|f| f.values.iter())
-                    .filter_map(|v| v.value.as_ref().map(|x| format!("{} = {x}", v.field)))
-                    .collect();
-                failures.push(format!(
-                    "{id}: expected it allowed, but {} flagged it: {}",
-                    join(&fired),
-                    values.join("; ")
-                ));
+                let read = |f: &Finding| -> Vec<String> {
+                    f.values
+                        .iter()
+                        .filter(|v| v.field != "candidate permits")
+                        .filter_map(|v| v.value.as_ref().map(|x| format!("{} = {x}", v.field)))
+                        .collect()
+                };
+                for f in &findings {
+                    if f.detection.id == NOT_ALLOWED {
+                        let wanted = if targets.permits.is_empty() {
+                            "a permit".to_string()
+                        } else {
+                            names(engine, &targets.permits)
+                        };
+                        let considered = candidate_permits(engine, &view, &verdict);
+                        failures.push(format!(
+                            "{id}: expected {wanted} to allow it, but no permit covers it (permits considered: {}); it read: {}",
+                            if considered.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names(engine, &considered)
+                            },
+                            read(f).join("; ")
+                        ));
+                    } else {
+                        failures.push(format!(
+                            "{id}: expected it allowed, but {} flagged it: {}",
+                            f.detection.id,
+                            read(f).join("; ")
+                        ));
+                    }
+                }
+            }
+            Expect::Allow if !targets.permits.is_empty() => {
+                // Allowed by the pack: by the case's permits, or by others?
+                match satisfied_permits(engine, &view, &verdict) {
+                    Ok(by) if !by.is_disjoint(&targets.permits) => {}
+                    Ok(by) => failures.push(format!(
+                        "{id}: expected {} to allow it, but it was allowed by {} instead",
+                        names(engine, &targets.permits),
+                        names(engine, &by)
+                    )),
+                    Err(e) => failures.push(format!("{id}: not evaluated: {e}")),
+                }
             }
             Expect::Allow => {}
         }
@@ -339,6 +411,100 @@ fn run_case(
         failures.push("the case holds no events".to_string());
     }
     Ok(failures)
+}
+
+/// Why a `flag` case's event was not flagged: what the expected detections read, and, in an
+/// allow-list pack, which permits allowed it.
+fn why_not_flagged(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &crate::engine::Verdict,
+    targets: &Targets,
+) -> String {
+    let mut reads: BTreeSet<usize> = targets.forbids.clone();
+    if !targets.not_allowed {
+        let read = explain_reads(engine, view, verdict, &reads);
+        return format!(
+            "expected {} to flag it, but it was allowed{read}",
+            join(&targets.names)
+        );
+    }
+    let by = satisfied_permits(engine, view, verdict).unwrap_or_default();
+    reads.extend(by.iter().copied());
+    let read = explain_reads(engine, view, verdict, &reads);
+    let considered = candidate_permits(engine, view, verdict);
+    let allowed = if by.is_empty() {
+        "it was allowed".to_string()
+    } else {
+        format!("{} allowed it", names(engine, &by))
+    };
+    let forbids = if targets.forbids.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " and no forbid of {} fired",
+            names(engine, &targets.forbids)
+        )
+    };
+    format!(
+        "expected it not allowed, but {allowed}{forbids} (permits considered: {}){read}",
+        if considered.is_empty() {
+            "none".to_string()
+        } else {
+            names(engine, &considered)
+        }
+    )
+}
+
+/// The permits that are candidates for the event: those whose scope covers it.
+fn candidate_permits(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &crate::engine::Verdict,
+) -> BTreeSet<usize> {
+    engine
+        .candidates(view, &verdict.principal)
+        .members
+        .iter()
+        .copied()
+        .filter(|i| engine.pack.detections.get(*i).map(|d| d.effect) == Some(Effect::Permit))
+        .collect()
+}
+
+/// The permits satisfied by every request of the event (one per resource): those that allow it.
+fn satisfied_permits(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &crate::engine::Verdict,
+) -> Result<BTreeSet<usize>, String> {
+    let resources = match &verdict.resources {
+        Some(r) => r.clone(),
+        None => crate::model::resource::resources_of(view, &verdict.principal)?,
+    };
+    let mut by: Option<BTreeSet<usize>> = None;
+    for resource in &resources {
+        let (request, entities) = engine.full_request(view, &verdict.principal, resource)?;
+        let mut here = BTreeSet::new();
+        for i in candidate_permits(engine, view, verdict) {
+            if engine.satisfied(i, view, &request, &entities)? {
+                here.insert(i);
+            }
+        }
+        by = Some(match by {
+            None => here,
+            Some(before) => before.intersection(&here).copied().collect(),
+        });
+    }
+    Ok(by.unwrap_or_default())
+}
+
+/// The ids of detections, joined.
+fn names(engine: &Engine, indices: &BTreeSet<usize>) -> String {
+    let ids: BTreeSet<&str> = indices
+        .iter()
+        .filter_map(|i| engine.pack.detections.get(*i).map(|d| d.id.as_str()))
+        .collect();
+    join(&ids)
 }
 
 /// `; it read: a = 1; b absent` for the detections `indices` on this event.

@@ -244,8 +244,10 @@ pub fn findings_of(
         });
     }
     if verdict.not_allowed && engine.pack.mode == Mode::AllowList {
-        let permits: Vec<usize> = verdict
-            .candidates
+        // The permits whose scope covers the event, those a principal guard set aside included:
+        // each was considered, and what it read explains why it did not allow the event.
+        let permits: Vec<usize> = engine
+            .candidates(view, principal)
             .members
             .iter()
             .copied()
