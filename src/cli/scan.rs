@@ -36,13 +36,20 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000, requires = "where_")]
     pub limit: usize,
 
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format. Default: from the extension of --output (`.json`, `.jsonl`, `.ndjson`,
+    /// `.csv`), else the table.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
 
     /// Write findings to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// The order of findings: as read (file by file, record by record), or by event time across
+    /// every file (sorted in bounded memory, spilling to temporary files). --where is always in
+    /// time order.
+    #[arg(long, value_enum, default_value_t = Order::Input)]
+    pub sort: Order,
 
     /// Only events at or after this time (YYYY-MM-DD or an ISO 8601 time, UTC unless it says).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -84,6 +91,29 @@ pub struct ScanArgs {
     pub quiet: bool,
 }
 
+/// `--sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    /// As read.
+    Input,
+    /// By event time.
+    Time,
+}
+
+/// The format of `--output FILE` when `-f` does not say: from the file's extension.
+pub fn format_for(output: Option<&std::path::Path>) -> Format {
+    let ext = output
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("json") => Format::Json,
+        Some("jsonl" | "ndjson") => Format::Jsonl,
+        Some("csv") => Format::Csv,
+        _ => Format::Table,
+    }
+}
+
 struct Bar {
     bar: ProgressBar,
     events: AtomicU64,
@@ -94,6 +124,15 @@ impl Progress for Bar {
         let total = self.events.fetch_add(events, Ordering::Relaxed) + events;
         self.bar.inc(1);
         self.bar.set_message(format!("{total} events"));
+    }
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Table => "a table",
+        Format::Jsonl => "JSON lines",
+        Format::Json => "a JSON array",
+        Format::Csv => "CSV",
     }
 }
 
@@ -186,10 +225,13 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     let color = super::use_color(args.color, args.output.is_some());
-    let mut writer = if args.where_.is_some() && args.format == Format::Table {
+    let format = args
+        .format
+        .unwrap_or_else(|| format_for(args.output.as_deref()));
+    let mut writer = if args.where_.is_some() && format == Format::Table {
         report::timeline_writer(out)
     } else {
-        report::writer(args.format, out, color)
+        report::writer(format, out, color)
     };
 
     if !args.quiet {
@@ -228,13 +270,18 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         rule_errors_are_false: args.where_.is_some(),
         ..ScanOptions::default()
     };
-    // A query's matches are held and written in time order; a pack's findings stream out.
+    // A query's matches are held and written in time order; a pack's findings stream out, or,
+    // with --sort time, go through a sorter that spills to disk beyond a bound.
     let mut matches: Vec<report::Finding> = Vec::new();
     let mut over_limit = false;
     let limit = args.limit;
     let timeline = args.where_.is_some();
+    let mut sorter =
+        (!timeline && args.sort == Order::Time).then(report::sort::TimeSorter::default);
+    let mut written = 0u64;
     let mut run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
         let summary = scan::run(&engine, &inputs, &opts, &bar, &mut |r| {
+            written += r.findings.len() as u64;
             if timeline {
                 matches.extend(r.findings);
                 if matches.len() > limit {
@@ -243,20 +290,23 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
                 }
                 return Ok(());
             }
+            if let Some(sorter) = sorter.as_mut() {
+                for f in r.findings {
+                    sorter.push(f)?;
+                }
+                return Ok(());
+            }
             for f in &r.findings {
                 writer.write(f)?;
             }
             Ok(())
         })?;
-        matches.sort_by(|a, b| {
-            (&a.event.event_time, &a.location.file, a.location.record).cmp(&(
-                &b.event.event_time,
-                &b.location.file,
-                b.location.record,
-            ))
-        });
+        matches.sort_by_cached_key(report::sort::TimeKey::of);
         for f in &matches {
             writer.write(f)?;
+        }
+        if let Some(sorter) = sorter.take() {
+            sorter.finish(writer.as_mut())?;
         }
         writer.finish()?;
         Ok::<_, io::Error>(summary)
@@ -271,6 +321,18 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     };
     if !args.quiet {
         eprint!("{}", summary.render());
+        if let Some(path) = &args.output {
+            let shown = if timeline {
+                written.min(limit as u64)
+            } else {
+                written
+            };
+            eprintln!(
+                "trailcedar: wrote {shown} finding(s) to {} as {}",
+                path.display(),
+                format_name(format)
+            );
+        }
     }
     // The process ends here: freeing a large inventory entry by entry only delays the exit.
     std::mem::forget(engine);

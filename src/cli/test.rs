@@ -1,6 +1,6 @@
 //! `trailcedar test`: run the cases beside each policy and report `N passed, N failed`.
 
-use super::load_pack;
+use super::{authoring_dirs, load_pack};
 use crate::cases::{self, CaseResult, Expect, Outcome};
 use crate::engine::Engine;
 use crate::model::aws_ranges::AwsRanges;
@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 /// `trailcedar test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// Directories of .cedar policies with their .test.json cases (repeatable).
-    #[arg(short, long, value_name = "DIR", default_value = "policies")]
+    /// Directories of .cedar policies with their .test.json cases (repeatable). Default:
+    /// `./policies` when it exists, else the pack built into trailcedar (whose cases are not).
+    #[arg(short, long, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
 
     #[command(flatten)]
@@ -94,7 +95,24 @@ impl CaseResult {
 
 /// Runs the tests; exit code 0 when every case passes, 1 otherwise, 2 on errors.
 pub fn run(args: &TestArgs) -> Result<u8, String> {
-    let pack = load_pack(&args.policies)?;
+    let dirs = authoring_dirs(&args.policies);
+    let pack = load_pack(&dirs)?;
+    eprintln!(
+        "trailcedar: testing {} polic{} from {}",
+        pack.detections.len(),
+        if pack.detections.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        pack.origin
+    );
+    if dirs.is_empty() {
+        return Err(format!(
+            "there is no ./{} here, and the embedded pack's cases are kept in trailcedar's repository, not in the binary: name your pack with -p DIR",
+            super::AUTHORING_DIR
+        ));
+    }
     let inventory = args.inventory.load(false)?;
     let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let report = run_cases(&engine, args.filter.as_deref());

@@ -2,15 +2,16 @@
 
 pub mod sanitize;
 pub mod snapshot;
+pub mod sort;
 pub mod summary;
 
 use crate::engine::Severity;
 use sanitize::{csv_cell, json_line, terminal};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
 /// A flagged event and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     pub detection: DetectionInfo,
     pub event: EventInfo,
@@ -18,7 +19,7 @@ pub struct Finding {
     /// The event values the deciding policy reads, in the policy's terms.
     pub values: Vec<ReadValue>,
     /// Caveats, such as an inventory fact taken after the event.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
@@ -34,7 +35,7 @@ impl Finding {
 }
 
 /// The detection that fired.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectionInfo {
     pub id: String,
@@ -51,7 +52,7 @@ pub struct DetectionInfo {
 }
 
 /// What identifies the event.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EventInfo {
     #[serde(rename = "eventID")]
@@ -77,7 +78,7 @@ pub struct EventInfo {
 }
 
 /// Where the event was read.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Location {
     pub file: String,
     /// 0-based index of the record in the file.
@@ -85,7 +86,7 @@ pub struct Location {
 }
 
 /// One value a policy read: `requestParameters["x-amz-acl"] = "public-read"`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReadValue {
     pub field: String,
     /// In Cedar syntax (strings quoted); `None` when the event has no such value, which can be
