@@ -466,3 +466,72 @@ fn where_lists_an_investigation_in_time_order() {
         "the attacker's two and an administrator's: {out}"
     );
 }
+
+#[test]
+fn allow_list_cases_pass_and_fail_with_the_permits_considered() {
+    let (code, out, err) = trailcedar(&["test", "-p", "examples/allow-list"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("7 passed, 0 failed\n"), "{out}");
+    assert!(
+        !err.contains("warning"),
+        "each permit has a flag case and a near miss: {err}"
+    );
+    let (code, _, err) = trailcedar(&["check", "--strict", "-p", "examples/allow-list"], None);
+    assert_eq!(code, 0, "{err}");
+
+    // A permit that covers too much: its `flag` case fails, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in walkdir::WalkDir::new("examples/allow-list")
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let target = dir
+            .path()
+            .join(entry.path().strip_prefix("examples/allow-list").unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    let rule = dir.path().join("ci_deploys.cedar");
+    let text = std::fs::read_to_string(&rule).unwrap();
+    std::fs::write(
+        &rule,
+        text.replace(
+            "principal.roleName == \"ci-deploy\"",
+            "principal.roleName like \"*\"",
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = trailcedar(&["test", "-p", path(dir.path())], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("expected it not allowed, but ci-deploys allowed it (permits considered: ci-deploys); it read: principal.roleName = \"developer\""),
+        "{out}"
+    );
+    // One that covers too little: its `allow` case fails, saying what it read.
+    std::fs::write(&rule, text.replace("\"ci-deploy\"", "\"ci-deployer\"")).unwrap();
+    let (code, out, _) = trailcedar(&["test", "-p", path(dir.path())], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("expected ci-deploys to allow it, but no permit covers it (permits considered: ci-deploys); it read: principal.roleName = \"ci-deploy\""),
+        "{out}"
+    );
+    // `not-allowed` names the verdict only where there is one.
+    let (code, out, _) = trailcedar(
+        &["test", "-p", "fixtures/authoring/lambda-permission"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    let cases = dir.path().join("whoami.test.json");
+    std::fs::write(
+        &cases,
+        r#"{"cases": [{"name": "named", "log": "events/list_users.json", "expect": "flag", "detections": ["not-allowed"]},
+                     {"name": "unknown", "log": "events/list_users.json", "expect": "flag", "detections": ["not-alowed"]}]}"#,
+    )
+    .unwrap();
+    let (_, out, _) = trailcedar(&["test", "-p", path(dir.path())], None);
+    assert!(out.contains("ok    named"), "{out}");
+    assert!(out.contains("unknown detection \"not-alowed\""), "{out}");
+}

@@ -13,6 +13,7 @@ mod inventory;
 mod layers;
 mod pack;
 mod pipeline;
+mod readme;
 mod records;
 mod snapshots;
 mod support;
