@@ -530,7 +530,7 @@ fn explain_reads(
         .values
         .into_iter()
         .map(|(label, value)| match value {
-            Some(v) => format!("{label} = {v}"),
+            Some(v) => format!("{label} = {}", v.cedar),
             None => format!("{label} absent"),
         })
         .chain(explanation.notes.into_iter().map(|n| format!("note: {n}")))

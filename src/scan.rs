@@ -213,7 +213,7 @@ pub fn findings_of(
                     let values = e
                         .values
                         .into_iter()
-                        .map(|(field, value)| ReadValue { field, value })
+                        .map(|(field, value)| ReadValue::new(field, value))
                         .collect();
                     (values, e.notes)
                 }
@@ -263,14 +263,14 @@ pub fn findings_of(
             .iter()
             .filter_map(|i| engine.pack.detections.get(*i).map(|d| d.id.as_str()))
             .collect();
-        let mut vals = vec![ReadValue {
-            field: "candidate permits".to_string(),
-            value: Some(if names.is_empty() {
+        let mut vals = vec![ReadValue::text(
+            "candidate permits",
+            if names.is_empty() {
                 "(none)".to_string()
             } else {
                 names.join(", ")
-            }),
-        }];
+            },
+        )];
         let (more, notes) = explain(&permits, fallback);
         vals.extend(more);
         out.push(Finding {

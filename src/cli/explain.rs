@@ -100,6 +100,52 @@ fn indent(s: &str, by: &str) -> String {
     s.lines().map(|l| format!("{by}{l}\n")).collect()
 }
 
+/// The parts that decided, then the values they read, indented under a policy's line.
+fn write_explanation(out: &mut String, explanation: &crate::engine::Explanation) {
+    let t = |s: &str| terminal(s).into_owned();
+    for part in &explanation.decided_by {
+        let actual = part
+            .actual
+            .as_ref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        let state = if part.value { "true: " } else { "false:" };
+        let _ = writeln!(out, "         {state} {}{}", t(&part.part), t(&actual));
+    }
+    for (label, value) in &explanation.values {
+        match value {
+            Some(v) => {
+                let _ = writeln!(out, "         {} = {}", t(label), t(&v.cedar));
+            }
+            None => {
+                let _ = writeln!(out, "         {} absent", t(label));
+            }
+        }
+    }
+    for note in &explanation.notes {
+        let _ = writeln!(out, "         note: {}", t(note));
+    }
+}
+
+fn decided_json(explanation: &crate::engine::Explanation) -> Value {
+    explanation
+        .decided_by
+        .iter()
+        .map(|p| json!({"part": p.part, "value": p.value, "actual": p.actual}))
+        .collect()
+}
+
+fn values_json(explanation: &crate::engine::Explanation) -> Value {
+    explanation
+        .values
+        .iter()
+        .map(|(l, v)| match v {
+            Some(v) => json!({"field": l, "value": v.json, "cedar": v.cedar}),
+            None => json!({"field": l, "value": null}),
+        })
+        .collect()
+}
+
 fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Value), String> {
     let view = EventView::new(data.into_event()?)?;
     let principal = engine.principal(&view)?;
@@ -228,28 +274,58 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
         let explanation = first
             .map(|r| engine.explain_values(&[member], &view, &principal, r))
             .unwrap_or_default();
-        let values = &explanation.values;
-        for (label, value) in values {
-            match value {
-                Some(v) => {
-                    let _ = writeln!(out, "         {} = {}", t(label), t(v));
-                }
-                None => {
-                    let _ = writeln!(out, "         {} absent", t(label));
-                }
-            }
-        }
-        for note in &explanation.notes {
-            let _ = writeln!(out, "         note: {}", t(note));
-        }
+        write_explanation(&mut out, &explanation);
         candidate_docs.push(json!({
             "id": d.id,
             "file": d.file,
             "line": d.line,
             "effect": if d.effect == Effect::Forbid { "forbid" } else { "permit" },
             "satisfied": per_resource,
-            "values": values.iter().map(|(l, v)| json!({"field": l, "value": v})).collect::<Vec<_>>(),
+            "decidedBy": decided_json(&explanation),
+            "values": values_json(&explanation),
             "notes": explanation.notes,
+        }));
+    }
+    // Policies for this action that the principal's type keeps out of the candidates: the
+    // rule an author expected to fire may be one of them.
+    let action = crate::engine::analysis::ActionKey::Exact {
+        service: view.event.service().to_string(),
+        name: view.event.event_name.to_string(),
+    };
+    let service = crate::engine::analysis::ActionKey::Service(view.event.service().to_string());
+    let excluded: Vec<usize> = (0..engine.pack.detections.len())
+        .filter(|i| !candidates.members.contains(i))
+        .filter(|i| {
+            engine.pack.detections.get(*i).is_some_and(|d| {
+                d.analysis
+                    .actions
+                    .as_ref()
+                    .is_none_or(|a| a.contains(&action) || a.contains(&service))
+            })
+        })
+        .collect();
+    let mut excluded_docs = Vec::new();
+    if !excluded.is_empty() {
+        let _ = writeln!(
+            out,
+            "not candidates: their scope names this action but not a {} principal",
+            principal.kind.type_name()
+        );
+    }
+    for i in excluded {
+        let Some(d) = engine.pack.detections.get(i) else {
+            continue;
+        };
+        let _ = writeln!(out, "  -      {}  {}:{}", t(&d.id), t(&d.file), d.line);
+        let explanation = first
+            .map(|r| engine.explain_values(&[i], &view, &principal, r))
+            .unwrap_or_default();
+        write_explanation(&mut out, &explanation);
+        excluded_docs.push(json!({
+            "id": d.id,
+            "file": d.file,
+            "line": d.line,
+            "decidedBy": decided_json(&explanation),
         }));
     }
     let mode = if engine.pack.mode == crate::engine::pack::Mode::Detection {
@@ -292,6 +368,7 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
         "flagged": flagged,
         "requests": requests,
         "candidates": candidate_docs,
+        "excluded": excluded_docs,
     });
     Ok((out, doc))
 }

@@ -286,6 +286,14 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
     Ok(a)
 }
 
+/// The values an expression reads, as an explanation shows them, in the order it reads them.
+pub fn reads_of(e: &Expr) -> Vec<Read> {
+    let mut scratch = Analysis::default();
+    let mut reads = Vec::new();
+    walk(e, &mut scratch, &mut reads);
+    reads
+}
+
 /// See [`Analysis::principal_guard`].
 fn principal_guard(body: &pst::Template) -> Option<String> {
     let first = body.clauses().first()?;

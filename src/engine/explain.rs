@@ -1,20 +1,31 @@
-//! Explanations: the values a detection read on an event, and notes on the inventory facts
-//! among them.
+//! Explanations: which parts of a policy decided an event, the values they read, and notes on
+//! the inventory facts among them.
+//!
+//! A policy is `scope && when… && !unless…`, and Cedar evaluates `&&` and `||` left to right,
+//! stopping at the first operand that settles them. An explanation follows the parts that
+//! decided the event: for a policy that was satisfied, the parts that held (of an `a && b`,
+//! both; of an `a || b`, each operand that is true, since each alone makes it fire); for one
+//! that was not, the first part that was false (of an `a && b`, the first false operand; of an
+//! `a || b`, both). `!a` is decided by `a`, an `if` by its condition and the branch taken. Only
+//! the values those parts read are shown: a `DeleteTrail` finding of a rule whose other
+//! branches test `UpdateTrail`'s parameters reads none of them.
 
 use super::Engine;
-use super::analysis::Needs;
+use super::analysis::{Needs, Read, reads_of};
 use super::decide::with_element;
 use super::pack::Detection;
 use crate::model::context::Attr;
 use crate::model::element::{self, Each};
 use crate::model::{EventView, PrincipalModel, ResourceModel};
+use cedar_policy::pst::{BinaryOp, Clause, Expr, Literal, UnaryOp};
 use cedar_policy::{Entities, EvalResult, Expression, Request, eval_expression};
 use rustc_hash::FxHashSet;
 use std::str::FromStr;
 
 impl Engine {
     /// The values a detection reads, evaluated on the event, and notes on the inventory facts
-    /// among them: its explanation.
+    /// among them: its explanation. Of each detection, only the values of the parts of its
+    /// condition that decided the event are shown (module doc).
     pub fn explain_values(
         &self,
         detections: &[usize],
@@ -48,7 +59,13 @@ impl Engine {
         if let Some((d, each)) = each
             && let Some((path, bound, store)) = first_element(each, view, &request, &entities, d)
         {
-            out.values.push(("element".to_string(), Some(path)));
+            out.values.push((
+                "element".to_string(),
+                Some(Shown {
+                    json: serde_json::Value::String(path.clone()),
+                    cedar: path,
+                }),
+            ));
             request = bound;
             entities = store;
         }
@@ -63,18 +80,24 @@ impl Engine {
             .iter()
             .filter_map(|i| self.pack.detections.get(*i))
         {
-            for read in &d.analysis.reads {
+            let (reads, decided_by) = match trace(d, &request, &entities, principal) {
+                Some((reads, decided)) => (reads, decided),
+                // Not traced (the policy errs on the event): every value it reads.
+                None => (d.analysis.reads.clone(), Vec::new()),
+            };
+            out.decided_by.extend(decided_by);
+            for read in reads {
                 if !seen.insert(read.label.clone()) {
                     continue;
                 }
-                let value = eval(&read.expr).map(|v| v.to_string());
+                let value = eval(&read.expr).map(|v| Shown::of(&v));
                 if let Some(root) = read.inventory
                     && value.is_some()
                     && !roots.contains(&root)
                 {
                     roots.push(root);
                 }
-                out.values.push((read.label.clone(), value));
+                out.values.push((read.label, value));
             }
         }
         // A fact taken after the event may not have held when it happened.
@@ -123,11 +146,398 @@ fn first_element(
     first.map(|(path, request)| (path, request, store))
 }
 
-/// Why a detection fired: the values it read, and notes about them.
+/// Why a detection fired, or did not: the values it read, the parts that decided, and notes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Explanation {
     /// `(label, value)`; `None` when the event has no such value.
-    pub values: Vec<(String, Option<String>)>,
+    pub values: Vec<(String, Option<Shown>)>,
     /// For example: an inventory fact that was taken after the event.
     pub notes: Vec<String>,
+    /// The parts of the conditions that decided, in evaluation order.
+    pub decided_by: Vec<Deciding>,
+}
+
+/// A value an explanation shows: in Cedar's syntax, for people, and as JSON, for programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// `"public-read"`, `22`, `ip("10.0.0.1")`, `[Instance::"i-0f4…"]`.
+    pub cedar: String,
+    /// `"public-read"`, `22`, `"10.0.0.1"`, `[{"type": "Instance", "id": "i-0f4…"}]`.
+    pub json: serde_json::Value,
+}
+
+impl Shown {
+    pub fn of(v: &EvalResult) -> Shown {
+        Shown {
+            cedar: v.to_string(),
+            json: json_of(v),
+        }
+    }
+}
+
+/// A Cedar value as JSON: records and sets as objects and arrays, an entity as its type and id,
+/// an extension value (`ip("10.0.0.1")`, `datetime("…")`) as the text it was made from.
+pub fn json_of(v: &EvalResult) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        EvalResult::Bool(b) => Value::Bool(*b),
+        EvalResult::Long(n) => Value::from(*n),
+        EvalResult::String(s) => Value::String(s.clone()),
+        EvalResult::EntityUid(uid) => serde_json::json!({
+            "type": uid.type_name().to_string(),
+            "id": uid.id().unescaped(),
+        }),
+        EvalResult::Set(items) => Value::Array(items.iter().map(json_of).collect()),
+        EvalResult::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_of(v)))
+                .collect(),
+        ),
+        EvalResult::ExtensionValue(text) => Value::String(extension_argument(text)),
+    }
+}
+
+/// `ip("10.0.0.1")` is `10.0.0.1`; anything else stays as it is.
+fn extension_argument(text: &str) -> String {
+    let inner = text
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|arg| serde_json::from_str::<String>(arg).ok());
+    inner.unwrap_or_else(|| text.to_string())
+}
+
+/// A part of a policy that decided an event: what held in a satisfied policy, what was false
+/// in one that was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deciding {
+    /// The detection's id.
+    pub policy: String,
+    /// The part in Cedar's syntax: `principal is IAMUser`, `context has errorCode`.
+    pub part: String,
+    /// Its value on the event.
+    pub value: bool,
+    /// For a type test that was false, what the entity is: `principal is Root`.
+    pub actual: Option<String>,
+}
+
+/// A policy's scope and clauses as an explanation walks them: every operand it may evaluate,
+/// parsed once (on the policy's first explanation) rather than on every finding.
+#[derive(Debug)]
+pub struct Trace {
+    /// `principal is Root`, `action in [...]`: the scope's parts, in Cedar's order.
+    scope: Vec<Node>,
+    /// `(when, clause)`: a `when` must hold, an `unless` must not.
+    clauses: Vec<(bool, Node)>,
+}
+
+/// An operand of a condition.
+#[derive(Debug)]
+struct Node {
+    /// In Cedar's syntax.
+    text: String,
+    /// Parsed back, to be evaluated on its own; `None` if it does not parse (never expected).
+    expr: Option<Expression>,
+    shape: Shape,
+}
+
+#[derive(Debug)]
+enum Shape {
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    If(Box<Node>, Box<Node>, Box<Node>),
+    /// `true` or `false`: decides nothing worth showing.
+    Literal,
+    /// Anything else, with the values it reads.
+    Leaf(Vec<Read>),
+}
+
+impl Node {
+    fn of_text(text: String) -> Node {
+        let expr = Expression::from_str(&text).ok();
+        Node {
+            text,
+            expr,
+            shape: Shape::Leaf(Vec::new()),
+        }
+    }
+
+    fn of(e: &Expr) -> Node {
+        let node = |e: &Expr| Box::new(Node::of(e));
+        let shape = match e {
+            Expr::BinaryOp {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => Shape::And(node(left), node(right)),
+            Expr::BinaryOp {
+                op: BinaryOp::Or,
+                left,
+                right,
+            } => Shape::Or(node(left), node(right)),
+            Expr::UnaryOp {
+                op: UnaryOp::Not,
+                expr,
+            } => Shape::Not(node(expr)),
+            Expr::IfThenElse {
+                cond,
+                then_expr,
+                else_expr,
+            } => Shape::If(node(cond), node(then_expr), node(else_expr)),
+            Expr::Literal(Literal::Bool(_)) => Shape::Literal,
+            other => Shape::Leaf(reads_of(other)),
+        };
+        let text = e.to_string();
+        Node {
+            expr: Expression::from_str(&text).ok(),
+            text,
+            shape,
+        }
+    }
+
+    fn eval(&self, request: &Request, entities: &Entities) -> Option<bool> {
+        match eval_expression(request, entities, self.expr.as_ref()?) {
+            Ok(EvalResult::Bool(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl Trace {
+    /// The trace of a policy's syntax tree.
+    pub fn of(body: &cedar_policy::pst::Template) -> Trace {
+        let scope = [
+            ("principal", body.principal.to_string()),
+            ("action", body.action.to_string()),
+            ("resource", body.resource.to_string()),
+        ]
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(var, c)| Node::of_text(format!("{var} {c}")))
+        .collect();
+        let clauses = body
+            .clauses()
+            .iter()
+            .map(|clause| match clause {
+                Clause::When(e) => (true, Node::of(e)),
+                Clause::Unless(e) => (false, Node::of(e)),
+            })
+            .collect();
+        Trace { scope, clauses }
+    }
+}
+
+/// The values read by the parts of `d` that decided the event, and those parts; `None` when
+/// the policy cannot be traced (it errs on the event, or has no syntax tree).
+fn trace(
+    d: &Detection,
+    request: &Request,
+    entities: &Entities,
+    principal: &PrincipalModel,
+) -> Option<(Vec<Read>, Vec<Deciding>)> {
+    let body = d.body.as_ref()?;
+    let trace = d.trace.get_or_init(|| Trace::of(body));
+    let satisfied = match eval_expression(request, entities, &d.condition) {
+        Ok(EvalResult::Bool(b)) => b,
+        _ => return None,
+    };
+    let mut parts: Vec<(&Node, bool)> = Vec::new();
+    if satisfied {
+        parts.extend(trace.scope.iter().map(|s| (s, true)));
+        for (when, node) in &trace.clauses {
+            deciding(node, *when, request, entities, &mut parts);
+        }
+    } else if let Some(part) = trace
+        .scope
+        .iter()
+        .find(|s| s.eval(request, entities) == Some(false))
+    {
+        parts.push((part, false));
+    } else {
+        // The first clause that fails: a `when` that is false, an `unless` that is true.
+        for (when, node) in &trace.clauses {
+            match node.eval(request, entities) {
+                Some(v) if v != *when => {
+                    deciding(node, v, request, entities, &mut parts);
+                    break;
+                }
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    }
+    let mut reads: Vec<Read> = Vec::new();
+    for (node, _) in &parts {
+        if let Shape::Leaf(leaf_reads) = &node.shape {
+            for r in leaf_reads {
+                if !reads.iter().any(|x| x.label == r.label) {
+                    reads.push(r.clone());
+                }
+            }
+        }
+    }
+    let decided = parts
+        .into_iter()
+        .map(|(node, value)| Deciding {
+            actual: (!value)
+                .then(|| actual_type(&node.text, principal))
+                .flatten(),
+            policy: d.id.clone(),
+            part: node.text.clone(),
+            value,
+        })
+        .collect();
+    Some((reads, decided))
+}
+
+/// For a test of the principal's type (`principal is IAMUser`), what it is.
+fn actual_type(part: &str, principal: &PrincipalModel) -> Option<String> {
+    part.strip_prefix("principal is ")
+        .map(|_| format!("principal is {}", principal.kind.type_name()))
+}
+
+/// Appends the parts of `node`, whose value was `value`, that made it so (module doc). An
+/// operand whose value cannot be found (it errs) stands for itself.
+fn deciding<'n>(
+    node: &'n Node,
+    value: bool,
+    request: &Request,
+    entities: &Entities,
+    out: &mut Vec<(&'n Node, bool)>,
+) {
+    let eval = |n: &Node| n.eval(request, entities);
+    match &node.shape {
+        Shape::And(left, right) => {
+            if value {
+                deciding(left, true, request, entities, out);
+                deciding(right, true, request, entities, out);
+            } else {
+                match eval(left) {
+                    Some(false) => deciding(left, false, request, entities, out),
+                    Some(true) => deciding(right, false, request, entities, out),
+                    None => out.push((node, value)),
+                }
+            }
+        }
+        Shape::Or(left, right) => {
+            if value {
+                // Every operand that holds is a reason on its own: all are shown.
+                let (l, r) = (eval(left), eval(right));
+                if l == Some(true) {
+                    deciding(left, true, request, entities, out);
+                }
+                if r == Some(true) {
+                    deciding(right, true, request, entities, out);
+                }
+                if l != Some(true) && r != Some(true) {
+                    out.push((node, value));
+                }
+            } else {
+                deciding(left, false, request, entities, out);
+                deciding(right, false, request, entities, out);
+            }
+        }
+        Shape::Not(inner) => deciding(inner, !value, request, entities, out),
+        Shape::If(cond, then, otherwise) => match eval(cond) {
+            Some(c) => {
+                deciding(cond, c, request, entities, out);
+                let taken = if c { then } else { otherwise };
+                deciding(taken, value, request, entities, out);
+            }
+            None => out.push((node, value)),
+        },
+        Shape::Literal => {}
+        Shape::Leaf(_) => out.push((node, value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pack::{self, PolicySource};
+    use crate::model::aws_ranges::AwsRanges;
+    use crate::model::resource::resources_of;
+
+    /// The labels and the decided parts of one policy on one event.
+    fn explained(condition: &str, event: &str) -> (Vec<String>, Vec<(String, bool)>) {
+        let text = format!(
+            "@id(\"x\") @title(\"t\") @severity(\"low\") forbid (principal, action, resource) {condition};"
+        );
+        let source = PolicySource {
+            name: "t.cedar".into(),
+            text: text.into(),
+        };
+        let engine = Engine::new(
+            pack::load(vec![source], "t").unwrap(),
+            AwsRanges::embedded(),
+        )
+        .unwrap();
+        let view = EventView::parse(event).unwrap();
+        let principal = engine.principal(&view).unwrap();
+        let resource = resources_of(&view, &principal).unwrap().remove(0);
+        let e = engine.explain_values(&[0], &view, &principal, &resource);
+        (
+            e.values.into_iter().map(|(l, _)| l).collect(),
+            e.decided_by
+                .into_iter()
+                .map(|d| (d.part, d.value))
+                .collect(),
+        )
+    }
+
+    const EVENT: &str = r#"{"eventTime":"2024-05-14T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"eu-west-1","userAgent":"ua","requestParameters":{"a":"1","b":"2"}}"#;
+
+    #[test]
+    fn every_true_operand_of_an_or_and_both_of_an_and() {
+        let (reads, parts) = explained(
+            r#"when { (context has awsRegion && context.awsRegion == "eu-west-1") || context has errorCode || context.eventName == "PutObject" }"#,
+            EVENT,
+        );
+        assert_eq!(
+            reads,
+            ["awsRegion", "eventName"],
+            "not errorCode: {parts:?}"
+        );
+        assert!(
+            parts.contains(&("context has awsRegion".to_string(), true)),
+            "{parts:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_false_part_of_a_policy_that_did_not_fire() {
+        let (reads, parts) = explained(
+            r#"when { context has awsRegion && context.eventName == "Other" && context has errorCode }"#,
+            EVENT,
+        );
+        assert_eq!(reads, ["eventName"]);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        assert!(parts[0].0.contains("eventName") && !parts[0].1, "{parts:?}");
+        // An unless that holds is what stopped it; a negation is decided by what it negates.
+        let (reads, _) = explained(
+            r#"when { context.requestParameters.hasTag("a") } unless { context has userAgent && !(context has errorCode) }"#,
+            EVENT,
+        );
+        assert_eq!(reads, ["userAgent", "errorCode"]);
+    }
+
+    #[test]
+    fn values_become_json() {
+        let json = |v: EvalResult| json_of(&v).to_string();
+        assert_eq!(json(EvalResult::String("ci".into())), r#""ci""#);
+        assert_eq!(json(EvalResult::Long(22)), "22");
+        assert_eq!(json(EvalResult::Bool(true)), "true");
+        assert_eq!(
+            json(EvalResult::ExtensionValue("ip(\"10.0.0.1\")".into())),
+            r#""10.0.0.1""#
+        );
+        assert_eq!(
+            json(EvalResult::ExtensionValue(
+                "datetime(\"2024-05-14T00:00:00.000Z\")".into()
+            )),
+            r#""2024-05-14T00:00:00.000Z""#
+        );
+        assert_eq!(extension_argument("odd"), "odd");
+    }
 }

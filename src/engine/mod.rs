@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use pack::{Detection, Severity};
 
 pub use evaluate::Evaluator;
-pub use explain::Explanation;
+pub use explain::{Deciding, Explanation, Shown, Trace};
 
 /// A pack ready to evaluate events. Cloning it is cheap next to loading (the policies are
 /// shared), and gives an engine that can take another inventory.

@@ -111,6 +111,10 @@ pub struct Detection {
     /// `@each`: the lists whose elements the policy is evaluated on, one at a time
     /// ([`crate::model::element`]).
     pub each: Option<Arc<Each>>,
+    /// The policy's scope and clauses, to trace which of them decided an event.
+    pub body: Option<cedar_policy::pst::Template>,
+    /// [`Detection::body`] parsed for explanations, on the first one; clones share it.
+    pub trace: Arc<std::sync::OnceLock<crate::engine::Trace>>,
 }
 
 /// How events that no policy decides are treated.
@@ -412,9 +416,10 @@ pub fn load_with(
                 .as_deref()
                 .and_then(|g| Expression::from_str(g).ok());
             let text = source.text.get(offset..offset + len).unwrap_or("");
-            let clauses = renamed
-                .to_pst()
-                .map(|pst| pst.body().clauses().to_vec())
+            let body = renamed.to_pst().ok().map(|pst| pst.body().clone());
+            let clauses = body
+                .as_ref()
+                .map(|b| b.clauses().to_vec())
                 .unwrap_or_default();
             if lint::literal_false(&clauses) {
                 literal_false.insert(id.clone());
@@ -491,6 +496,8 @@ pub fn load_with(
                 indexed_condition,
                 guard,
                 each,
+                body,
+                trace: Arc::default(),
             });
         }
     }

@@ -89,9 +89,33 @@ pub struct Location {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReadValue {
     pub field: String,
-    /// In Cedar syntax (strings quoted); `None` when the event has no such value, which can be
-    /// the reason too (`unless { context has errorCode }`).
+    /// The value as JSON (`"public-read"`, `22`, `true`, a list); `null` when the event has no
+    /// such value, which can be the reason too (`unless { context has errorCode }`).
+    #[serde(rename = "value", default)]
+    pub json: Option<serde_json::Value>,
+    /// In Cedar syntax (strings quoted), as the table shows it; `None` when absent.
+    #[serde(rename = "cedar", default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl ReadValue {
+    /// A value read, or its absence.
+    pub fn new(field: String, shown: Option<crate::engine::Shown>) -> ReadValue {
+        let (value, json) = match shown {
+            Some(s) => (Some(s.cedar), Some(s.json)),
+            None => (None, None),
+        };
+        ReadValue { field, json, value }
+    }
+
+    /// A value that is no Cedar value (`candidate permits`): shown as it is.
+    pub fn text(field: &str, text: String) -> ReadValue {
+        ReadValue {
+            field: field.to_string(),
+            json: Some(serde_json::Value::String(text.clone())),
+            value: Some(text),
+        }
+    }
 }
 
 /// Output formats.
@@ -447,12 +471,10 @@ mod tests {
             values: vec![
                 ReadValue {
                     field: "requestParameters[\"x-amz-acl\"]".into(),
+                    json: Some(serde_json::Value::String("public-read".into())),
                     value: Some("\"public-read\"".into()),
                 },
-                ReadValue {
-                    field: "errorCode".into(),
-                    value: None,
-                },
+                ReadValue::new("errorCode".into(), None),
             ],
             notes: Vec::new(),
         }
@@ -487,7 +509,13 @@ mod tests {
         );
         let line: serde_json::Value = serde_json::from_str(render(Format::Jsonl).trim()).unwrap();
         assert_eq!(line["detection"]["severity"], "high");
-        assert_eq!(line["values"][0]["value"], "\"public-read\"");
+        assert_eq!(
+            line["values"][0]["value"], "public-read",
+            "the JSON value, not a Cedar literal in a string"
+        );
+        assert_eq!(line["values"][0]["cedar"], "\"public-read\"");
+        assert_eq!(line["values"][1]["value"], serde_json::Value::Null);
+        assert!(line["values"][1].get("cedar").is_none());
     }
 
     #[test]

@@ -535,3 +535,150 @@ fn allow_list_cases_pass_and_fail_with_the_permits_considered() {
     assert!(out.contains("ok    named"), "{out}");
     assert!(out.contains("unknown detection \"not-alowed\""), "{out}");
 }
+
+#[test]
+fn explanations_show_what_decided() {
+    // A DeleteTrail finding of a rule whose other branches test UpdateTrail's and
+    // PutEventSelectors' parameters: only what decided it.
+    let (_, out, _) = trailcedar(
+        &[
+            "scan",
+            "-f",
+            "jsonl",
+            "fixtures/events/cloudtrail/logging_impaired.flag.json",
+        ],
+        None,
+    );
+    let delete = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|f| f["event"]["action"] == "cloudtrail:DeleteTrail")
+        .expect("a DeleteTrail finding");
+    assert_eq!(
+        delete["values"],
+        serde_json::json!([{"field": "errorCode", "value": null}]),
+        "{delete}"
+    );
+
+    // explain: the part that held in a policy that fired, the part that was false in one that
+    // did not, and the scope that kept a policy out.
+    let (code, out, _) = trailcedar(
+        &[
+            "explain",
+            "fixtures/events/root/root_activity.flag.json",
+            "--record",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}");
+    let block = |id: &str| -> String {
+        out.lines()
+            .skip_while(|l| !l.contains(id))
+            .skip(1)
+            .take_while(|l| l.starts_with("         "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let root = block("root-account-activity");
+    assert!(root.contains("true:  principal is Root"), "{root}");
+    assert!(root.contains("false: principal has invokedBy"), "{root}");
+    assert!(root.contains("eventType = \"AwsConsoleSignIn\""), "{root}");
+    let missing = block("inventory-user-not-in-inventory");
+    assert!(
+        missing.contains("false: principal has inInventory"),
+        "{missing}"
+    );
+    assert!(
+        out.contains("not candidates: their scope names this action but not a Root principal"),
+        "{out}"
+    );
+    let kept_out = block("inventory-access-key-not-active");
+    assert!(
+        kept_out.contains("false: principal is IAMUser (principal is Root)"),
+        "{kept_out}"
+    );
+    let (_, json, _) = trailcedar(
+        &[
+            "explain",
+            "--json",
+            "fixtures/events/root/root_activity.flag.json",
+            "--record",
+            "0",
+        ],
+        None,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let excluded = doc["excluded"].as_array().unwrap();
+    assert!(
+        excluded
+            .iter()
+            .any(|e| e["id"] == "inventory-access-key-not-active"
+                && e["decidedBy"][0]["part"] == "principal is IAMUser"
+                && e["decidedBy"][0]["value"] == false
+                && e["decidedBy"][0]["actual"] == "principal is Root")
+    );
+}
+
+#[test]
+fn json_values_are_json() {
+    let (_, out, _) = trailcedar(
+        &[
+            "scan",
+            "-f",
+            "jsonl",
+            "--inventory",
+            "fixtures/inventory",
+            "fixtures/archive",
+        ],
+        None,
+    );
+    let nat = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|f| f["event"]["eventID"] == "804dca54-550d-0652-a295-4ce89b24b39c")
+        .expect("the NAT gateway finding of the README");
+    let value = |field: &str| {
+        nat["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["field"] == field)
+            .cloned()
+            .unwrap_or_else(|| panic!("{field} in {nat}"))
+    };
+    assert_eq!(value("principal.longTermKey")["value"], true);
+    assert_eq!(value("principal.longTermKey")["cedar"], "true");
+    assert_eq!(
+        value("source.instances")["value"],
+        serde_json::json!([
+            {"type": "Instance", "id": "i-0989653702d4b4d51"},
+            {"type": "Instance", "id": "i-0aa11bb22cc33dd44"}
+        ])
+    );
+    assert_eq!(
+        value("source.natGateway")["cedar"],
+        "NatGateway::\"nat-0a1b2c3d4e5f60718\""
+    );
+    // A string is the string, an address its text.
+    let (_, out, _) = trailcedar(
+        &[
+            "scan",
+            "-f",
+            "jsonl",
+            "fixtures/events/ec2/instance_credentials_outside_aws.flag.json",
+        ],
+        None,
+    );
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let values = first["values"].as_array().unwrap();
+    let ip = values.iter().find(|v| v["field"] == "sourceIP").unwrap();
+    assert!(
+        ip["value"].as_str().is_some_and(|s| !s.contains("ip(")),
+        "{ip}"
+    );
+    assert!(
+        ip["cedar"].as_str().is_some_and(|s| s.starts_with("ip(\"")),
+        "{ip}"
+    );
+}

@@ -103,7 +103,7 @@ fn formats_are_machine_readable() {
     );
     assert_eq!(
         lines[0]["values"][0]["value"],
-        "\"arn:aws:iam::aws:policy/AdministratorAccess\""
+        "arn:aws:iam::aws:policy/AdministratorAccess"
     );
     assert_eq!(lines[0]["location"]["record"], 0);
     let (_, json, _) = trailcedar(&["scan", "-q", "-f", "json", file], None);
