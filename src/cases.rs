@@ -462,8 +462,11 @@ fn candidate_permits(
     view: &EventView,
     verdict: &crate::engine::Verdict,
 ) -> BTreeSet<usize> {
+    let Ok(principal) = verdict.principal(engine, view) else {
+        return BTreeSet::new();
+    };
     engine
-        .candidates(view, &verdict.principal)
+        .candidates(view, &principal)
         .members
         .iter()
         .copied()
@@ -477,13 +480,14 @@ fn satisfied_permits(
     view: &EventView,
     verdict: &crate::engine::Verdict,
 ) -> Result<BTreeSet<usize>, String> {
+    let principal = verdict.principal(engine, view)?;
     let resources = match &verdict.resources {
         Some(r) => r.clone(),
-        None => crate::model::resource::resources_of(view, &verdict.principal)?,
+        None => crate::model::resource::resources_of(view, &principal)?,
     };
     let mut by: Option<BTreeSet<usize>> = None;
     for resource in &resources {
-        let (request, entities) = engine.full_request(view, &verdict.principal, resource)?;
+        let (request, entities) = engine.full_request(view, &principal, resource)?;
         let mut here = BTreeSet::new();
         for i in candidate_permits(engine, view, verdict) {
             if engine.satisfied(i, view, &request, &entities)? {
@@ -514,15 +518,18 @@ fn explain_reads(
     verdict: &crate::engine::Verdict,
     indices: &BTreeSet<usize>,
 ) -> String {
+    let Ok(principal) = verdict.principal(engine, view) else {
+        return String::new();
+    };
     let resources = match &verdict.resources {
         Some(r) => r.clone(),
-        None => crate::model::resource::resources_of(view, &verdict.principal).unwrap_or_default(),
+        None => crate::model::resource::resources_of(view, &principal).unwrap_or_default(),
     };
     let Some(resource) = resources.first() else {
         return String::new();
     };
     let members: Vec<usize> = indices.iter().copied().collect();
-    let explanation = engine.explain_values(&members, view, &verdict.principal, resource);
+    let explanation = engine.explain_values(&members, view, &principal, resource);
     if explanation.values.is_empty() {
         return String::new();
     }

@@ -174,7 +174,12 @@ pub fn findings_of(
     name: &str,
     index: u64,
 ) -> Vec<Finding> {
-    let principal = &verdict.principal;
+    // A flagged event's principal is modelled (a not-allowed one's perhaps only now); the
+    // model cannot fail where the engine read the same identity's facts.
+    let Ok(principal) = verdict.principal(engine, view) else {
+        return Vec::new();
+    };
+    let principal = &principal;
     let computed;
     let resources: &[ResourceModel] = match &verdict.resources {
         Some(r) => r,

@@ -21,6 +21,9 @@ pub enum ActionKey {
     Exact { service: String, name: String },
     /// `Action::"s3"`: every action of the service.
     Service(String),
+    /// Any service's action of this name: an unscoped policy whose condition requires
+    /// `context.eventName` ([`Analysis::index`]).
+    Name(String),
 }
 
 impl ActionKey {
@@ -213,6 +216,10 @@ pub struct Read {
 pub struct Analysis {
     /// `None`: the scope does not constrain the action.
     pub actions: Option<BTreeSet<ActionKey>>,
+    /// For a policy whose scope does not constrain the action, what its condition requires of
+    /// the event's source and name (`context.eventSource`, `context.eventName`): the index files
+    /// it under those as under a scope. `None`: it requires neither.
+    pub index: Option<BTreeSet<ActionKey>>,
     /// `None`: any principal type.
     pub principal_kinds: Option<BTreeSet<PrincipalKind>>,
     pub needs: Needs,
@@ -233,6 +240,9 @@ pub struct Analysis {
     /// principal the policy cannot be satisfied by any of its events, and cannot error on them:
     /// the engine decides the guard once per principal and skips the policy where it is false.
     pub principal_guard: Option<String>,
+    /// What the condition requires of an event, tested on its plain fields before any Cedar
+    /// work ([`super::prefilter`]).
+    pub prefilter: super::prefilter::Formula,
 }
 
 /// Analyses a static policy.
@@ -283,6 +293,41 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
     a.condition = condition(body, true)?;
     a.indexed_condition = condition(body, a.actions.is_none())?;
     a.principal_guard = principal_guard(body);
+    a.prefilter = super::prefilter::of_policy(body);
+    // What the condition requires of the event's name, source and principal type indexes the
+    // policy as its scope would: `context.eventName == "ConsoleLogin"` in an unscoped policy
+    // makes it a candidate for that event only.
+    if let Some(kinds) = super::prefilter::required_kinds(&a.prefilter) {
+        a.principal_kinds = Some(match a.principal_kinds.take() {
+            Some(scope) => scope.intersection(&kinds).copied().collect(),
+            None => kinds,
+        });
+    }
+    if a.actions.is_none() {
+        let names = super::prefilter::required_values(&a.prefilter, Attr::EventName);
+        let sources = super::prefilter::required_values(&a.prefilter, Attr::EventSource);
+        let services: Option<BTreeSet<String>> = sources.map(|s| {
+            s.iter()
+                .map(|source| crate::event::service_of(source).to_string())
+                .collect()
+        });
+        a.index = match (services, names) {
+            (Some(services), Some(names)) => Some(
+                services
+                    .iter()
+                    .flat_map(|s| {
+                        names.iter().map(move |n| ActionKey::Exact {
+                            service: s.clone(),
+                            name: n.clone(),
+                        })
+                    })
+                    .collect(),
+            ),
+            (Some(services), None) => Some(services.into_iter().map(ActionKey::Service).collect()),
+            (None, Some(names)) => Some(names.into_iter().map(ActionKey::Name).collect()),
+            (None, None) => None,
+        };
+    }
     Ok(a)
 }
 

@@ -47,6 +47,8 @@ pub(super) struct Caches {
     /// Per principal (by serial): the detections whose principal guard is false for it.
     pub(super) guards: FxHashMap<usize, Rc<Vec<usize>>>,
     pub(super) facts: FactCache,
+    /// Candidate sets without the members a prefilter dropped, per (set, dropped members).
+    pub(super) prefiltered: FxHashMap<(usize, u128), Arc<CandidateSet>>,
     /// Candidate sets without those detections, per (set, principal).
     pub(super) narrowed: FxHashMap<(usize, usize), Arc<CandidateSet>>,
     /// The id of the next narrowed set (ids above the index's own).
@@ -64,6 +66,7 @@ impl Caches {
             decisions: FxHashMap::default(),
             guards: FxHashMap::default(),
             facts: FactCache::default(),
+            prefiltered: FxHashMap::default(),
             narrowed: FxHashMap::default(),
             next_set,
         }

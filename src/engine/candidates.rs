@@ -1,10 +1,13 @@
-//! The candidates of an event: the index's set for its action and principal type, narrowed by
-//! the principal guards that are false for its principal.
+//! The candidates of an event: the index's set for its action and principal type, without the
+//! members whose prefilter is false on the event's plain fields, and without those whose
+//! principal guard is false for its principal.
 
 use super::caches::CACHE_LIMIT;
 use super::index::CandidateSet;
+use super::prefilter::On;
 use super::{Engine, Evaluator};
-use crate::model::{PrincipalModel, action_uid};
+use crate::model::principal::Facts;
+use crate::model::{EventView, PrincipalModel, action_uid};
 use cedar_policy::{Context, Entities, EntityUid, EvalResult, Request, eval_expression};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -92,5 +95,73 @@ impl Evaluator<'_> {
         }
         self.caches.narrowed.insert((set.id, serial), n.clone());
         n
+    }
+
+    /// The candidates without the members whose prefilter ([`super::prefilter`]) is false on
+    /// the event: they can be neither satisfied nor fail on it. The sets without some members
+    /// are kept by (set, dropped members), among the first 128 members (any past those stay).
+    pub(super) fn prefiltered(
+        &mut self,
+        set: Arc<CandidateSet>,
+        view: &EventView,
+        facts: &Facts,
+    ) -> Arc<CandidateSet> {
+        if set.prefiltered.is_empty() {
+            return set;
+        }
+        let engine = self.engine;
+        let in_aws = std::cell::OnceCell::new();
+        let source_in_aws = || {
+            *in_aws.get_or_init(|| {
+                view.source_ip()
+                    .is_some_and(|ip| engine.ranges.contains(ip))
+            })
+        };
+        let on = On {
+            view,
+            principal: facts,
+            inventory: !engine.inventory.is_empty(),
+            addresses: engine.inventory.knows_addresses(),
+            source_in_aws: &source_in_aws,
+        };
+        let mut dropped = 0u128;
+        for &pos in &set.prefiltered {
+            let Some(d) = set
+                .members
+                .get(pos)
+                .and_then(|m| engine.pack.detections.get(*m))
+            else {
+                continue;
+            };
+            if d.analysis.prefilter.eval(&on) == Some(false) {
+                dropped |= 1u128.checked_shl(pos as u32).unwrap_or(0);
+            }
+        }
+        if dropped == 0 {
+            return set;
+        }
+        if let Some(found) = self.caches.prefiltered.get(&(set.id, dropped)) {
+            return found.clone();
+        }
+        let members: Vec<usize> = set
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(pos, _)| dropped & 1u128.checked_shl(*pos as u32).unwrap_or(0) == 0)
+            .map(|(_, m)| *m)
+            .collect();
+        let kept = Arc::new(CandidateSet::new(
+            self.caches.next_set,
+            members,
+            &engine.pack,
+        ));
+        self.caches.next_set += 1;
+        if self.caches.prefiltered.len() >= CACHE_LIMIT {
+            self.caches.prefiltered.clear();
+        }
+        self.caches
+            .prefiltered
+            .insert((set.id, dropped), kept.clone());
+        kept
     }
 }

@@ -6,6 +6,7 @@ use super::decide::Decided;
 use super::pack::Mode;
 use super::request::write_values;
 use super::{Engine, Verdict};
+use crate::model::principal::Facts;
 use crate::model::resource::{
     ResourceAttrs, ResourceKey, resource_attrs, resource_keys, resources_of,
 };
@@ -47,15 +48,23 @@ impl Drop for Evaluator<'_> {
 }
 
 impl Evaluator<'_> {
-    /// The principal of an event and its serial, built once per distinct `userIdentity`
-    /// (while cached).
+    /// The principal of an event and its serial when it is cached (modelled once per distinct
+    /// `userIdentity` while cached).
+    fn cached_principal(&self, view: &EventView) -> Option<(Rc<PrincipalModel>, usize)> {
+        let key = view.event.user_identity.map(|r| r.get()).unwrap_or("");
+        self.caches
+            .principals
+            .get(key)
+            .map(|(p, serial)| (p.clone(), *serial))
+    }
+
+    /// The principal of an event and its serial, modelled and cached when it is not.
     fn principal(&mut self, view: &EventView) -> Result<(Rc<PrincipalModel>, usize), String> {
-        let raw = view.event.user_identity;
-        let key = raw.map(|r| r.get()).unwrap_or("");
-        if let Some((p, serial)) = self.caches.principals.get(key) {
-            return Ok((p.clone(), *serial));
+        if let Some(found) = self.cached_principal(view) {
+            return Ok(found);
         }
-        self.new_principal(raw, key)
+        let raw = view.event.user_identity;
+        self.new_principal(raw, raw.map(|r| r.get()).unwrap_or(""))
     }
 
     /// A principal not in the cache, modelled and cached.
@@ -90,15 +99,41 @@ impl Evaluator<'_> {
     /// Decides one event. An error means the event cannot be modelled (it is rejected).
     pub fn evaluate(&mut self, view: &EventView) -> Result<Verdict, String> {
         let engine = self.engine;
-        let (principal, serial) = self.principal(view)?;
-        let candidates = engine
-            .index
-            .candidates(view.event.service(), &view.event.event_name, principal.kind)
-            .clone();
-        let candidates = self.narrow(candidates, (&principal, serial));
         let allow_list = engine.pack.mode == Mode::AllowList;
+        // The candidates: the index's for the event's action and principal type, then those
+        // whose prefilter holds on its plain fields and its principal's facts. A principal not
+        // cached is read as facts only, and modelled when a candidate survives.
+        let cached = self.cached_principal(view);
+        let read;
+        let facts = match &cached {
+            Some((p, _)) => &p.facts,
+            None => {
+                read = Facts::of_raw(view.event.user_identity)?;
+                &read
+            }
+        };
+        let indexed = engine
+            .index
+            .candidates(view.event.service(), &view.event.event_name, facts.kind())
+            .clone();
+        let candidates = self.prefiltered(indexed, view, facts);
+        if candidates.members.is_empty() {
+            return Ok(Verdict {
+                principal: cached.map(|(p, _)| p),
+                hits: Vec::new(),
+                not_allowed: allow_list,
+                candidates,
+                errors: Vec::new(),
+                resources: None,
+            });
+        }
+        let (principal, serial) = match cached {
+            Some(found) => found,
+            None => self.principal(view)?,
+        };
+        let candidates = self.narrow(candidates, (&principal, serial));
         let mut verdict = Verdict {
-            principal: principal.clone(),
+            principal: Some(principal.clone()),
             hits: Vec::new(),
             not_allowed: false,
             candidates: candidates.clone(),

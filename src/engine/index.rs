@@ -28,6 +28,9 @@ pub struct CandidateSet {
     /// The members whose decision is a function of values that repeat from event to event
     /// ([`Needs::memoizable`]): decided once per distinct request, the others on every event.
     pub memoized: Group,
+    /// The positions (in `members`, below 128) of the members with a prefilter that can drop
+    /// them ([`super::prefilter`]).
+    pub prefiltered: Vec<usize>,
 }
 
 /// Some members of a [`CandidateSet`], with what they read merged.
@@ -64,8 +67,20 @@ impl CandidateSet {
                     .is_some_and(|d| d.analysis.needs.memoizable())
             })
             .collect();
+        let prefiltered = members
+            .iter()
+            .enumerate()
+            .take(128)
+            .filter(|(_, m)| {
+                pack.detections
+                    .get(**m)
+                    .is_some_and(|d| !d.analysis.prefilter.is_always())
+            })
+            .map(|(pos, _)| pos)
+            .collect();
         let all = Group::of(members, pack);
         CandidateSet {
+            prefiltered,
             id,
             has_permit: all.members.iter().any(|i| {
                 pack.detections
@@ -100,6 +115,8 @@ pub struct Index {
     services: HashMap<String, ServiceIndex>,
     /// For services no policy names.
     default: usize,
+    /// For services no policy names, by event name: the policies whose condition requires it.
+    default_names: HashMap<String, usize>,
     lists: Vec<PerKind>,
     sets: usize,
 }
@@ -110,8 +127,11 @@ impl Index {
         let mut unscoped: Vec<usize> = Vec::new();
         let mut exact: HashMap<&str, HashMap<&str, Vec<usize>>> = HashMap::default();
         let mut group: HashMap<&str, Vec<usize>> = HashMap::default();
+        // Policies for an event name in any service (their condition requires the name).
+        let mut any_service: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, d) in pack.detections.iter().enumerate() {
-            match &d.analysis.actions {
+            // The scope's actions, else what the condition requires of the event.
+            match d.analysis.actions.as_ref().or(d.analysis.index.as_ref()) {
                 None => unscoped.push(i),
                 Some(keys) => {
                     for key in keys {
@@ -125,6 +145,7 @@ impl Index {
                             ActionKey::Service(service) => {
                                 group.entry(service).or_default().push(i)
                             }
+                            ActionKey::Name(name) => any_service.entry(name).or_default().push(i),
                         }
                     }
                 }
@@ -138,6 +159,11 @@ impl Index {
             sets: HashMap::default(),
         };
         let default = builder.list(unscoped.clone())?;
+        let mut default_names = HashMap::default();
+        for (name, members) in &any_service {
+            let all = unscoped.iter().chain(members).copied().collect();
+            default_names.insert(name.to_string(), builder.list(all)?);
+        }
         let names: BTreeSet<&str> = exact.keys().chain(group.keys()).copied().collect();
         let mut services = HashMap::default();
         for service in names {
@@ -145,8 +171,19 @@ impl Index {
             let base: Vec<usize> = unscoped.iter().chain(&in_group).copied().collect();
             let group_list = builder.list(base.clone())?;
             let mut by_name = HashMap::default();
-            for (name, members) in exact.get(service).into_iter().flatten() {
-                let all = base.iter().chain(members).copied().collect();
+            let exact_names = exact.get(service);
+            let event_names: BTreeSet<&str> = exact_names
+                .into_iter()
+                .flat_map(|m| m.keys().copied())
+                .chain(any_service.keys().copied())
+                .collect();
+            for name in event_names {
+                let all = base
+                    .iter()
+                    .chain(exact_names.and_then(|m| m.get(name)).into_iter().flatten())
+                    .chain(any_service.get(name).into_iter().flatten())
+                    .copied()
+                    .collect();
                 by_name.insert(name.to_string(), builder.list(all)?);
             }
             services.insert(
@@ -161,6 +198,7 @@ impl Index {
         Ok(Index {
             services,
             default,
+            default_names,
             lists: builder.lists,
             sets,
         })
@@ -171,7 +209,11 @@ impl Index {
     pub fn candidates(&self, service: &str, name: &str, kind: PrincipalKind) -> &Arc<CandidateSet> {
         let list = match self.services.get(service) {
             Some(s) => s.names.get(name).copied().unwrap_or(s.group),
-            None => self.default,
+            None => self
+                .default_names
+                .get(name)
+                .copied()
+                .unwrap_or(self.default),
         };
         &self.lists[list][kind as usize]
     }

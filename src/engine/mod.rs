@@ -24,6 +24,7 @@ mod explain;
 pub mod index;
 pub mod lint;
 pub mod pack;
+pub mod prefilter;
 mod request;
 
 use crate::inventory::Inventory;
@@ -94,7 +95,9 @@ pub struct RuleError {
 
 /// The decision on one event.
 pub struct Verdict {
-    pub principal: Rc<PrincipalModel>,
+    /// The principal as modelled; `None` when no candidate survived the prefilter, so the event
+    /// was decided on its plain fields and its principal never modelled ([`Verdict::principal`]).
+    pub principal: Option<Rc<PrincipalModel>>,
     /// Detections that forbid the event, once each.
     pub hits: Vec<Hit>,
     /// Allow-list mode: no permit covers the event.
@@ -113,6 +116,18 @@ impl Verdict {
                 policy_id: d.id.clone(),
                 message: format!("error while evaluating policy `{}`: {message}", d.id),
             });
+        }
+    }
+
+    /// The principal as modelled, modelling it now when the engine did not need to.
+    pub fn principal(
+        &self,
+        engine: &Engine,
+        view: &EventView,
+    ) -> Result<Rc<PrincipalModel>, String> {
+        match &self.principal {
+            Some(p) => Ok(p.clone()),
+            None => engine.principal(view).map(Rc::new),
         }
     }
 

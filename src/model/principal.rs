@@ -146,6 +146,8 @@ pub struct PrincipalModel {
     pub partition: String,
     /// The principal first, then its ancestors.
     pub entities: Vec<Entity>,
+    /// Its own attributes as plain values: what the prefilter reads.
+    pub facts: Facts,
 }
 
 impl PrincipalModel {
@@ -198,58 +200,28 @@ impl PrincipalModel {
         .unwrap_or("unknown");
         let principal_uid = uid(t.principal(kind), entity_id);
 
-        let mut attrs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(16);
-        let mut s = |name: &str, v: Option<&str>| {
-            if let Some(v) = v.filter(|v| !v.is_empty()) {
+        let facts = Facts::of(id);
+        let mut attrs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(24);
+        for attr in Str::ALL {
+            if let Some(v) = facts.string(attr) {
                 attrs.push((
-                    name.to_string(),
+                    attr.name().to_string(),
                     RestrictedExpression::new_string(v.to_string()),
                 ));
             }
-        };
-        let access_key = id.access_key_id.as_deref().filter(|s| !s.is_empty());
-        let (role_arn, role_name) = match (kind, issuer) {
-            (PrincipalKind::AssumedRole, Some(i)) => (i.arn.as_deref(), i.user_name.as_deref()),
-            _ => (None, None),
-        };
-        let session_name = match kind {
-            PrincipalKind::AssumedRole => arn.and_then(|a| a.rsplit_once('/')).map(|(_, n)| n),
-            PrincipalKind::FederatedUser => arn.and_then(|a| a.rsplit_once('/')).map(|(_, n)| n),
-            _ => None,
-        };
-        let instance_id = session_name.filter(|n| is_instance_id(n));
-        s("type", Some(kind.type_name()));
-        s("arn", arn);
-        s("accountId", account_id.as_deref());
-        s("arnAccountId", arn_parts.as_ref().map(|a| a.account));
-        s("principalId", principal_id);
-        s("accessKeyId", access_key);
-        s("userName", id.user_name.as_deref());
+        }
         // IAM names are unique without regard to case: `Alice` and `alice` are one user.
-        s(
-            "userNameLower",
-            id.user_name.as_deref().map(str::to_lowercase).as_deref(),
-        );
-        s("roleArn", role_arn);
-        s("roleName", role_name);
-        s("roleNameLower", role_name.map(str::to_lowercase).as_deref());
-        s("sessionName", session_name);
-        s("instanceId", instance_id);
-        s("invokedBy", id.invoked_by.as_deref());
-        s(
-            "sourceIdentity",
-            session.and_then(|s| s.source_identity.as_deref()),
-        );
-        s(
-            "identityProvider",
-            id.identity_provider.as_deref().or(session
-                .and_then(|s| s.web_id_federation_data.as_ref())
-                .and_then(|w| w.federated_provider.as_deref())),
-        );
-        s(
-            "ec2RoleDelivery",
-            session.and_then(|s| s.ec2_role_delivery.as_deref()),
-        );
+        for (name, v) in [
+            ("userNameLower", facts.string(Str::UserName)),
+            ("roleNameLower", facts.string(Str::RoleName)),
+        ] {
+            if let Some(v) = v {
+                attrs.push((
+                    name.to_string(),
+                    RestrictedExpression::new_string(v.to_lowercase()),
+                ));
+            }
+        }
         if let Some(created) = attributes
             .and_then(|a| a.creation_date.as_deref())
             .and_then(|d| Timestamp::parse(d).ok())
@@ -259,26 +231,15 @@ impl PrincipalModel {
                 super::datetime_value(&created.to_cedar_string()),
             ));
         }
-        let mut b =
-            |name: &str, v: bool| attrs.push((name.to_string(), RestrictedExpression::new_bool(v)));
-        b(
-            "longTermKey",
-            access_key.is_some_and(|k| k.starts_with("AKIA")),
-        );
-        b(
-            "temporaryKey",
-            access_key.is_some_and(|k| k.starts_with("ASIA")),
-        );
-        b(
-            "mfaAuthenticated",
-            attributes
-                .and_then(|a| a.mfa_authenticated)
-                .unwrap_or(false),
-        );
-        b(
-            "anonymous",
-            [account_id.as_deref(), principal_id].contains(&Some("ANONYMOUS_PRINCIPAL")),
-        );
+        for attr in Flag::ALL {
+            attrs.push((
+                attr.name().to_string(),
+                RestrictedExpression::new_bool(facts.flag(attr)),
+            ));
+        }
+        let access_key = facts.string(Str::AccessKeyId);
+        let role_arn = facts.string(Str::RoleArn);
+        let instance_id = facts.string(Str::InstanceId);
 
         let account_uid = account_id.as_deref().map(|a| uid(&t.account, a));
         let mut parents: Vec<EntityUid> = account_uid.iter().cloned().collect();
@@ -381,6 +342,7 @@ impl PrincipalModel {
             access_key_id: access_key.map(str::to_string),
             partition,
             entities,
+            facts,
         })
     }
 
@@ -389,6 +351,210 @@ impl PrincipalModel {
         self.arn
             .clone()
             .unwrap_or_else(|| self.uid.id().unescaped().to_string())
+    }
+}
+
+/// A string attribute of a principal, of its own (not from the inventory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Str {
+    Type,
+    Arn,
+    AccountId,
+    ArnAccountId,
+    PrincipalId,
+    AccessKeyId,
+    UserName,
+    RoleArn,
+    RoleName,
+    SessionName,
+    InstanceId,
+    InvokedBy,
+    SourceIdentity,
+    IdentityProvider,
+    Ec2RoleDelivery,
+}
+
+impl Str {
+    /// Every one, in declaration order.
+    pub const ALL: [Str; 15] = [
+        Str::Type,
+        Str::Arn,
+        Str::AccountId,
+        Str::ArnAccountId,
+        Str::PrincipalId,
+        Str::AccessKeyId,
+        Str::UserName,
+        Str::RoleArn,
+        Str::RoleName,
+        Str::SessionName,
+        Str::InstanceId,
+        Str::InvokedBy,
+        Str::SourceIdentity,
+        Str::IdentityProvider,
+        Str::Ec2RoleDelivery,
+    ];
+
+    /// The attribute's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Str::Type => "type",
+            Str::Arn => "arn",
+            Str::AccountId => "accountId",
+            Str::ArnAccountId => "arnAccountId",
+            Str::PrincipalId => "principalId",
+            Str::AccessKeyId => "accessKeyId",
+            Str::UserName => "userName",
+            Str::RoleArn => "roleArn",
+            Str::RoleName => "roleName",
+            Str::SessionName => "sessionName",
+            Str::InstanceId => "instanceId",
+            Str::InvokedBy => "invokedBy",
+            Str::SourceIdentity => "sourceIdentity",
+            Str::IdentityProvider => "identityProvider",
+            Str::Ec2RoleDelivery => "ec2RoleDelivery",
+        }
+    }
+
+    /// The attribute of a name.
+    pub fn from_name(name: &str) -> Option<Str> {
+        Str::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// A boolean attribute of a principal, of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    LongTermKey,
+    TemporaryKey,
+    MfaAuthenticated,
+    Anonymous,
+}
+
+impl Flag {
+    /// Every one, in declaration order.
+    pub const ALL: [Flag; 4] = [
+        Flag::LongTermKey,
+        Flag::TemporaryKey,
+        Flag::MfaAuthenticated,
+        Flag::Anonymous,
+    ];
+
+    /// The attribute's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::LongTermKey => "longTermKey",
+            Flag::TemporaryKey => "temporaryKey",
+            Flag::MfaAuthenticated => "mfaAuthenticated",
+            Flag::Anonymous => "anonymous",
+        }
+    }
+
+    /// The attribute of a name.
+    pub fn from_name(name: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// A principal's own attributes as plain values, computed from `userIdentity` without Cedar: what
+/// its entity is built from, and what the engine's prefilter reads before building anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub kind: Option<PrincipalKind>,
+    strings: [Option<Box<str>>; Str::ALL.len()],
+    flags: [bool; Flag::ALL.len()],
+}
+
+impl Facts {
+    /// The facts of a parsed `userIdentity`.
+    pub fn of(id: &UserIdentity) -> Facts {
+        let kind = PrincipalKind::from_identity_type(id.kind.as_deref().unwrap_or("Unknown"));
+        fn non_empty(v: Option<&str>) -> Option<&str> {
+            v.filter(|v| !v.is_empty())
+        }
+        let arn = non_empty(id.arn.as_deref());
+        let arn_parts = arn.and_then(Arn::parse);
+        let account_id = non_empty(id.account_id.as_deref()).or(arn_parts
+            .as_ref()
+            .map(|a| a.account)
+            .filter(|a| !a.is_empty()));
+        let session = id.session_context.as_ref();
+        let issuer = session.and_then(|s| s.session_issuer.as_ref());
+        let attributes = session.and_then(|s| s.attributes.as_ref());
+        let principal_id = non_empty(id.principal_id.as_deref());
+        let access_key = non_empty(id.access_key_id.as_deref());
+        let (role_arn, role_name) = match (kind, issuer) {
+            (PrincipalKind::AssumedRole, Some(i)) => (i.arn.as_deref(), i.user_name.as_deref()),
+            _ => (None, None),
+        };
+        let session_name = match kind {
+            PrincipalKind::AssumedRole | PrincipalKind::FederatedUser => {
+                arn.and_then(|a| a.rsplit_once('/')).map(|(_, n)| n)
+            }
+            _ => None,
+        };
+        let instance_id = session_name.filter(|n| is_instance_id(n));
+        let value = |attr: Str| -> Option<&str> {
+            match attr {
+                Str::Type => Some(kind.type_name()),
+                Str::Arn => arn,
+                Str::AccountId => account_id,
+                Str::ArnAccountId => arn_parts.as_ref().map(|a| a.account),
+                Str::PrincipalId => principal_id,
+                Str::AccessKeyId => access_key,
+                Str::UserName => id.user_name.as_deref(),
+                Str::RoleArn => role_arn,
+                Str::RoleName => role_name,
+                Str::SessionName => session_name,
+                Str::InstanceId => instance_id,
+                Str::InvokedBy => id.invoked_by.as_deref(),
+                Str::SourceIdentity => session.and_then(|s| s.source_identity.as_deref()),
+                Str::IdentityProvider => id.identity_provider.as_deref().or(session
+                    .and_then(|s| s.web_id_federation_data.as_ref())
+                    .and_then(|w| w.federated_provider.as_deref())),
+                Str::Ec2RoleDelivery => session.and_then(|s| s.ec2_role_delivery.as_deref()),
+            }
+        };
+        let strings = Str::ALL.map(|attr| non_empty(value(attr)).map(Box::from));
+        let flags = Flag::ALL.map(|flag| match flag {
+            Flag::LongTermKey => access_key.is_some_and(|k| k.starts_with("AKIA")),
+            Flag::TemporaryKey => access_key.is_some_and(|k| k.starts_with("ASIA")),
+            Flag::MfaAuthenticated => attributes
+                .and_then(|a| a.mfa_authenticated)
+                .unwrap_or(false),
+            Flag::Anonymous => [account_id, principal_id].contains(&Some("ANONYMOUS_PRINCIPAL")),
+        });
+        Facts {
+            kind: Some(kind),
+            strings,
+            flags,
+        }
+    }
+
+    /// The facts of a raw `userIdentity` (absent: an `Unknown` principal).
+    pub fn of_raw(raw: Option<&RawValue>) -> Result<Facts, String> {
+        let identity: UserIdentity = match raw {
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| crate::event::nested_field_error("userIdentity", raw.get(), &e))?,
+            None => UserIdentity::default(),
+        };
+        Ok(Facts::of(&identity))
+    }
+
+    /// The principal's type.
+    pub fn kind(&self) -> PrincipalKind {
+        self.kind.unwrap_or(PrincipalKind::Unknown)
+    }
+
+    /// A string attribute; `None` when absent.
+    #[allow(clippy::indexing_slicing)] // one slot per variant, in declaration order
+    pub fn string(&self, attr: Str) -> Option<&str> {
+        self.strings[attr as usize].as_deref()
+    }
+
+    /// A boolean attribute.
+    #[allow(clippy::indexing_slicing)] // one slot per variant, in declaration order
+    pub fn flag(&self, attr: Flag) -> bool {
+        self.flags[attr as usize]
     }
 }
 

@@ -13,6 +13,7 @@ mod inventory;
 mod layers;
 mod pack;
 mod pipeline;
+mod prefilter;
 mod readme;
 mod records;
 mod snapshots;

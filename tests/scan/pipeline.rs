@@ -387,7 +387,7 @@ fn sample_archive_is_what_the_generator_writes() {
 
 /// The engine evaluates only the candidate policies, on requests built with only what they
 /// read; Cedar's own authorizer, on full requests with the whole pack, must decide the same.
-fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str]) -> usize {
+pub fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str]) -> usize {
     use std::collections::BTreeSet;
     use trailcedar::decode;
     use trailcedar::model::EventView;
@@ -412,7 +412,8 @@ fn assert_agrees_with_cedar(engine: &trailcedar::engine::Engine, paths: &[&str])
                 .collect();
             let our_errors: BTreeSet<String> =
                 verdict.errors.iter().map(|e| e.policy_id.clone()).collect();
-            let responses = engine.cedar_responses(&view, &verdict.principal).unwrap();
+            let principal = verdict.principal(engine, &view).unwrap();
+            let responses = engine.cedar_responses(&view, &principal).unwrap();
             let mut theirs = BTreeSet::new();
             let mut their_errors = BTreeSet::new();
             let mut not_allowed = false;
