@@ -25,6 +25,10 @@
 #[allow(dead_code, unused_imports)]
 mod corpus;
 
+/// A large pack of generated detections beside the embedded ones (`--large-pack N`).
+#[path = "support/large_pack.rs"]
+mod large_pack;
+
 use corpus::CorpusSpec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -352,7 +356,15 @@ fn inventory_cost(
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let _ = PACK.set(arg(&args, "--pack").map(PathBuf::from));
+    let mut pack = arg(&args, "--pack").map(PathBuf::from);
+    // `--large-pack N`: the embedded pack and N generated detections (half of them unscoped).
+    if let Some(n) = arg(&args, "--large-pack").and_then(|n| n.parse::<usize>().ok()) {
+        let dir = PathBuf::from(format!("target/bench-pack-large-{n}"));
+        let total = large_pack::write_large_pack(&dir, n).expect("large pack written");
+        eprintln!("pack: {total} detections under {}", dir.display());
+        pack = Some(dir);
+    }
+    let _ = PACK.set(pack);
     if let Some(dir) = arg(&args, "--paired-child") {
         let inv = arg(&args, "--with-inventory").expect("--with-inventory");
         let passes = arg(&args, "--passes")

@@ -57,8 +57,9 @@ pub enum Test {
     PrincipalLike(Str, Vec<PatternElem>),
     /// `principal.<flag>`.
     PrincipalFlag(Flag),
-    /// `principal has <attr>` for an attribute only the inventory gives.
-    PrincipalInventoryHas,
+    /// A fact only the inventory gives: `principal has <attr>` for an inventory attribute,
+    /// `principal.hasTag(k)`, `resource.hasTag(k)`, `resource has accountInOrganization`.
+    InventoryFact,
     /// `context has source`: the inventory knows addresses and the source is one.
     SourceKnown,
 }
@@ -255,8 +256,8 @@ impl On<'_> {
                 .is_some_and(|s| vs.iter().any(|v| v.as_ref() == s)),
             Test::PrincipalLike(attr, pattern) => p.string(*attr).is_some_and(|s| like(s, pattern)),
             Test::PrincipalFlag(flag) => p.flag(*flag),
-            Test::PrincipalInventoryHas if self.inventory => return None,
-            Test::PrincipalInventoryHas => false,
+            Test::InventoryFact if self.inventory => return None,
+            Test::InventoryFact => false,
             Test::SourceKnown if self.addresses => self.view.source_ip().is_some(),
             Test::SourceKnown => false,
         })
@@ -501,13 +502,32 @@ fn as_test(e: &Expr) -> Option<Test> {
                 if let Some(s) = Str::from_name(name) {
                     Some(Test::PrincipalHas(s))
                 } else if crate::model::principal::INVENTORY_ATTRIBUTES.contains(&name) {
-                    Some(Test::PrincipalInventoryHas)
+                    Some(Test::InventoryFact)
                 } else {
                     None
                 }
             }
+            Expr::Var(Var::Resource)
+                if crate::model::resource::INVENTORY_ATTRIBUTES
+                    .contains(&attrs.first().as_str()) =>
+            {
+                Some(Test::InventoryFact)
+            }
             _ => None,
         },
+        // Principals and resources have tags only from the inventory (Cedar entities JSON
+        // included).
+        Expr::BinaryOp {
+            op: BinaryOp::HasTag,
+            left,
+            ..
+        } if matches!(
+            left.as_ref(),
+            Expr::Var(Var::Principal) | Expr::Var(Var::Resource)
+        ) =>
+        {
+            Some(Test::InventoryFact)
+        }
         Expr::BinaryOp {
             op: BinaryOp::Eq,
             left,

@@ -57,6 +57,8 @@ fn atom(r: &mut Rng) -> String {
         r#"(principal has userName && principal.userName like "a*")"#.to_string(),
         "principal.longTermKey".to_string(),
         "principal has inInventory".to_string(),
+        r#"principal.hasTag("service")"#.to_string(),
+        r#"(resource.hasTag("service") && resource.getTag("service") == "billing")"#.to_string(),
         // What the prefilter cannot read: it must keep the event.
         r#"context.requestParameters.hasTag("bucketName")"#.to_string(),
         r#"resource.type == "AWS::S3::Object""#.to_string(),
