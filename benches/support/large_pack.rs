@@ -31,7 +31,7 @@ const EVENTS: &[(&str, &str)] = &[
     ("cloudtrail", "DeleteTrail"),
     ("guardduty", "DeleteDetector"),
     ("config", "StopConfigurationRecorder"),
-    ("lambda", "UpdateFunctionCode20150331v2"),
+    ("lambda", "DeleteFunction20150331"),
     ("lambda", "CreateFunction20150331"),
     ("secretsmanager", "DeleteSecret"),
     ("ssm", "DeleteParameter"),
@@ -87,19 +87,24 @@ pub fn write_large_pack(dir: &Path, generated: usize) -> io::Result<usize> {
                     EVENTS[(i + 7) % EVENTS.len()].1
                 ),
             ),
-            // Denied calls to a service, by any principal.
+            // A denied call of a kind, by any principal.
             2 => rule(
                 &id,
                 any,
                 &format!(
-                    "when {{ context has errorCode && [\"AccessDenied\", \"UnauthorizedOperation\"].contains(context.errorCode) && context.eventSource == \"{source}\" }}"
+                    "when {{ context has errorCode && [\"AccessDenied\", \"UnauthorizedOperation\"].contains(context.errorCode) && context.eventSource == \"{source}\" && context.eventName == \"{name}\" }}"
                 ),
             ),
-            // The root user's calls of a kind.
-            3 => rule(
+            // The root user's calls of a kind, or a tool's user agent: read on every event.
+            3 if i % 12 == 3 => rule(
                 &id,
                 any,
                 &format!("when {{ principal is Root && context.eventName like \"{}*\" }}", &name[..3]),
+            ),
+            3 => rule(
+                &id,
+                any,
+                "when { context has userAgent && (context.userAgent like \"*sqlmap*\" || context.userAgent like \"*kali*\") }",
             ),
             // Scoped rules with conditions on the principal and the call.
             4 => rule(

@@ -124,16 +124,15 @@ impl Evaluator<'_> {
             addresses: engine.inventory.knows_addresses(),
             source_in_aws: &source_in_aws,
         };
+        // Each test once per event, whichever members share it.
+        self.tested.clear();
+        self.tested.resize(engine.prefilters.tests(), 0);
         let mut dropped = 0u128;
         for &pos in &set.prefiltered {
-            let Some(d) = set
-                .members
-                .get(pos)
-                .and_then(|m| engine.pack.detections.get(*m))
-            else {
+            let Some(&member) = set.members.get(pos) else {
                 continue;
             };
-            if d.analysis.prefilter.eval(&on) == Some(false) {
+            if engine.prefilters.eval(member, &on, &mut self.tested) == Some(false) {
                 dropped |= 1u128.checked_shl(pos as u32).unwrap_or(0);
             }
         }

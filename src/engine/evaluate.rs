@@ -28,6 +28,8 @@ pub struct Evaluator<'e> {
     pub(super) keys: Vec<ResourceKey<'static>>,
     /// The resource of a request whose policies do not read the resource.
     pub(super) no_resource: EntityUid,
+    /// The prefilter's tests computed on the current event ([`super::prefilter::Prefilters`]).
+    pub(super) tested: Vec<u8>,
 }
 
 impl Drop for Evaluator<'_> {

@@ -71,6 +71,8 @@ pub struct Engine {
     each_sets: Vec<(Arc<Each>, PolicySet)>,
     /// Detections with a principal guard.
     guarded: Vec<usize>,
+    /// The detections' prefilters, each distinct test once.
+    prefilters: prefilter::Prefilters,
 }
 
 /// The id of the baseline permit trailcedar adds in detection mode.
@@ -184,8 +186,11 @@ impl Engine {
         let guarded = (0..pack.detections.len())
             .filter(|&i| pack.detections.get(i).is_some_and(|d| d.guard.is_some()))
             .collect();
+        let prefilters =
+            prefilter::Prefilters::of(pack.detections.iter().map(|d| &d.analysis.prefilter));
         Ok(Engine {
             id: next_engine_id(),
+            prefilters,
             guarded,
             pack,
             ranges,
@@ -287,6 +292,7 @@ impl Engine {
             stand_in_ends: Vec::new(),
             keys: Vec::new(),
             no_resource: uid(&types().resource, ""),
+            tested: Vec::new(),
         }
     }
 

@@ -42,7 +42,7 @@ pub enum Test {
     /// `["a", "b"].contains(context.<attr>)`: present and one of them.
     ContextIn(Attr, Vec<Box<str>>),
     /// `context.<attr> like "p*"`: present and matching.
-    ContextLike(Attr, Vec<PatternElem>),
+    ContextLike(Attr, Glob),
     /// `context.<attr>` for a boolean attribute: present and true.
     ContextTrue(Attr),
     /// `principal is T`, or any of several.
@@ -54,7 +54,7 @@ pub enum Test {
     /// `["a", "b"].contains(principal.<attr>)`.
     PrincipalIn(Str, Vec<Box<str>>),
     /// `principal.<attr> like "p*"`.
-    PrincipalLike(Str, Vec<PatternElem>),
+    PrincipalLike(Str, Glob),
     /// `principal.<flag>`.
     PrincipalFlag(Flag),
     /// A fact only the inventory gives: `principal has <attr>` for an inventory attribute,
@@ -141,36 +141,6 @@ impl Formula {
             other => std::slice::from_ref(other),
         }
     }
-
-    /// Its value on an event: `Some(false)` when the policy can be neither satisfied nor fail
-    /// on it, `None` when a test cannot tell (an inventory fact).
-    pub fn eval(&self, on: &On) -> Option<bool> {
-        match self {
-            Formula::Test { test, holds } => on.test(test).map(|v| v == *holds),
-            Formula::All(parts) => {
-                let mut unknown = false;
-                for p in parts {
-                    match p.eval(on) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                (!unknown).then_some(true)
-            }
-            Formula::AnyOf(parts) => {
-                let mut unknown = false;
-                for p in parts {
-                    match p.eval(on) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                (!unknown).then_some(false)
-            }
-        }
-    }
 }
 
 /// What a formula is evaluated on: an event, its principal's facts, and what the inventory
@@ -244,8 +214,8 @@ impl On<'_> {
             Test::ContextIn(attr, vs) => self
                 .context_str(*attr)?
                 .is_some_and(|s| vs.iter().any(|v| v.as_ref() == s)),
-            Test::ContextLike(attr, pattern) => {
-                self.context_str(*attr)?.is_some_and(|s| like(s, pattern))
+            Test::ContextLike(attr, glob) => {
+                self.context_str(*attr)?.is_some_and(|s| glob.matches(s))
             }
             Test::ContextTrue(attr) => self.context_bool(*attr)? == Some(true),
             Test::PrincipalIs(kinds) => kinds.contains(&p.kind()),
@@ -254,7 +224,7 @@ impl On<'_> {
             Test::PrincipalIn(attr, vs) => p
                 .string(*attr)
                 .is_some_and(|s| vs.iter().any(|v| v.as_ref() == s)),
-            Test::PrincipalLike(attr, pattern) => p.string(*attr).is_some_and(|s| like(s, pattern)),
+            Test::PrincipalLike(attr, glob) => p.string(*attr).is_some_and(|s| glob.matches(s)),
             Test::PrincipalFlag(flag) => p.flag(*flag),
             Test::InventoryFact if self.inventory => return None,
             Test::InventoryFact => false,
@@ -317,37 +287,53 @@ pub fn required_kinds(f: &Formula) -> Option<BTreeSet<PrincipalKind>> {
     found
 }
 
-/// Cedar's `like`: `*` matches any run of characters (an escaped `\*` is a literal star, which
-/// the syntax tree already gives as a character).
-pub fn like(text: &str, pattern: &[PatternElem]) -> bool {
-    let text: Vec<char> = text.chars().collect();
-    // Classic wildcard matching with backtracking to the last star.
-    let (mut t, mut p) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(PatternElem::Char(c)) if text.get(t) == Some(c) => {
-                t += 1;
-                p += 1;
+/// A `like` pattern as the literal runs between its wildcards: Cedar's `like`, where `*`
+/// matches any run of characters (an escaped `\*` is a literal star, which the syntax tree
+/// already gives as a character), matched without allocating.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Glob {
+    /// The literal runs, in order: the first a prefix, the last a suffix (either empty where
+    /// the pattern starts or ends with a wildcard).
+    parts: Vec<Box<str>>,
+}
+
+impl Glob {
+    /// The glob of a pattern.
+    pub fn of(pattern: &[PatternElem]) -> Glob {
+        let mut parts = Vec::new();
+        let mut run = String::new();
+        for e in pattern {
+            match e {
+                PatternElem::Char(c) => run.push(*c),
+                PatternElem::Wildcard => parts.push(Box::from(std::mem::take(&mut run).as_str())),
             }
-            Some(PatternElem::Wildcard) => {
-                star = Some(p);
-                mark = t;
-                p += 1;
-            }
-            _ => match star {
-                Some(s) => {
-                    p = s + 1;
-                    mark += 1;
-                    t = mark;
-                }
-                None => return false,
-            },
         }
+        parts.push(Box::from(run.as_str()));
+        Glob { parts }
     }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|e| matches!(e, PatternElem::Wildcard)))
+
+    /// Whether `text` matches: the first run as its prefix, the last as its suffix, the others
+    /// in order between them (leftmost matches, which decide a wildcard match).
+    pub fn matches(&self, text: &str) -> bool {
+        let Some((first, rest)) = self.parts.split_first() else {
+            return text.is_empty();
+        };
+        let Some(after) = text.strip_prefix(first.as_ref()) else {
+            return false;
+        };
+        let Some((last, middle)) = rest.split_last() else {
+            // No wildcard: the whole text.
+            return after.is_empty();
+        };
+        let mut at = after;
+        for part in middle {
+            match at.find(part.as_ref()) {
+                Some(i) => at = at.get(i + part.len()..).unwrap_or_default(),
+                None => return false,
+            }
+        }
+        at.len() >= last.len() && at.ends_with(last.as_ref())
+    }
 }
 
 /// The formula of a policy: what its scope's principal type and its clauses require. The
@@ -384,6 +370,108 @@ pub fn of_policy(body: &pst::Template) -> Formula {
         }
     }
     formula
+}
+
+/// The prefilters of a pack, each distinct test once: a test several policies share
+/// (`context has errorCode`, a user agent's pattern) is evaluated once per event.
+#[derive(Clone, Debug, Default)]
+pub struct Prefilters {
+    tests: Vec<Test>,
+    /// Per detection, in pack order.
+    formulas: Vec<Node>,
+}
+
+/// A formula over the table's tests.
+#[derive(Clone, Debug)]
+enum Node {
+    Test { id: usize, holds: bool },
+    All(Vec<Node>),
+    AnyOf(Vec<Node>),
+}
+
+impl Prefilters {
+    /// The table of the formulas of a pack's detections, in order.
+    pub fn of<'a>(formulas: impl IntoIterator<Item = &'a Formula>) -> Prefilters {
+        fn node(f: &Formula, tests: &mut Vec<Test>) -> Node {
+            match f {
+                Formula::Test { test, holds } => {
+                    let id = match tests.iter().position(|t| t == test) {
+                        Some(id) => id,
+                        None => {
+                            tests.push(test.clone());
+                            tests.len() - 1
+                        }
+                    };
+                    Node::Test { id, holds: *holds }
+                }
+                Formula::All(v) => Node::All(v.iter().map(|f| node(f, tests)).collect()),
+                Formula::AnyOf(v) => Node::AnyOf(v.iter().map(|f| node(f, tests)).collect()),
+            }
+        }
+        let mut tests = Vec::new();
+        let formulas = formulas.into_iter().map(|f| node(f, &mut tests)).collect();
+        Prefilters { tests, formulas }
+    }
+
+    /// How many distinct tests the pack's formulas hold: the size of a memo.
+    pub fn tests(&self) -> usize {
+        self.tests.len()
+    }
+
+    /// The value of a detection's formula on an event (`Some(false)`: it can be neither
+    /// satisfied nor fail on it), each test computed at most once per event in `memo` (one byte
+    /// per test, zero for not computed yet, cleared between events).
+    pub fn eval(&self, detection: usize, on: &On, memo: &mut [u8]) -> Option<bool> {
+        self.formulas
+            .get(detection)
+            .map_or(Some(true), |n| self.node(n, on, memo))
+    }
+
+    fn node(&self, n: &Node, on: &On, memo: &mut [u8]) -> Option<bool> {
+        match n {
+            Node::Test { id, holds } => {
+                let value = match memo.get(*id).copied().unwrap_or(0) {
+                    1 => Some(false),
+                    2 => Some(true),
+                    3 => None,
+                    _ => {
+                        let v = self.tests.get(*id).and_then(|t| on.test(t));
+                        if let Some(slot) = memo.get_mut(*id) {
+                            *slot = match v {
+                                Some(false) => 1,
+                                Some(true) => 2,
+                                None => 3,
+                            };
+                        }
+                        v
+                    }
+                };
+                value.map(|v| v == *holds)
+            }
+            Node::All(parts) => {
+                let mut unknown = false;
+                for p in parts {
+                    match self.node(p, on, memo) {
+                        Some(false) => return Some(false),
+                        None => unknown = true,
+                        Some(true) => {}
+                    }
+                }
+                (!unknown).then_some(true)
+            }
+            Node::AnyOf(parts) => {
+                let mut unknown = false;
+                for p in parts {
+                    match self.node(p, on, memo) {
+                        Some(true) => return Some(true),
+                        None => unknown = true,
+                        Some(false) => {}
+                    }
+                }
+                (!unknown).then_some(false)
+            }
+        }
+    }
 }
 
 /// What an expression tells: necessary for "true or error", for "false or error", and whether
@@ -556,9 +644,9 @@ fn as_test(e: &Expr) -> Option<Test> {
         }
         Expr::Like { expr, pattern } => {
             if let Some(attr) = context_attr(expr) {
-                return Some(Test::ContextLike(attr, pattern.clone()));
+                return Some(Test::ContextLike(attr, Glob::of(pattern)));
             }
-            Str::from_name(principal_attr(expr)?).map(|s| Test::PrincipalLike(s, pattern.clone()))
+            Str::from_name(principal_attr(expr)?).map(|s| Test::PrincipalLike(s, Glob::of(pattern)))
         }
         Expr::Is {
             expr,
@@ -683,8 +771,18 @@ mod tests {
             ("abcabc", "*abc", true),
             ("abcab", "*abc", false),
             ("日本語", "日*語", true),
+            ("aXbXc", "a*b*c", true),
+            ("ab", "a*b*c", false),
+            ("abc", "abc", true),
+            ("abcd", "abc", false),
+            ("aa", "a*a", true),
+            ("a", "a*a", false),
         ] {
-            assert_eq!(like(text, &pattern(pat)), expected, "{text} like {pat}");
+            assert_eq!(
+                Glob::of(&pattern(pat)).matches(text),
+                expected,
+                "{text} like {pat}"
+            );
         }
     }
 
