@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn a_thread_keeps_the_caches_of_its_two_last_engines() {
         let (a, b, c) = (embedded_engine(), embedded_engine(), embedded_engine());
-        let json = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"},"recipientAccountId":"111122223333"}"#;
+        let json = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"},"requestParameters":{"userName":"backup"},"recipientAccountId":"111122223333"}"#;
         // A thread of its own: its caches start empty whatever else ran on the test's thread.
         std::thread::scope(|s| {
             s.spawn(|| {

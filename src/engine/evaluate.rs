@@ -240,11 +240,12 @@ mod tests {
     #[test]
     fn principals_too_long_to_cache_share_no_decision() {
         let engine = embedded_engine();
-        // The same call by the root user then by an IAM user, each identity padded past what
-        // is cached: the second must not be decided with the first's serial.
+        // The same call by the root user then by an IAM user (one that candidates survive for,
+        // so that both principals are modelled), each identity padded past what is cached: the
+        // second must not be decided with the first's serial.
         let event = |identity: &str| {
             format!(
-                r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{identity},"recipientAccountId":"111122223333"}}"#
+                r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{identity},"requestParameters":{{"userName":"backup"}},"recipientAccountId":"111122223333"}}"#
             )
         };
         let pad = "p".repeat(MAX_KEY_BYTES);
@@ -272,6 +273,44 @@ mod tests {
                     "long identities are not kept"
                 );
                 assert_eq!(e.caches.next_principal, 3, "each got a serial of its own");
+            });
+        });
+    }
+
+    #[test]
+    fn an_event_no_candidate_survives_for_models_nothing() {
+        let engine = embedded_engine();
+        // An instance session calling from inside AWS, without network inventory: the
+        // instance-credentials rule's prefilter is false, and no other rule applies.
+        let json = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"ap-northeast-1","sourceIPAddress":"54.150.10.20","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:i-0123456789abcdef0","arn":"arn:aws:sts::111122223333:assumed-role/app/i-0123456789abcdef0","accountId":"111122223333","accessKeyId":"ASIAEXAMPLE","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::111122223333:role/app","userName":"app"},"attributes":{"creationDate":"2024-05-01T00:00:00Z","mfaAuthenticated":"false"}}},"recipientAccountId":"111122223333"}"#;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let view = EventView::parse(json).expect("event");
+                let indexed = engine.index.candidates(
+                    "ec2",
+                    "DescribeInstances",
+                    crate::model::PrincipalKind::AssumedRole,
+                );
+                assert!(!indexed.members.is_empty(), "the index has candidates");
+                let mut e = engine.evaluator();
+                let verdict = e.evaluate(&view).expect("evaluated");
+                assert!(
+                    verdict.candidates.members.is_empty(),
+                    "none survives the prefilter"
+                );
+                assert!(verdict.principal.is_none(), "the principal is not modelled");
+                assert!(e.caches.principals.is_empty(), "nor cached");
+                // Modelled when asked for (a finding or a test case would).
+                let p = verdict.principal(&engine, &view).expect("modelled");
+                assert_eq!(p.kind, crate::model::PrincipalKind::AssumedRole);
+                // From outside AWS, the same session is a finding.
+                let outside = json.replace("54.150.10.20", "198.51.100.7");
+                let view = EventView::parse(&outside).expect("event");
+                let ids = hit_ids(&engine, &e.evaluate(&view).expect("evaluated"));
+                assert!(
+                    ids.contains(&"ec2-instance-credentials-used-outside-aws"),
+                    "{ids:?}"
+                );
             });
         });
     }
