@@ -150,9 +150,28 @@ impl Evaluator<'_> {
                     forbade = true;
                     memo_flags.0 |= memo;
                     if !verdict.hits.iter().any(|h| h.detection == member) {
+                        // What its correlations group and count it by, read on this request
+                        // (and so memoized with the decision when the member is).
+                        let keys = if d.keyings.is_empty() {
+                            None
+                        } else {
+                            let bound = d
+                                .each
+                                .as_ref()
+                                .and_then(|each| elements.bind(each, view, &entities).ok());
+                            let on = bound.as_deref().map(|b| (&b.entities, b.leaves.as_slice()));
+                            match engine.match_keys((member, d), &request, &entities, on) {
+                                Ok(k) => Some(k),
+                                Err(e) => {
+                                    verdict.error(member, d, message(e));
+                                    None
+                                }
+                            }
+                        };
                         verdict.hits.push(Hit {
                             detection: member,
                             resource: resource_index,
+                            keys,
                         });
                     }
                 } else {

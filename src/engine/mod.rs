@@ -17,6 +17,7 @@
 pub mod analysis;
 mod caches;
 mod candidates;
+pub mod correlation;
 mod decide;
 pub mod diagnostic;
 mod evaluate;
@@ -47,6 +48,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use correlation::MatchKey;
 pub use pack::{Detection, Severity};
 
 pub use evaluate::Evaluator;
@@ -85,6 +87,9 @@ pub struct Hit {
     pub detection: usize,
     /// Index of the resource it fired on, in [`Verdict::resources`].
     pub resource: Option<usize>,
+    /// For a detection whose matches feed correlations: what each of them groups, counts and
+    /// orders it by ([`correlation::MatchKey`]).
+    pub keys: Option<Arc<[MatchKey]>>,
 }
 
 /// A policy that failed to evaluate on an event.

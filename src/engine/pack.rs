@@ -11,6 +11,7 @@
 //!   covers is flagged as `not-allowed`, and any `forbid` still flags as a detection.
 
 use crate::engine::analysis::{Analysis, analyse};
+use crate::engine::correlation::{self, Correlation, Declared, Keying};
 use crate::engine::diagnostic::InFile;
 use crate::engine::lint;
 use crate::model::actions::Catalog;
@@ -115,6 +116,37 @@ pub struct Detection {
     pub body: Option<cedar_policy::pst::Template>,
     /// [`Detection::body`] parsed for explanations, on the first one; clones share it.
     pub trace: Arc<std::sync::OnceLock<crate::engine::Trace>>,
+    /// `@group`, `@window`, `@threshold`, `@distinct`, `@after`: what this detection counts,
+    /// groups or orders across events ([`crate::engine::correlation`]).
+    pub correlation: Option<Arc<Correlation>>,
+    /// `@buildingBlock`: its matches feed correlations and are not reported on their own.
+    pub building_block: bool,
+    /// The correlations its matches feed (its own, and the sequences it is a step of), whose
+    /// keys the engine evaluates when it is satisfied.
+    pub keyings: Vec<Keying>,
+}
+
+impl Detection {
+    /// Whether it is a detection over many events (a count, distinct count, sequence or
+    /// grouping), reported once per group and window rather than once per event.
+    pub fn is_correlation(&self) -> bool {
+        self.correlation.is_some()
+    }
+
+    /// Whether its matches are findings of their own: neither a correlation's (reported by the
+    /// correlation) nor a building block's.
+    pub fn reported_alone(&self) -> bool {
+        self.correlation.is_none() && !self.building_block
+    }
+
+    /// What kind of detection it is, in a listing's words.
+    pub fn kind(&self) -> &'static str {
+        match (&self.correlation, self.building_block) {
+            (Some(_), _) => "correlation",
+            (None, true) => "building block",
+            (None, false) => "single event",
+        }
+    }
 }
 
 /// How events that no policy decides are treated.
@@ -246,6 +278,8 @@ pub fn load_with(
     let mut wrong: HashSet<String> = HashSet::new();
     // Policies whose condition is a literal `false`, for the "never fires" diagnostic's help.
     let mut literal_false: HashSet<String> = HashSet::new();
+    // Each detection's correlation annotations, read; resolved once every id is known.
+    let mut declared: Vec<Option<Declared>> = Vec::new();
 
     // The action catalog, with what the pack adds to it.
     let (action_files, sources): (Vec<PolicySource>, Vec<PolicySource>) = sources
@@ -416,6 +450,24 @@ pub fn load_with(
                 .as_deref()
                 .and_then(|g| Expression::from_str(g).ok());
             let text = source.text.get(offset..offset + len).unwrap_or("");
+            let building_block = ann("buildingBlock").is_some();
+            let declaration =
+                match correlation::declared(&id, text, offset, &ann, effect == Effect::Permit) {
+                    Ok(d) => d,
+                    Err(problems) => {
+                        wrong.insert(id.clone());
+                        for p in problems {
+                            errors.push(Report::new(InFile::new(
+                                p.message,
+                                p.span.into(),
+                                p.label,
+                                p.help,
+                                named(),
+                            )));
+                        }
+                        None
+                    }
+                };
             let body = renamed.to_pst().ok().map(|pst| pst.body().clone());
             let clauses = body
                 .as_ref()
@@ -498,16 +550,31 @@ pub fn load_with(
                 each,
                 body,
                 trace: Arc::default(),
+                correlation: None,
+                building_block,
+                keyings: Vec::new(),
             });
+            declared.push(declaration);
         }
     }
     if detections.is_empty() && errors.is_empty() {
         errors.push(miette::miette!("the policy pack holds no policies"));
     }
 
+    // Correlations name detections of the whole pack: resolved once every id is known.
+    correlation_steps(
+        &mut detections,
+        &declared,
+        &sources,
+        &file_of,
+        &mut errors,
+        &mut warnings,
+    );
+
     // Type errors are worth reporting alongside annotation and action mistakes.
     if !detections.is_empty() {
         let found = Validation {
+            declared: &declared,
             detections: &detections,
             sources: &sources,
             file_of: &file_of,
@@ -516,6 +583,11 @@ pub fn load_with(
             literal_false,
         };
         found.run(&mut errors, &mut warnings);
+    }
+    if errors.is_empty()
+        && let Err(e) = key_needs(&mut detections)
+    {
+        errors.push(miette::miette!("internal error: what the keys read: {e}"));
     }
     if !errors.is_empty() {
         return Err(PackErrors { errors, warnings });
@@ -537,6 +609,139 @@ pub fn load_with(
         warnings: warnings.into_iter().map(Arc::new).collect(),
         by_id,
     })
+}
+
+/// Resolves each correlation's `@after` ids against the pack, gives each detection the keyings
+/// of the correlations its matches feed, and warns of a building block that feeds none.
+fn correlation_steps(
+    detections: &mut [Detection],
+    declared: &[Option<Declared>],
+    sources: &[PolicySource],
+    file_of: &HashMap<String, usize>,
+    errors: &mut Vec<Report>,
+    warnings: &mut Vec<Report>,
+) {
+    let named = |id: &str| {
+        file_of
+            .get(id)
+            .and_then(|i| sources.get(*i))
+            .map(|s| NamedSource::new(s.name.clone(), s.text.clone()))
+            .unwrap_or_else(|| NamedSource::new("?", Arc::from("")))
+    };
+    let ids: Vec<String> = detections.iter().map(|d| d.id.clone()).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut keyings: Vec<Vec<Keying>> = vec![Vec::new(); detections.len()];
+    for (i, declaration) in declared.iter().enumerate() {
+        let (Some(declaration), Some(id)) = (declaration, ids.get(i)) else {
+            continue;
+        };
+        match declaration.resolve(id, i, &id_refs) {
+            Ok(c) => {
+                for (step, (step_id, at)) in c.after.iter().enumerate() {
+                    let permit = detections.get(*at).map(|d| d.effect) == Some(Effect::Permit);
+                    if permit {
+                        let span = declaration
+                            .after
+                            .iter()
+                            .find(|(s, _)| s == step_id)
+                            .map_or((0, 0), |(_, span)| *span);
+                        errors.push(Report::new(InFile::new(
+                            format!("policy {id:?}: @after names {step_id:?}, a permit: the steps of a sequence are detections"),
+                            span.into(),
+                            "a permit",
+                            None,
+                            named(id),
+                        )));
+                    }
+                    if let Some(k) = keyings.get_mut(*at) {
+                        k.push(Keying {
+                            correlation: i,
+                            step,
+                        });
+                    }
+                }
+                if let Some(k) = keyings.get_mut(i) {
+                    k.push(Keying {
+                        correlation: i,
+                        step: c.after.len(),
+                    });
+                }
+                if let Some(d) = detections.get_mut(i) {
+                    d.correlation = Some(Arc::new(c));
+                }
+            }
+            Err(problems) => {
+                for p in problems {
+                    errors.push(Report::new(InFile::new(
+                        p.message,
+                        p.span.into(),
+                        p.label,
+                        p.help,
+                        named(id),
+                    )));
+                }
+            }
+        }
+    }
+    for (d, k) in detections.iter_mut().zip(keyings) {
+        if d.building_block && k.is_empty() {
+            let text = file_of
+                .get(&d.id)
+                .and_then(|i| sources.get(*i))
+                .map(|s| s.text.clone())
+                .unwrap_or_else(|| Arc::from(""));
+            let at = text.find("@buildingBlock").unwrap_or(0);
+            warnings.push(Report::new(
+                InFile::new(
+                    format!(
+                        "building block {:?} feeds no correlation: its matches are never reported",
+                        d.id
+                    ),
+                    (at, "@buildingBlock".len()).into(),
+                    "not reported on its own",
+                    Some("name it in a sequence's @after, or remove @buildingBlock".to_string()),
+                    named(&d.id),
+                )
+                .warning(),
+            ));
+        }
+        d.keyings = k;
+    }
+}
+
+/// Merges what the correlations' expressions read into the needs of each detection whose
+/// matches evaluate them, so that the engine builds it (and memoizes decisions by it).
+fn key_needs(detections: &mut [Detection]) -> Result<(), String> {
+    let mut merged: Vec<Option<crate::engine::analysis::Needs>> = Vec::new();
+    for d in detections.iter() {
+        let mut texts: Vec<String> = Vec::new();
+        for k in &d.keyings {
+            let Some(c) = detections
+                .get(k.correlation)
+                .and_then(|c| c.correlation.as_deref())
+            else {
+                continue;
+            };
+            texts.extend(c.group.iter().map(|g| g.text.clone()));
+            if k.step + 1 == c.steps()
+                && let Some(e) = &c.distinct
+            {
+                texts.push(e.text.clone());
+            }
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        merged.push(if refs.is_empty() {
+            None
+        } else {
+            Some(correlation::needs_of(&refs)?)
+        });
+    }
+    for (d, needs) in detections.iter_mut().zip(merged) {
+        if let Some(n) = needs {
+            d.analysis.needs.merge(&n);
+        }
+    }
+    Ok(())
 }
 
 fn valid_id(id: &str) -> bool {
@@ -582,6 +787,8 @@ struct Validation<'a> {
     /// Policies with a genuine error found before validation (`has` of undeclared attributes).
     wrong: HashSet<String>,
     literal_false: HashSet<String>,
+    /// The correlation annotations of each detection, to type-check their expressions.
+    declared: &'a [Option<Declared>],
 }
 
 /// Errors that may be artefacts of an earlier error in the same policy.
@@ -654,7 +861,8 @@ impl Validation<'_> {
                 return;
             }
         };
-        let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+        let validator = Validator::new(schema);
+        let result = validator.validate(&set, ValidationMode::Strict);
         let lenient = |e: &ValidationError| {
             self.options.lenient_optional
                 && matches!(
@@ -706,6 +914,136 @@ impl Validation<'_> {
                     ).error()));
                 }
                 _ => warnings.push(Report::new(self.report(w.policy_id(), w).warning())),
+            }
+        }
+        self.check_keys(&validator, errors);
+    }
+
+    /// Type-checks the expressions of `@group` and `@distinct`: each as if read at the end of
+    /// the condition of every detection whose events it is read on (the detection, and for
+    /// `@group` each step of its sequence), in strict mode; errors point into the annotation.
+    fn check_keys(&self, validator: &Validator, errors: &mut Vec<Report>) {
+        let mut seen = HashSet::new();
+        for (i, d) in self.detections.iter().enumerate() {
+            let (Some(Some(declared)), Some(c)) = (self.declared.get(i), &d.correlation) else {
+                continue;
+            };
+            let Some(named) = self.named(d.policy.id()) else {
+                continue;
+            };
+            if self.wrong.contains(&d.id) {
+                continue;
+            }
+            let exprs = declared.expressions();
+            let problem = |at: (usize, usize), message: String, help: Option<String>| {
+                Report::new(InFile::new(message, at.into(), "here", help, named.clone()))
+            };
+            // What they read: the group is read on the event, not on one of its elements.
+            for (name, located, start, text) in &exprs {
+                let reads_element = correlation::needs_of(&[text]).is_ok_and(|n| n.element);
+                let allowed = *name == "distinct" && d.each.is_some();
+                if reads_element && !allowed {
+                    errors.push(problem(
+                        located.span(*start, text.len()),
+                        format!("@{name} of policy {:?} reads context.element", d.id),
+                        Some(if *name == "group" {
+                            "a group is read on the event, not on one of its elements".to_string()
+                        } else {
+                            "only a policy with @each has elements: add @each, or read the event"
+                                .to_string()
+                        }),
+                    ));
+                }
+            }
+            let mut targets = vec![(i, true)];
+            targets.extend(c.after.iter().map(|(_, step)| (*step, false)));
+            for (t, own) in targets {
+                let Some(step) = self.detections.get(t) else {
+                    continue;
+                };
+                if self.wrong.contains(&step.id) {
+                    continue;
+                }
+                let chosen: Vec<&(&str, &correlation::Located, usize, &str)> = exprs
+                    .iter()
+                    .filter(|(name, ..)| own || *name == "group")
+                    .collect();
+                if chosen.is_empty() {
+                    continue;
+                }
+                let base = step
+                    .policy
+                    .to_cedar()
+                    .unwrap_or_else(|| step.policy.to_string());
+                let texts: Vec<&str> = chosen.iter().map(|x| x.3).collect();
+                let (policy, at) =
+                    match correlation::reading_policy(&format!("{}#keys", d.id), &base, &texts) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            errors.push(miette::miette!(
+                                "internal error: the keys of {:?} do not parse: {e}",
+                                d.id
+                            ));
+                            continue;
+                        }
+                    };
+                let set = match PolicySet::from_policies([policy]) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors.push(miette::miette!("{e}"));
+                        continue;
+                    }
+                };
+                let on = if own {
+                    String::new()
+                } else {
+                    format!(" (read on the events of step {:?})", step.id)
+                };
+                let result = validator.validate(&set, ValidationMode::Strict);
+                for e in result.validation_errors() {
+                    // Which expression, and where in it: each is in the clause twice.
+                    let label = miette::Diagnostic::labels(e)
+                        .and_then(|mut l| l.next())
+                        .map(|l| (l.offset(), l.len()));
+                    let found = label.and_then(|(o, l)| {
+                        at.iter().enumerate().find_map(|(k, copies)| {
+                            let len = texts.get(k)?.len();
+                            let copy = copies.iter().find(|c| o >= **c && o < **c + len)?;
+                            Some((k, o - copy, l.min(len - (o - copy))))
+                        })
+                    });
+                    let (k, rel, len) = found.unwrap_or((0, 0, 0));
+                    let Some((name, located, start, text)) = chosen.get(k).copied() else {
+                        continue;
+                    };
+                    let span = if found.is_some() {
+                        located.span(start + rel, len)
+                    } else {
+                        located.span(*start, text.len())
+                    };
+                    let mut help = miette::Diagnostic::help(e).map(|h| h.to_string());
+                    if matches!(
+                        e,
+                        ValidationError::UnsafeOptionalAttributeAccess(_)
+                            | ValidationError::UnsafeTagAccess(_)
+                    ) {
+                        help = Some(format!(
+                            "the {name} is read on the events {:?}'s condition holds for: test the value there (`… has …`, `hasTag`), so that an event without it does not match",
+                            step.id
+                        ));
+                    }
+                    // Cedar names the policy it checked, which is ours, not the author's.
+                    let cedar = e.to_string();
+                    let cedar = cedar
+                        .strip_prefix(&format!("for policy `{}#keys`, ", d.id))
+                        .unwrap_or(&cedar);
+                    let message = format!("@{name} of policy {:?}{on}: {cedar}", d.id);
+                    let kind = format!("{:?}", std::mem::discriminant(e));
+                    if !seen.insert((d.id.clone(), span, help.clone(), kind)) {
+                        continue;
+                    }
+                    errors.push(problem(span, message, help));
+                }
             }
         }
     }
