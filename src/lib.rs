@@ -11,6 +11,7 @@
 //! | model | [`model`] | event + facts → Cedar principal, action, resource, context and entities |
 //! | engine | [`engine`] | policies → validated, indexed pack → decisions with reasons |
 //! | report | [`report`] | findings → table, JSON lines, JSON, CSV; the summary |
+//! | correlate | [`correlate`] | matches in event time → findings over many events |
 //! | scan | [`scan`] | the parallel pipeline over many inputs |
 //! | cases | [`cases`] | detection test cases |
 //! | cli | [`cli`] | arguments → configuration → a run |
@@ -37,6 +38,7 @@
 pub mod arn;
 pub mod cases;
 pub mod cli;
+pub mod correlate;
 pub mod decode;
 pub mod engine;
 pub mod event;

@@ -2,6 +2,8 @@
 //! are written in input order, a window of inputs at a time, so memory stays bounded by the
 //! window and not by the archive.
 
+use crate::correlate::sampling::Sampler;
+use crate::correlate::{Correlator, state};
 use crate::decode::{self, ValueChunks};
 use crate::engine::Severity;
 use crate::engine::pack::Mode;
@@ -9,7 +11,9 @@ use crate::engine::{Engine, Verdict};
 use crate::model::resource::resources_of;
 use crate::model::{EventView, ResourceModel};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
-use crate::report::{DetectionInfo, EventInfo, Finding, Location, ReadValue};
+use crate::report::{
+    DetectionInfo, EventInfo, Finding, KeyValue, Keyed, Location, Matched, ReadValue,
+};
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
 use rayon::prelude::*;
@@ -29,6 +33,8 @@ pub struct ScanOptions {
     /// A policy that errs on an event counts as not satisfied and is not reported (for
     /// investigation queries, where a missing value simply does not match).
     pub rule_errors_are_false: bool,
+    /// The lateness bound and the caps of the correlations ([`crate::correlate`]).
+    pub correlate: crate::correlate::Options,
 }
 
 impl Default for ScanOptions {
@@ -39,6 +45,7 @@ impl Default for ScanOptions {
             evaluate: true,
             window: 4 * rayon::current_num_threads().max(1),
             rule_errors_are_false: false,
+            correlate: crate::correlate::Options::default(),
         }
     }
 }
@@ -93,6 +100,7 @@ pub fn scan_text(
 ) -> InputReport {
     let mut report = InputReport::default();
     let mut evaluator = engine.evaluator();
+    let mut sampler = Sampler::new();
     let summary = &mut report.summary;
     let findings = &mut report.findings;
     let result = decode::for_each_record(text, first_index, &mut |record| {
@@ -143,14 +151,22 @@ pub fn scan_text(
             }
         }
         if verdict.flagged() {
-            summary.events_flagged += 1;
-            for f in findings_of(engine, &view, &verdict, name, record.index) {
+            let reported = findings_of(engine, &view, &verdict, name, record.index);
+            if !reported.is_empty() {
+                summary.events_flagged += 1;
+            }
+            for f in reported {
                 summary.findings += 1;
                 summary
                     .by_detection
                     .entry(f.detection.id.clone())
                     .or_insert((f.detection.severity, 0))
                     .1 += 1;
+                findings.push(f);
+            }
+            let matched = matches_of(engine, &view, &verdict, (name, record.index), &mut sampler);
+            for f in matched {
+                *summary.matches.entry(f.detection.id.clone()).or_insert(0) += 1;
                 findings.push(f);
             }
         }
@@ -166,7 +182,8 @@ pub fn scan_text(
     report
 }
 
-/// The findings of a flagged event, with their explanations.
+/// The findings of a flagged event, with their explanations: those of the detections reported
+/// on their own (a match of a detection that also feeds correlations carries its keys).
 pub fn findings_of(
     engine: &Engine,
     view: &EventView,
@@ -174,21 +191,45 @@ pub fn findings_of(
     name: &str,
     index: u64,
 ) -> Vec<Finding> {
+    findings_for(engine, view, verdict, (name, index), None)
+}
+
+/// The matches of an event for the correlations: those of the detections not reported on
+/// their own (correlations' per-event parts, building blocks), with their keys. `sampler`
+/// says which are explained; the others carry only their id, time, action and location.
+pub fn matches_of(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &Verdict,
+    (name, index): (&str, u64),
+    sampler: &mut Sampler,
+) -> Vec<Finding> {
+    findings_for(engine, view, verdict, (name, index), Some(sampler))
+}
+
+/// [`findings_of`], or with a sampler [`matches_of`].
+fn findings_for(
+    engine: &Engine,
+    view: &EventView,
+    verdict: &Verdict,
+    (name, index): (&str, u64),
+    mut matches: Option<&mut Sampler>,
+) -> Vec<Finding> {
     // A flagged event's principal is modelled (a not-allowed one's perhaps only now); the
     // model cannot fail where the engine read the same identity's facts.
     let Ok(principal) = verdict.principal(engine, view) else {
         return Vec::new();
     };
     let principal = &principal;
-    let computed;
-    let resources: &[ResourceModel] = match &verdict.resources {
-        Some(r) => r,
-        None => {
-            computed = resources_of(view, principal).unwrap_or_default();
-            &computed
+    // Modelled only for a finding that shows them: most matches are counted, not shown.
+    let computed = std::cell::OnceCell::new();
+    let resources = || -> &[ResourceModel] {
+        match &verdict.resources {
+            Some(r) => r,
+            None => computed.get_or_init(|| resources_of(view, principal).unwrap_or_default()),
         }
     };
-    let fallback = resources.first();
+    let fallback = || resources().first();
     let event_info = |resource: Option<&ResourceModel>| {
         let e = &view.event;
         EventInfo {
@@ -230,7 +271,32 @@ pub fn findings_of(
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
-        let resource = hit.resource.and_then(|i| resources.get(i)).or(fallback);
+        let keys = hit.keys.as_deref().unwrap_or_default();
+        let explained = match (matches.as_deref_mut(), d.reported_alone()) {
+            (None, true) => true,
+            (Some(sampler), false) => {
+                let window = keys
+                    .first()
+                    .and_then(|k| engine.pack.detections.get(k.correlation))
+                    .and_then(|c| c.correlation.as_ref())
+                    .map_or(0, |c| c.window.ms);
+                sampler.wants(hit.detection, keys, view.time.0, window)
+            }
+            _ => continue,
+        };
+        let matched = (!keys.is_empty() || !d.reported_alone()).then(|| {
+            Box::new(Matched {
+                time: view.time.0,
+                keys: keyed(engine, keys),
+                reported: d.reported_alone(),
+                explained,
+            })
+        });
+        if !explained {
+            out.push(unexplained(d, view, &location, matched));
+            continue;
+        }
+        let resource = hit.resource.and_then(|i| resources().get(i)).or(fallback());
         let (values, notes) = explain(&[hit.detection], resource);
         out.push(Finding {
             detection: DetectionInfo {
@@ -246,9 +312,11 @@ pub fn findings_of(
             location: location.clone(),
             values,
             notes,
+            correlation: None,
+            matched,
         });
     }
-    if verdict.not_allowed && engine.pack.mode == Mode::AllowList {
+    if matches.is_none() && verdict.not_allowed && engine.pack.mode == Mode::AllowList {
         // The permits whose scope covers the event, those a principal guard set aside included:
         // each was considered, and what it read explains why it did not allow the event.
         let permits: Vec<usize> = engine
@@ -276,7 +344,7 @@ pub fn findings_of(
                 names.join(", ")
             },
         )];
-        let (more, notes) = explain(&permits, fallback);
+        let (more, notes) = explain(&permits, fallback());
         vals.extend(more);
         out.push(Finding {
             detection: DetectionInfo {
@@ -290,13 +358,73 @@ pub fn findings_of(
                 runbook: None,
                 policy: engine.pack.origin.clone(),
             },
-            event: event_info(fallback),
+            event: event_info(fallback()),
             location,
             values: vals,
             notes,
+            correlation: None,
+            matched: None,
         });
     }
     out
+}
+
+/// A match counted, not shown: its detection, event id, time, action and location.
+fn unexplained(
+    d: &crate::engine::Detection,
+    view: &EventView,
+    location: &Location,
+    matched: Option<Box<Matched>>,
+) -> Finding {
+    Finding {
+        detection: DetectionInfo {
+            id: d.id.clone(),
+            title: String::new(),
+            severity: d.severity.unwrap_or(Severity::Medium),
+            mitre: None,
+            description: None,
+            runbook: None,
+            policy: String::new(),
+        },
+        event: EventInfo {
+            event_id: view.event_id().to_string(),
+            event_time: view.time.to_string(),
+            action: view.event.action_id(),
+            principal: String::new(),
+            principal_type: String::new(),
+            access_key_id: None,
+            resource: String::new(),
+            source_ip_address: None,
+            aws_region: None,
+            recipient_account_id: None,
+            user_agent: None,
+            error_code: None,
+        },
+        location: location.clone(),
+        values: Vec::new(),
+        notes: Vec::new(),
+        correlation: None,
+        matched,
+    }
+}
+
+/// The keys of a match, with the correlations named by their ids.
+fn keyed(engine: &Engine, keys: &[crate::engine::MatchKey]) -> Vec<Keyed> {
+    let value = |v: &crate::engine::Shown| KeyValue {
+        cedar: v.cedar.clone(),
+        json: v.json.clone(),
+    };
+    keys.iter()
+        .filter_map(|k| {
+            Some(Keyed {
+                correlation: engine.pack.detections.get(k.correlation)?.id.clone(),
+                step: k.step,
+                group: k.group.iter().map(value).collect(),
+                distinct: k.distinct.iter().map(value).collect(),
+                weight: k.weight,
+            })
+        })
+        .collect()
 }
 
 /// Progress of a scan, for a progress bar.
@@ -308,13 +436,71 @@ impl Progress for () {
     fn input_done(&self, _: u64, _: u64) {}
 }
 
-/// Scans every input; `emit` receives each input's report in input order.
+/// Scans every input; `emit` receives each input's report in input order, the findings of
+/// correlations as their windows end (and the last at the end).
 pub fn run(
     engine: &Engine,
     inputs: &Inputs,
     opts: &ScanOptions,
     progress: &dyn Progress,
     emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+) -> io::Result<Summary> {
+    run_resumed(engine, inputs, opts, progress, emit, None).map(|(summary, _)| summary)
+}
+
+/// [`run`], with the correlations' open windows of an earlier run resumed; also returns the
+/// windows to save for the next (`scan --state`).
+pub fn run_resumed(
+    engine: &Engine,
+    inputs: &Inputs,
+    opts: &ScanOptions,
+    progress: &dyn Progress,
+    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+    resume: Option<state::State>,
+) -> io::Result<(Summary, state::State)> {
+    // The correlations take the matches in input order, between the workers and `emit`.
+    let mut correlator = Correlator::new(&engine.pack, opts.correlate);
+    if let Some(saved) = resume {
+        correlator.resume(saved).map_err(io::Error::other)?;
+    }
+    let by_delivery = correlator.is_active();
+    let mut routed = |mut r: InputReport| -> io::Result<()> {
+        let mut out = Vec::with_capacity(r.findings.len());
+        for f in std::mem::take(&mut r.findings) {
+            correlator.route(f, &mut |f| {
+                out.push(f);
+                Ok(())
+            })?;
+        }
+        r.findings = out;
+        emit(r)
+    };
+    let mut summary = scan_inputs(engine, inputs, opts, progress, &mut routed, by_delivery)?;
+    let mut last = Vec::new();
+    let groups = correlator.finish(&mut |f| {
+        last.push(f);
+        Ok(())
+    })?;
+    if !last.is_empty() {
+        emit(InputReport {
+            findings: last,
+            summary: Summary::default(),
+        })?;
+    }
+    correlator.saved(groups.len() as u64);
+    correlator.summarise(&mut summary);
+    let saved = state::State::of(&correlator, groups);
+    Ok((summary, saved))
+}
+
+/// Scans every input, in delivery order when `by_delivery` (see [`crate::source::delivery_order`]).
+fn scan_inputs(
+    engine: &Engine,
+    inputs: &Inputs,
+    opts: &ScanOptions,
+    progress: &dyn Progress,
+    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+    by_delivery: bool,
 ) -> io::Result<Summary> {
     let start = Instant::now();
     let mut summary = Summary {
@@ -332,11 +518,14 @@ pub fn run(
         });
     }
     let window = opts.window.max(1);
-    let files: Vec<&Input> = inputs
+    let mut files: Vec<&Input> = inputs
         .inputs
         .iter()
         .filter(|i| **i != Input::Stdin)
         .collect();
+    if by_delivery {
+        crate::source::delivery_order(&mut files);
+    }
     for chunk in files.chunks(window) {
         let reports: Vec<InputReport> = chunk
             .par_iter()

@@ -193,6 +193,40 @@ pub fn s3_delivery_day(path: &Path) -> Option<Timestamp> {
     Timestamp::from_date(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
 }
 
+/// The delivery time in the name of a file of the S3 layout:
+/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<random>.json.gz`.
+pub fn s3_delivery_time(path: &Path) -> Option<Timestamp> {
+    let name = path.file_name()?.to_str()?;
+    let (_, rest) = name.split_once("_CloudTrail_")?;
+    let stamp = rest.split('_').nth(1)?;
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    if date.len() != 8
+        || time.len() != 4
+        || !date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let number = |s: &str| s.parse::<u32>().ok();
+    let day = Timestamp::from_date(
+        i64::from(number(date.get(..4)?)?),
+        number(date.get(4..6)?)?,
+        number(date.get(6..8)?)?,
+    )?;
+    let (h, m) = (number(time.get(..2)?)?, number(time.get(2..)?)?);
+    (h < 24 && m < 60).then(|| Timestamp(day.0 + i64::from(h * 60 + m) * 60_000))
+}
+
+/// Orders inputs so that the files of a multi-region archive interleave by delivery time (in
+/// their names), as a trail delivered them: the regions' directories are walked one after the
+/// other, and correlations want events in about the order they happened. Inputs without a
+/// delivery time keep their order, before the others; equal times keep their order.
+pub fn delivery_order(inputs: &mut [&Input]) {
+    inputs.sort_by_key(|i| match i {
+        Input::File(p) => s3_delivery_time(p),
+        Input::Stdin => None,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +245,30 @@ mod tests {
             s3_delivery_day(Path::new("AWSLogs/1/CloudTrail/r/2022/13/01/f.json")),
             None
         );
+    }
+
+    #[test]
+    fn delivery_times_order_the_regions_files() {
+        let f = |region: &str, stamp: &str| {
+            PathBuf::from(format!(
+                "AWSLogs/1/CloudTrail/{region}/2024/05/14/1_CloudTrail_{region}_{stamp}_X.json.gz"
+            ))
+        };
+        assert_eq!(
+            s3_delivery_time(&f("us-east-1", "20240514T0905Z")),
+            Timestamp::parse("2024-05-14T09:05:00Z").ok()
+        );
+        assert_eq!(s3_delivery_time(Path::new("a/events.json")), None);
+        assert_eq!(s3_delivery_time(&f("r", "20240514T2575Z")), None);
+        let (a, b, c, other) = (
+            Input::File(f("ap-northeast-1", "20240514T1205Z")),
+            Input::File(f("ap-northeast-1", "20240514T0305Z")),
+            Input::File(f("eu-west-1", "20240514T0605Z")),
+            Input::File(PathBuf::from("extra.json")),
+        );
+        let mut walked = vec![&b, &a, &c, &other];
+        delivery_order(&mut walked);
+        assert_eq!(walked, vec![&other, &b, &c, &a]);
     }
 
     #[test]

@@ -21,6 +21,183 @@ pub struct Finding {
     /// Caveats, such as an inventory fact taken after the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A detection over many events: its group, window, counts and the events that made it.
+    /// `event`, `location` and `values` are then those of the first event shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Box<Correlated>>,
+    /// On its way from the events to the correlations: a match and what it is grouped by.
+    /// Taken off before a finding is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<Box<Matched>>,
+}
+
+/// A finding over many events ([`crate::engine::correlation`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Correlated {
+    /// `count`, `distinct`, `sequence` or `group`.
+    pub kind: String,
+    /// What the detection declares: `count >= 500 per principal within 10m`.
+    pub rule: String,
+    /// Each expression of `@group` with its value.
+    pub group: Vec<ReadValue>,
+    /// `10m`.
+    pub window: String,
+    /// The window: from the first event to the first plus the window's length.
+    pub start: String,
+    pub end: String,
+    /// The times of the first and last events counted.
+    pub first: String,
+    pub last: String,
+    /// What is compared with the threshold: matching events (for a policy with `@each`, the
+    /// elements its condition held for).
+    pub count: u64,
+    /// Matching events.
+    pub events: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<DistinctValues>,
+    /// A sequence's steps, in order, this detection last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// The events shown: the first of the window (at most [`SAMPLE`]) and the last.
+    pub sample: Vec<Contributing>,
+    /// Matching events not shown.
+    pub omitted: u64,
+}
+
+/// How many events a correlation finding shows, besides its last.
+pub const SAMPLE: usize = 10;
+
+/// The distinct values a correlation counted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DistinctValues {
+    /// The expression of `@distinct`.
+    pub expression: String,
+    pub count: u64,
+    /// The values, in the order first seen, at most [`DISTINCT_SHOWN`].
+    pub values: Vec<KeyValue>,
+    /// Whether more values were seen than kept: `count` is then a lower bound.
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// The most distinct values a finding keeps and shows, when the threshold is lower.
+pub const DISTINCT_SHOWN: usize = 100;
+
+/// An event a correlation counted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Contributing {
+    /// The detection that matched it (for a sequence, its step).
+    pub detection: String,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub event_time: String,
+    pub action: String,
+    pub location: Location,
+    /// What its condition read; empty when not kept (see [`Matched::explained`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<ReadValue>,
+}
+
+/// A value in Cedar's spelling and as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct KeyValue {
+    pub cedar: String,
+    pub json: serde_json::Value,
+}
+
+/// A match of a detection that feeds correlations, with its keys.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Matched {
+    /// The event's time, in milliseconds since the epoch.
+    pub time: i64,
+    pub keys: Vec<Keyed>,
+    /// The detection is reported on its own too (a step of a sequence that is a detection of
+    /// its own): the finding is written as well as counted.
+    pub reported: bool,
+    /// Its event and the values its condition read are filled in. A scan explains the first
+    /// matches of each group in each input and window, and only gives the others' id, time,
+    /// action and location: most matches are counted, not shown.
+    pub explained: bool,
+}
+
+/// What one match is grouped and counted by, in one correlation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Keyed {
+    /// The correlation detection's id.
+    pub correlation: String,
+    /// Its step in the correlation (a sequence's; 0 otherwise).
+    pub step: usize,
+    pub group: Vec<KeyValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct: Vec<KeyValue>,
+    pub weight: u64,
+}
+
+impl Correlated {
+    /// What was counted, in a line: `4 events from … to …`, with the distinct values.
+    pub fn counted(&self) -> String {
+        let mut s = match self.kind.as_str() {
+            "sequence" => format!(
+                "{} then {} completing event(s), from {} to {}",
+                self.steps
+                    .iter()
+                    .take(self.steps.len().saturating_sub(1))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", then "),
+                self.count,
+                self.first,
+                self.last
+            ),
+            _ if self.count != self.events => format!(
+                "{} in {} event(s), from {} to {}",
+                self.count, self.events, self.first, self.last
+            ),
+            _ => format!(
+                "{} event(s), from {} to {}",
+                self.events, self.first, self.last
+            ),
+        };
+        if let Some(d) = &self.distinct {
+            s.push_str(&format!(
+                "; {}{} distinct {}",
+                if d.more { "at least " } else { "" },
+                d.count,
+                d.expression
+            ));
+        }
+        s
+    }
+
+    /// The distinct values, in Cedar's spelling, at most `n` of them.
+    pub fn distinct_values(&self, n: usize) -> Option<String> {
+        let d = self.distinct.as_ref()?;
+        let shown: Vec<&str> = d.values.iter().take(n).map(|v| v.cedar.as_str()).collect();
+        let more = d.values.len().saturating_sub(n);
+        Some(if more > 0 || d.more {
+            format!("{} …", shown.join(", "))
+        } else {
+            shown.join(", ")
+        })
+    }
+}
+
+impl Contributing {
+    /// What its condition read, in a line: `a = 1; b absent`.
+    pub fn read(&self) -> String {
+        self.values
+            .iter()
+            .map(|v| match &v.value {
+                Some(value) => format!("{} = {value}", v.field),
+                None => format!("{} absent", v.field),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 impl Finding {
@@ -238,7 +415,7 @@ impl FindingWriter for JsonWriter<'_> {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 21] = [
     "severity",
     "detection",
     "title",
@@ -259,6 +436,7 @@ pub const CSV_HEADER: [&str; 20] = [
     "notes",
     "file",
     "record",
+    "correlation",
 ];
 
 struct CsvWriter<'w> {
@@ -304,6 +482,10 @@ impl FindingWriter for CsvWriter<'_> {
             f.notes.join("; "),
             f.location.file.clone(),
             f.location.record.to_string(),
+            f.correlation
+                .as_deref()
+                .map(correlation_cell)
+                .unwrap_or_default(),
         ];
         self.out
             .write_record(record.iter().map(|c| csv_cell(c).into_owned()))?;
@@ -317,6 +499,40 @@ impl FindingWriter for CsvWriter<'_> {
         self.out.flush()
     }
 }
+
+/// A correlation finding in one CSV cell: its rule, group, counts and events.
+fn correlation_cell(c: &Correlated) -> String {
+    let group: Vec<String> = c
+        .group
+        .iter()
+        .map(|g| format!("{} = {}", g.field, g.value.as_deref().unwrap_or("-")))
+        .collect();
+    let events: Vec<String> = c
+        .sample
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}#{}",
+                e.event_time, e.event_id, e.location.file, e.location.record
+            )
+        })
+        .collect();
+    let mut cell = format!("{}; {}", c.rule, c.counted());
+    if !group.is_empty() {
+        cell.push_str(&format!("; group {}", group.join(", ")));
+    }
+    if let Some(values) = c.distinct_values(DISTINCT_SHOWN) {
+        cell.push_str(&format!("; values {values}"));
+    }
+    cell.push_str(&format!("; events {}", events.join(", ")));
+    if c.omitted > 0 {
+        cell.push_str(&format!(" and {} more", c.omitted));
+    }
+    cell
+}
+
+/// How many distinct values the table shows.
+const TABLE_DISTINCT: usize = 20;
 
 struct TableWriter<'w> {
     out: Box<dyn Write + 'w>,
@@ -360,6 +576,27 @@ impl FindingWriter for TableWriter<'_> {
             t(&f.detection.title)
         ));
         let label = |name: &str| self.paint("\x1b[2m", &format!("  {name:<10}"));
+        if let Some(c) = &f.correlation {
+            block.push_str(&format!("{}{}\n", label("rule"), t(&c.rule)));
+            for g in &c.group {
+                block.push_str(&format!(
+                    "{}{} = {}\n",
+                    label("group"),
+                    t(&g.field),
+                    t(g.value.as_deref().unwrap_or("-"))
+                ));
+            }
+            block.push_str(&format!(
+                "{}{}, in the window {} to {}\n",
+                label(&c.kind),
+                t(&c.counted()),
+                t(&c.start),
+                t(&c.end)
+            ));
+            if let Some(values) = c.distinct_values(TABLE_DISTINCT) {
+                block.push_str(&format!("{}{}\n", label("values"), t(&values)));
+            }
+        }
         let key = e
             .access_key_id
             .as_deref()
@@ -394,7 +631,13 @@ impl FindingWriter for TableWriter<'_> {
             t(&e.event_time),
             t(source)
         ));
-        for v in &f.values {
+        // A correlation's events show what each read, below.
+        let values: &[ReadValue] = if f.correlation.is_some() {
+            &[]
+        } else {
+            &f.values
+        };
+        for v in values {
             if let Some(value) = &v.value {
                 block.push_str(&format!(
                     "{}{} = {}\n",
@@ -405,7 +648,7 @@ impl FindingWriter for TableWriter<'_> {
             }
         }
         let absent: Vec<String> = f.absent_fields().into_iter().map(t).collect();
-        if !absent.is_empty() {
+        if !absent.is_empty() && f.correlation.is_none() {
             block.push_str(&format!("{}{}\n", label("absent"), absent.join(", ")));
         }
         for n in &f.notes {
@@ -425,6 +668,31 @@ impl FindingWriter for TableWriter<'_> {
             f.location.record,
             t(&f.detection.policy)
         ));
+        if let Some(c) = &f.correlation {
+            block.push_str(&format!(
+                "{}{} shown of {}\n",
+                label("events"),
+                c.sample.len(),
+                c.events
+            ));
+            for (i, x) in c.sample.iter().enumerate() {
+                if i + 1 == c.sample.len() && c.omitted > 0 {
+                    block.push_str(&format!("              … {} more\n", c.omitted));
+                }
+                block.push_str(&format!(
+                    "    {}  {:<28} {}  {}#{}  {}\n",
+                    t(&x.event_time),
+                    t(&x.action),
+                    t(&x.event_id),
+                    t(&x.location.file),
+                    x.location.record,
+                    t(&x.detection)
+                ));
+                if !x.values.is_empty() {
+                    block.push_str(&format!("      read {}\n", t(&x.read())));
+                }
+            }
+        }
         self.out.write_all(block.as_bytes())?;
         self.count += 1;
         Ok(())
@@ -477,6 +745,8 @@ mod tests {
                 ReadValue::new("errorCode".into(), None),
             ],
             notes: Vec::new(),
+            correlation: None,
+            matched: None,
         }
     }
 

@@ -28,14 +28,50 @@ fn block(f: &Finding, corpus: Option<&Path>) -> String {
         t(&e.principal_type),
         t(&e.resource)
     );
-    for v in &f.values {
-        if let Some(value) = &v.value {
-            s.push_str(&format!("  {} = {}\n", t(&v.field), t(value)));
+    if let Some(c) = &f.correlation {
+        s.push_str(&format!("  {}\n", t(&c.rule)));
+        for g in &c.group {
+            s.push_str(&format!(
+                "  group {} = {}\n",
+                t(&g.field),
+                t(g.value.as_deref().unwrap_or("-"))
+            ));
         }
-    }
-    let absent: Vec<String> = f.absent_fields().into_iter().map(t).collect();
-    if !absent.is_empty() {
-        s.push_str(&format!("  absent: {}\n", absent.join(", ")));
+        s.push_str(&format!("  {}\n", t(&c.counted())));
+        if let Some(values) = c.distinct_values(usize::MAX) {
+            s.push_str(&format!("  values {}\n", t(&values)));
+        }
+        for x in &c.sample {
+            let shown = Path::new(&x.location.file);
+            let shown = corpus
+                .and_then(|root| shown.strip_prefix(root).ok())
+                .unwrap_or(shown);
+            s.push_str(&format!(
+                "  event {} {} {} {} in {}#{}\n",
+                t(&x.event_time),
+                t(&x.event_id),
+                t(&x.action),
+                t(&x.detection),
+                t(&shown.display().to_string()),
+                x.location.record
+            ));
+            if !x.values.is_empty() {
+                s.push_str(&format!("    {}\n", t(&x.read())));
+            }
+        }
+        if c.omitted > 0 {
+            s.push_str(&format!("  and {} more event(s)\n", c.omitted));
+        }
+    } else {
+        for v in &f.values {
+            if let Some(value) = &v.value {
+                s.push_str(&format!("  {} = {}\n", t(&v.field), t(value)));
+            }
+        }
+        let absent: Vec<String> = f.absent_fields().into_iter().map(t).collect();
+        if !absent.is_empty() {
+            s.push_str(&format!("  absent: {}\n", absent.join(", ")));
+        }
     }
     for n in &f.notes {
         s.push_str(&format!("  note: {}\n", t(n)));

@@ -43,8 +43,36 @@ pub struct Summary {
     pub by_detection: BTreeMap<String, (Severity, u64)>,
     pub rule_errors: u64,
     pub rule_error_examples: Vec<Problem>,
+    /// Matches of detections not reported on their own (correlations' per-event parts and
+    /// building blocks), per detection id: they feed correlations.
+    pub matches: BTreeMap<String, u64>,
+    pub correlation: Correlations,
     pub bytes_read: u64,
     pub elapsed: Duration,
+}
+
+/// What the correlations did with their matches, beyond the findings they made.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Correlations {
+    /// The lateness bound, in milliseconds.
+    pub lateness_ms: i64,
+    /// Matches that came later than the bound, applied to a window still open.
+    pub late_applied: u64,
+    /// Matches that came later than the bound, for a window already closed: counted, not
+    /// applied.
+    pub too_late: u64,
+    pub too_late_examples: Vec<Problem>,
+    /// Matches processed before the bound because more than the most allowed were waiting.
+    pub released_early: u64,
+    /// Groups that had not fired, dropped to keep the open groups under `--max-groups`.
+    pub evicted: u64,
+    /// Findings reported before their window ended, to keep under `--max-groups`.
+    pub closed_early: u64,
+    /// Open groups taken from `--state` at the start, and saved to it at the end.
+    pub resumed: u64,
+    pub saved: u64,
+    /// The most groups open at once, over every correlation.
+    pub peak_groups: u64,
 }
 
 /// How many examples of each kind of problem are kept for the summary.
@@ -80,6 +108,9 @@ impl Summary {
             if self.rule_error_examples.len() < EXAMPLES {
                 self.rule_error_examples.push(r);
             }
+        }
+        for (id, n) in other.matches {
+            *self.matches.entry(id).or_insert(0) += n;
         }
         self.bytes_read += other.bytes_read;
     }
@@ -155,6 +186,17 @@ impl Summary {
         for (id, (sev, n)) in by {
             writeln!(out, "    {:<8} {:<44} {n}", sev.as_str(), terminal(id))?;
         }
+        if !self.matches.is_empty() {
+            let total: u64 = self.matches.values().sum();
+            writeln!(
+                out,
+                "  matched for correlations: {total} event(s), not reported on their own"
+            )?;
+            for (id, n) in &self.matches {
+                writeln!(out, "    {:<8} {:<44} {n}", "match", terminal(id))?;
+            }
+        }
+        self.correlation.write_to(out)?;
         if !self.unreadable.is_empty() {
             writeln!(out, "  unreadable: {} input(s)", self.unreadable.len())?;
             for p in &self.unreadable {
@@ -202,6 +244,52 @@ impl Summary {
                     self.rule_errors as usize - self.rule_error_examples.len()
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Correlations {
+    fn write_to(&self, out: &mut String) -> fmt::Result {
+        let lateness = crate::time::human_duration(self.lateness_ms);
+        if self.late_applied > 0 || self.too_late > 0 {
+            writeln!(
+                out,
+                "  late matches: {} after the {lateness} lateness bound, {} applied to windows still open, {} too late for theirs (counted, not applied; raise --lateness, or read the inputs in time order)",
+                self.late_applied + self.too_late,
+                self.late_applied,
+                self.too_late
+            )?;
+            for p in &self.too_late_examples {
+                writeln!(
+                    out,
+                    "    {}#{}: {}",
+                    terminal(&p.path),
+                    p.record.unwrap_or(0),
+                    terminal(&p.reason)
+                )?;
+            }
+        }
+        if self.released_early > 0 {
+            writeln!(
+                out,
+                "  correlations: {} match(es) taken before the lateness bound, more were waiting than are held",
+                self.released_early
+            )?;
+        }
+        if self.evicted > 0 || self.closed_early > 0 {
+            writeln!(
+                out,
+                "  correlations: over --max-groups, {} group(s) that had not fired dropped and {} finding(s) reported before their window ended",
+                self.evicted, self.closed_early
+            )?;
+        }
+        if self.resumed > 0 || self.saved > 0 {
+            writeln!(
+                out,
+                "  state: {} open window(s) resumed, {} saved",
+                self.resumed, self.saved
+            )?;
         }
         Ok(())
     }

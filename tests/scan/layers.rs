@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     &["engine"],
     &["report"],
+    &["correlate"],
     &["scan"],
     &["cases"],
     &["cli"],
