@@ -74,6 +74,23 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub inventory: super::InventoryArgs,
 
+    /// Correlations: how much later than the latest event time seen a match may come and still
+    /// be taken in time order (CloudTrail delivers within about 15 minutes). Later matches
+    /// are counted in the summary, and applied when their window is still open.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_lateness)]
+    pub lateness: i64,
+
+    /// Correlations: the most open groups of one correlation; past it the group that would end
+    /// first is dropped (or, if it fired, reported early), and the summary counts them.
+    #[arg(long, value_name = "N", default_value_t = crate::correlate::MAX_GROUPS)]
+    pub max_groups: usize,
+
+    /// Correlations: resume the open windows and sequences saved in FILE by the previous run,
+    /// and save this run's there at the end. A file that is not one is an error, never a
+    /// fresh start; a missing file is the first run.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
     /// AWS's ip-ranges.json, to replace the embedded table behind `context.sourceInAws`.
     #[arg(long, value_name = "FILE")]
     pub aws_ip_ranges: Option<PathBuf>,
@@ -89,6 +106,10 @@ pub struct ScanArgs {
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+fn parse_lateness(s: &str) -> Result<i64, String> {
+    crate::engine::correlation::parse_duration(s)
 }
 
 /// `--sort`.
@@ -215,6 +236,18 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let origin = pack.origin.clone();
     let inventory = args.inventory.load(!args.quiet)?;
     let engine = Engine::new(pack, ranges)?.with_inventory(inventory);
+    let correlate = crate::correlate::Options {
+        lateness_ms: args.lateness,
+        max_groups: args.max_groups.max(1),
+        ..crate::correlate::Options::default()
+    };
+    let resume = match &args.state {
+        Some(path) => {
+            let probe = crate::correlate::Correlator::new(&engine.pack, correlate);
+            crate::correlate::state::load(path, &probe)?
+        }
+        None => None,
+    };
 
     let inputs = source::resolve(&args.paths, &range);
     let stderr_tty = io::stderr().is_terminal();
@@ -268,6 +301,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         max_file_size: args.max_file_size,
         // In a query, a value the event lacks makes the condition false, not an error.
         rule_errors_are_false: args.where_.is_some(),
+        correlate,
         ..ScanOptions::default()
     };
     // A query's matches are held and written in time order; a pack's findings stream out, or,
@@ -279,28 +313,37 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let mut sorter =
         (!timeline && args.sort == Order::Time).then(report::sort::TimeSorter::default);
     let mut written = 0u64;
-    let mut run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
-        let summary = scan::run(&engine, &inputs, &opts, &bar, &mut |r| {
-            written += r.findings.len() as u64;
-            if timeline {
-                matches.extend(r.findings);
-                if matches.len() > limit {
-                    over_limit = true;
-                    matches.truncate(limit);
+    let mut saved = None;
+    let run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
+        let (summary, state) = scan::run_resumed(
+            &engine,
+            &inputs,
+            &opts,
+            &bar,
+            &mut |r| {
+                written += r.findings.len() as u64;
+                if timeline {
+                    matches.extend(r.findings);
+                    if matches.len() > limit {
+                        over_limit = true;
+                        matches.truncate(limit);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            if let Some(sorter) = sorter.as_mut() {
-                for f in r.findings {
-                    sorter.push(f)?;
+                if let Some(sorter) = sorter.as_mut() {
+                    for f in r.findings {
+                        sorter.push(f)?;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            for f in &r.findings {
-                writer.write(f)?;
-            }
-            Ok(())
-        })?;
+                for f in &r.findings {
+                    writer.write(f)?;
+                }
+                Ok(())
+            },
+            resume,
+        )?;
+        saved = Some(state);
         matches.sort_by_cached_key(report::sort::TimeKey::of);
         for f in &matches {
             writer.write(f)?;
@@ -319,6 +362,12 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
         Err(e) => return Err(format!("writing findings: {e}")),
     };
+    let mut summary = summary;
+    if let (Some(path), Some(state)) = (&args.state, &saved) {
+        crate::correlate::state::save(path, state)?;
+    } else {
+        summary.correlation.saved = 0;
+    }
     if !args.quiet {
         eprint!("{}", summary.render());
         if let Some(path) = &args.output {
