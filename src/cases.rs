@@ -12,6 +12,17 @@
 //! ] }
 //! ```
 //!
+//! A case about a correlation (a detection with `@threshold`, `@distinct`, `@after` or a
+//! grouping `@window`) is checked on its log as a whole: `flag` means the correlation reports at
+//! least one finding over the case's events (taken in time order, whatever their order in the
+//! log), `allow` that it reports none; `correlation` says which finding is expected, by the
+//! values of its group and its count or number of distinct values:
+//!
+//! ```json
+//! { "name": "1,168 reads in minutes", "log": "…", "expect": "flag",
+//!   "correlation": { "group": { "principal.accessKeyId": "AKIA…" }, "count": 1168 } }
+//! ```
+//!
 //! `inventory` (a path or a list of paths, relative to the case file) joins inventory facts, as
 //! `--inventory` does, with `inventoryTime` for files that record no snapshot time. Given at the
 //! top of the file it applies to every case that names none; a case or file without one uses the
@@ -23,12 +34,14 @@
 //! matches a Cedar string of that text, `null` an absent value). A `todo` case reports its outcome
 //! without failing.
 
+use crate::correlate::sampling::Sampler;
+use crate::correlate::{self, Correlator};
 use crate::decode;
 use crate::engine::Engine;
 use crate::engine::pack::Mode;
 use crate::model::EventView;
 use crate::report::Finding;
-use crate::scan::{NOT_ALLOWED, findings_of};
+use crate::scan::{NOT_ALLOWED, findings_of, matches_of};
 use cedar_policy::Effect;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +82,25 @@ pub struct Case {
     /// The snapshot time of inventory files that record none.
     #[serde(default, rename = "inventoryTime")]
     pub inventory_time: Option<String>,
+    /// For a correlation: the finding expected.
+    #[serde(default)]
+    pub correlation: Option<CorrelationExpect>,
+}
+
+/// The correlation finding a `flag` case expects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationExpect {
+    /// Values of the group's expressions, by the expression as `@group` writes it: a string
+    /// matches a Cedar string of that text, or the value's Cedar spelling.
+    #[serde(default)]
+    pub group: BTreeMap<String, String>,
+    /// The count compared with the threshold (matching events, or elements for `@each`).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// The number of distinct values.
+    #[serde(default)]
+    pub distinct: Option<u64>,
 }
 
 /// A file of cases.
@@ -244,6 +276,8 @@ fn case_text(base: &Path, case: &Case) -> Result<String, String> {
 struct Targets<'c> {
     /// Every name, as written.
     names: BTreeSet<&'c str>,
+    /// The correlations: their findings over the whole log flag.
+    correlations: BTreeSet<usize>,
     /// The `forbid` detections: a finding of theirs flags.
     forbids: BTreeSet<usize>,
     /// The `permit`s (allow-list mode): an event they cover is allowed.
@@ -261,6 +295,7 @@ fn targets<'c>(engine: &Engine, detections: &'c [String]) -> Result<Targets<'c>,
     let allow_list = engine.pack.mode == Mode::AllowList;
     let mut t = Targets {
         names,
+        correlations: BTreeSet::new(),
         forbids: BTreeSet::new(),
         permits: BTreeSet::new(),
         not_allowed: false,
@@ -279,12 +314,25 @@ fn targets<'c>(engine: &Engine, detections: &'c [String]) -> Result<Targets<'c>,
             return Err(format!("unknown detection {name:?}"));
         };
         let permit = engine.pack.detections.get(i).map(|d| d.effect) == Some(Effect::Permit);
-        if permit {
+        let correlation = engine
+            .pack
+            .detections
+            .get(i)
+            .is_some_and(|d| d.is_correlation());
+        if correlation {
+            t.correlations.insert(i);
+        } else if permit {
             t.permits.insert(i);
             t.not_allowed = true;
         } else {
             t.forbids.insert(i);
         }
+    }
+    if !t.correlations.is_empty() && (!t.forbids.is_empty() || t.not_allowed) {
+        return Err(
+            "a case checks correlations or per-event detections, not both: split it in two"
+                .to_string(),
+        );
     }
     Ok(t)
 }
@@ -297,8 +345,18 @@ fn run_case(
 ) -> Result<Vec<String>, String> {
     let text = case_text(base, case)?;
     let targets = targets(engine, detections)?;
+    if !targets.correlations.is_empty() {
+        return run_correlation_case(engine, &text, case, &targets);
+    }
+    if case.correlation.is_some() {
+        return Err(format!(
+            "\"correlation\" is for a correlation's case; {} decide(s) each event alone",
+            join(&targets.names)
+        ));
+    }
     let mut failures = Vec::new();
     let mut evaluator = engine.evaluator();
+    let mut sampler = Sampler::everything();
     let mut events = 0;
     let result = decode::for_each_record(&text, 0, &mut |record| {
         events += 1;
@@ -318,8 +376,11 @@ fn run_case(
         for e in &verdict.errors {
             failures.push(format!("{id}: {}", e.message));
         }
+        // A building block's matches are its findings here.
+        let matches = matches_of(engine, &view, &verdict, ("case", index), &mut sampler);
         let findings: Vec<Finding> = findings_of(engine, &view, &verdict, "case", index)
             .into_iter()
+            .chain(matches)
             .filter(|f| {
                 targets.names.contains(f.detection.id.as_str())
                     || (targets.not_allowed && f.detection.id == NOT_ALLOWED)
@@ -411,6 +472,200 @@ fn run_case(
         failures.push("the case holds no events".to_string());
     }
     Ok(failures)
+}
+
+/// A correlation's case: every event of the log evaluated, the matches taken in time order, and
+/// the correlations' findings checked against the case's expectation.
+fn run_correlation_case(
+    engine: &Engine,
+    text: &str,
+    case: &Case,
+    targets: &Targets,
+) -> Result<Vec<String>, String> {
+    let mut failures = Vec::new();
+    let mut evaluator = engine.evaluator();
+    let mut sampler = Sampler::everything();
+    let mut correlator = Correlator::new(&engine.pack, correlate::Options::exact());
+    let mut found: Vec<Finding> = Vec::new();
+    // Per correlation: the events its condition matched, and their groups.
+    let mut matched: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+    let mut events = 0;
+    let mut fed = Ok(());
+    let result = decode::for_each_record(text, 0, &mut |record| {
+        events += 1;
+        let index = record.index;
+        let view = match record.data.into_event().and_then(EventView::new) {
+            Ok(v) => v,
+            Err(e) => return failures.push(format!("record {index}: not evaluated: {e}")),
+        };
+        let verdict = match evaluator.evaluate(&view) {
+            Ok(v) => v,
+            Err(e) => return failures.push(format!("record {index}: not evaluated: {e}")),
+        };
+        for e in &verdict.errors {
+            failures.push(format!("record {index}: {}", e.message));
+        }
+        let all = findings_of(engine, &view, &verdict, "case", index)
+            .into_iter()
+            .chain(matches_of(
+                engine,
+                &view,
+                &verdict,
+                ("case", index),
+                &mut sampler,
+            ));
+        for f in all {
+            for k in f.matched.iter().flat_map(|m| &m.keys) {
+                let group: Vec<&str> = k.group.iter().map(|v| v.cedar.as_str()).collect();
+                let entry = matched.entry(k.correlation.clone()).or_default();
+                entry.0 += 1;
+                entry.1.insert(group.join(", "));
+            }
+            if fed.is_ok() {
+                fed = correlator.route(f, &mut |f| {
+                    found.push(f);
+                    Ok(())
+                });
+            }
+        }
+    });
+    if let Err(e) = result {
+        failures.push(format!("not readable: {e}"));
+    }
+    if events == 0 {
+        failures.push("the case holds no events".to_string());
+    }
+    let finished = fed.and_then(|()| {
+        correlator.finish(&mut |f| {
+            found.push(f);
+            Ok(())
+        })
+    });
+    if let Err(e) = finished {
+        failures.push(format!("the correlations failed: {e}"));
+    }
+    let ids: BTreeSet<&str> = targets
+        .correlations
+        .iter()
+        .filter_map(|i| engine.pack.detections.get(*i).map(|d| d.id.as_str()))
+        .collect();
+    let ours: Vec<&Finding> = found
+        .iter()
+        .filter(|f| ids.contains(f.detection.id.as_str()) && f.correlation.is_some())
+        .collect();
+    let expect = case.correlation.clone().unwrap_or_default();
+    match case.expect {
+        Expect::Flag if ours.is_empty() => {
+            let seen: Vec<String> = ids
+                .iter()
+                .map(|id| match matched.get(*id) {
+                    Some((n, groups)) => format!(
+                        "{id} matched {n} event(s) in {} group(s) ({})",
+                        groups.len(),
+                        shorten(groups)
+                    ),
+                    None => format!("{id} matched none of the {events} event(s)"),
+                })
+                .collect();
+            failures.push(format!(
+                "expected a finding of {}, but there was none: {}",
+                join(&ids),
+                seen.join("; ")
+            ));
+        }
+        Expect::Flag => {
+            if !ours.iter().any(|f| fits(f, &expect)) {
+                let got: Vec<String> = ours.iter().map(|f| describe(f)).collect();
+                failures.push(format!(
+                    "expected a finding{} but found {}",
+                    expected(&expect),
+                    got.join("; ")
+                ));
+            }
+        }
+        Expect::Allow if !ours.is_empty() => {
+            for f in ours {
+                failures.push(format!("expected no finding, but found {}", describe(f)));
+            }
+        }
+        Expect::Allow => {}
+    }
+    Ok(failures)
+}
+
+/// Whether a correlation finding is the one expected.
+fn fits(f: &Finding, expect: &CorrelationExpect) -> bool {
+    let Some(c) = &f.correlation else {
+        return false;
+    };
+    let group = expect.group.iter().all(|(field, want)| {
+        c.group
+            .iter()
+            .find(|g| &g.field == field)
+            .is_some_and(|g| value_matches(g.value.as_deref(), Some(want)))
+    });
+    let distinct = c.distinct.as_ref().map(|d| d.count);
+    group
+        && expect.count.is_none_or(|n| n == c.count)
+        && expect.distinct.is_none_or(|n| Some(n) == distinct)
+}
+
+/// ` with group a = "x", count 3`.
+fn expected(expect: &CorrelationExpect) -> String {
+    let mut parts: Vec<String> = expect
+        .group
+        .iter()
+        .map(|(k, v)| format!("{k} = {v:?}"))
+        .collect();
+    if let Some(n) = expect.count {
+        parts.push(format!("count {n}"));
+    }
+    if let Some(n) = expect.distinct {
+        parts.push(format!("{n} distinct"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", parts.join(", "))
+    }
+}
+
+/// A correlation finding in a failure message.
+fn describe(f: &Finding) -> String {
+    let Some(c) = &f.correlation else {
+        return f.detection.id.clone();
+    };
+    let group: Vec<String> = c
+        .group
+        .iter()
+        .map(|g| format!("{} = {}", g.field, g.value.as_deref().unwrap_or("-")))
+        .collect();
+    let distinct = c
+        .distinct
+        .as_ref()
+        .map(|d| format!(", {} distinct", d.count))
+        .unwrap_or_default();
+    format!(
+        "{} (group {}; count {}{distinct}; {} to {})",
+        f.detection.id,
+        if group.is_empty() {
+            "-".to_string()
+        } else {
+            group.join(", ")
+        },
+        c.count,
+        c.first,
+        c.last
+    )
+}
+
+/// A few of a set, and how many more.
+fn shorten(items: &BTreeSet<String>) -> String {
+    let shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
+    match items.len().saturating_sub(3) {
+        0 => shown.join("; "),
+        more => format!("{}; and {more} more", shown.join("; ")),
+    }
 }
 
 /// Why a `flag` case's event was not flagged: what the expected detections read, and, in an

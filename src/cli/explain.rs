@@ -146,6 +146,75 @@ fn values_json(explanation: &crate::engine::Explanation) -> Value {
         .collect()
 }
 
+/// What a candidate feeds: its correlation (this event decides only its per-event part) and
+/// the sequences it is a step of, with the group this event is in when it matched.
+fn correlation_part(
+    engine: &Engine,
+    member: usize,
+    view: &EventView,
+    principal: &crate::model::PrincipalModel,
+    resource: Option<&crate::model::ResourceModel>,
+    satisfied: bool,
+) -> (Vec<String>, Value) {
+    let Some(d) = engine.pack.detections.get(member) else {
+        return (Vec::new(), Value::Null);
+    };
+    if d.keyings.is_empty() {
+        return (Vec::new(), json!([]));
+    }
+    let keys = match (satisfied, resource) {
+        (true, Some(r)) => engine
+            .full_request(view, principal, r)
+            .and_then(|(request, entities)| engine.keys_of(member, view, &request, &entities))
+            .map(|k| k.to_vec()),
+        _ => Ok(Vec::new()),
+    };
+    let mut lines = Vec::new();
+    let mut docs = Vec::new();
+    for k in &d.keyings {
+        let Some((id, c)) = engine
+            .pack
+            .detections
+            .get(k.correlation)
+            .and_then(|c| Some((c.id.as_str(), c.correlation.as_deref()?)))
+        else {
+            continue;
+        };
+        let role = if k.correlation == member {
+            "correlation (this event decides its per-event part)".to_string()
+        } else {
+            format!("step {} of {id}", k.step + 1)
+        };
+        lines.push(format!("{role}: {}", c.describe()));
+        let key = keys.as_ref().ok().and_then(|keys| {
+            keys.iter()
+                .find(|x| x.correlation == k.correlation && x.step == k.step)
+        });
+        let mut group = Vec::new();
+        if let Some(key) = key {
+            for (g, v) in c.group.iter().zip(&key.group) {
+                lines.push(format!("  group {} = {}", g.text, v.cedar));
+                group.push(json!({"field": g.text, "value": v.json, "cedar": v.cedar}));
+            }
+            if !key.distinct.is_empty() {
+                let values: Vec<&str> = key.distinct.iter().map(|v| v.cedar.as_str()).collect();
+                lines.push(format!("  distinct {}", values.join(", ")));
+            }
+        }
+        if let Err(e) = &keys {
+            lines.push(format!("  error: {e}"));
+        }
+        docs.push(json!({
+            "correlation": id,
+            "step": k.step,
+            "rule": c.describe(),
+            "group": group,
+            "distinct": key.map(|k| k.distinct.iter().map(|v| v.cedar.clone()).collect::<Vec<_>>()),
+        }));
+    }
+    (lines, Value::Array(docs))
+}
+
 fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Value), String> {
     let view = EventView::new(data.into_event()?)?;
     let principal = engine.principal(&view)?;
@@ -257,6 +326,8 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             .collect();
         let verdict = match (d.effect, satisfied, errors.is_empty()) {
             (_, _, false) => "ERROR",
+            // Counted by its correlations rather than reported on its own.
+            (Effect::Forbid, true, _) if !d.reported_alone() => "MATCH",
             (Effect::Forbid, true, _) => "FLAG",
             (Effect::Permit, true, _) => "permit",
             _ => "-",
@@ -275,15 +346,21 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             .map(|r| engine.explain_values(&[member], &view, &principal, r))
             .unwrap_or_default();
         write_explanation(&mut out, &explanation);
+        let correlations = correlation_part(engine, member, &view, &principal, first, satisfied);
+        for line in &correlations.0 {
+            let _ = writeln!(out, "         {}", t(line));
+        }
         candidate_docs.push(json!({
             "id": d.id,
             "file": d.file,
             "line": d.line,
             "effect": if d.effect == Effect::Forbid { "forbid" } else { "permit" },
+            "kind": d.kind(),
             "satisfied": per_resource,
             "decidedBy": decided_json(&explanation),
             "values": values_json(&explanation),
             "notes": explanation.notes,
+            "correlations": correlations.1,
         }));
     }
     // Policies for this action that the principal's type keeps out of the candidates: the

@@ -28,8 +28,9 @@ use super::analysis::{Needs, analyse};
 use super::explain::Shown;
 use super::pack::Detection;
 use super::{Engine, decide};
+use crate::model::EventView;
 use crate::model::actions::closest;
-use crate::model::element::Leaf;
+use crate::model::element::{self, Leaf};
 use cedar_policy::{Entities, EvalResult, Expression, Policy, PolicyId, Request, eval_expression};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -828,6 +829,39 @@ impl Engine {
             });
         }
         Ok(out.into())
+    }
+}
+
+impl Engine {
+    /// The keys of a match of detection `member` on a request built for the event (`explain`).
+    pub fn keys_of(
+        &self,
+        member: usize,
+        view: &EventView,
+        request: &Request,
+        entities: &Entities,
+    ) -> Result<Arc<[MatchKey]>, String> {
+        let d = self
+            .pack
+            .detections
+            .get(member)
+            .ok_or_else(|| format!("no detection {member}"))?;
+        match &d.each {
+            Some(each) => {
+                let bound = element::bind(each, view)?;
+                let store = entities
+                    .clone()
+                    .add_entities(bound.entities, None)
+                    .map_err(|e| e.to_string())?;
+                self.match_keys(
+                    (member, d),
+                    request,
+                    entities,
+                    Some((&store, &bound.leaves)),
+                )
+            }
+            None => self.match_keys((member, d), request, entities, None),
+        }
     }
 }
 
