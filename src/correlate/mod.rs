@@ -701,3 +701,6 @@ fn build(
         matched: None,
     }
 }
+
+#[cfg(test)]
+mod tests;
