@@ -271,7 +271,12 @@ fn findings_for(
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
-        let keys = hit.keys.as_deref().unwrap_or_default();
+        let keys = if d.keyings.is_empty() {
+            Vec::new()
+        } else {
+            engine.match_keys_of(hit.detection, view, principal, hit.keys.as_deref())
+        };
+        let keys = keys.as_slice();
         let explained = match (matches.as_deref_mut(), d.reported_alone()) {
             (None, true) => true,
             (Some(sampler), false) => {

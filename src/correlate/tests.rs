@@ -254,12 +254,11 @@ fn distinct_values_fire_at_the_threshold() {
 }
 
 fn sequence(steps: &[(&str, usize, f64)]) -> Vec<Finding> {
-    let found = run(steps
+    run(steps
         .iter()
         .enumerate()
         .map(|(i, (d, step, at))| m(d, "created", *step, "k", *at, i as u64))
-        .collect());
-    found
+        .collect())
 }
 
 #[test]

@@ -28,9 +28,10 @@ use super::analysis::{Needs, analyse};
 use super::explain::Shown;
 use super::pack::Detection;
 use super::{Engine, decide};
-use crate::model::EventView;
 use crate::model::actions::closest;
 use crate::model::element::{self, Leaf};
+use crate::model::fields::{self, Field};
+use crate::model::{EventView, PrincipalModel};
 use cedar_policy::{Entities, EvalResult, Expression, Policy, PolicyId, Request, eval_expression};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -87,7 +88,69 @@ pub struct KeyExpr {
     /// As written: `context.sourceIPAddress`; the name a finding shows its value under.
     pub text: String,
     pub expr: Expression,
+    /// How it is read on a match.
+    pub read: Read,
 }
+
+/// How an expression is read on a match: straight from the event and its principal when it is
+/// one of these shapes (a match then costs no request), else by Cedar on the request the
+/// condition held for. Either gives the value Cedar gives (`quick_reads_are_cedars` holds them
+/// to it on every fixture).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// `principal`.
+    Principal,
+    /// `principal.arn`, `principal.accessKeyId`, `principal.accountId`.
+    PrincipalAttr(&'static str),
+    /// `context.sourceIPAddress` and the other strings of the record.
+    Context(&'static str),
+    /// `context.requestParameters.getTag("key")`, and of the other free-form fields.
+    Tag(Field, String),
+    Cedar,
+}
+
+impl Read {
+    /// How `text` is read.
+    pub fn of(text: &str) -> Read {
+        let t = text.trim();
+        if t == "principal" {
+            return Read::Principal;
+        }
+        if let Some(attr) = t.strip_prefix("principal.") {
+            return ["arn", "accessKeyId", "accountId"]
+                .into_iter()
+                .find(|a| *a == attr)
+                .map_or(Read::Cedar, Read::PrincipalAttr);
+        }
+        let Some(rest) = t.strip_prefix("context.") else {
+            return Read::Cedar;
+        };
+        if let Some(attr) = CONTEXT_STRINGS.into_iter().find(|a| *a == rest) {
+            return Read::Context(attr);
+        }
+        let tag = rest.split_once(".getTag(").and_then(|(field, arg)| {
+            let field = Field::from_name(field)?;
+            let literal = arg.strip_suffix(')')?;
+            if literal.contains('\\') {
+                return None;
+            }
+            let key: String = serde_json::from_str(literal).ok()?;
+            Some(Read::Tag(field, key))
+        });
+        tag.unwrap_or(Read::Cedar)
+    }
+}
+
+/// The context's attributes that are a record's strings as written.
+const CONTEXT_STRINGS: [&str; 7] = [
+    "eventName",
+    "eventSource",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "recipientAccountId",
+];
 
 /// A window of time, as written and in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +211,9 @@ impl Correlation {
 pub struct Keying {
     pub correlation: usize,
     pub step: usize,
+    /// Every expression it reads is read straight from the event ([`Read`]): its keys are
+    /// made with the finding, not with the decision.
+    pub quick: bool,
 }
 
 /// What one match carries into a correlation: its group's values, its distinct values and its
@@ -720,7 +786,22 @@ fn key_expr(text: &str) -> Option<KeyExpr> {
     Expression::from_str(text).ok().map(|expr| KeyExpr {
         text: text.to_string(),
         expr,
+        read: Read::of(text),
     })
+}
+
+impl Correlation {
+    /// Whether the keys of a match at `step` are all read straight from the event, for a
+    /// detection with (`each`) or without `@each`.
+    pub fn quick(&self, step: usize, each: bool) -> bool {
+        let own = step + 1 == self.steps();
+        let group = self.group.iter().all(|g| g.read != Read::Cedar);
+        let distinct = match (&self.distinct, own) {
+            (Some(d), true) => !each && d.read != Read::Cedar,
+            _ => true,
+        };
+        group && distinct
+    }
 }
 
 /// A policy made of `base` (a policy's text) with one more `when` clause that reads each of
@@ -777,9 +858,10 @@ impl Engine {
         request: &Request,
         entities: &Entities,
         elements: Option<(&Entities, &[Leaf])>,
+        quick_too: bool,
     ) -> Result<Arc<[MatchKey]>, String> {
         let mut out = Vec::with_capacity(d.keyings.len());
-        for k in &d.keyings {
+        for k in d.keyings.iter().filter(|k| quick_too || !k.quick) {
             let Some(c) = self
                 .pack
                 .detections
@@ -858,10 +940,96 @@ impl Engine {
                     request,
                     entities,
                     Some((&store, &bound.leaves)),
+                    true,
                 )
             }
-            None => self.match_keys((member, d), request, entities, None),
+            None => self.match_keys((member, d), request, entities, None, true),
         }
+    }
+
+    /// The keys of a match of detection `member`, one per correlation it feeds: those read
+    /// straight from the event made here, the others taken from the decision (`decided`).
+    /// A key that cannot be read (never expected: what a key reads is tested by the condition)
+    /// leaves its correlation out.
+    pub fn match_keys_of(
+        &self,
+        member: usize,
+        view: &EventView,
+        principal: &PrincipalModel,
+        decided: Option<&[MatchKey]>,
+    ) -> Vec<MatchKey> {
+        let Some(d) = self.pack.detections.get(member) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(d.keyings.len());
+        for k in &d.keyings {
+            if !k.quick {
+                let found = decided
+                    .into_iter()
+                    .flatten()
+                    .find(|x| x.correlation == k.correlation && x.step == k.step);
+                out.extend(found.cloned());
+                continue;
+            }
+            let Some(c) = self
+                .pack
+                .detections
+                .get(k.correlation)
+                .and_then(|c| c.correlation.as_deref())
+            else {
+                continue;
+            };
+            let group: Result<Vec<Shown>, String> =
+                c.group.iter().map(|g| quick(view, principal, g)).collect();
+            let distinct: Result<Vec<Shown>, String> = match &c.distinct {
+                Some(e) if k.correlation == member => quick(view, principal, e).map(|v| vec![v]),
+                _ => Ok(Vec::new()),
+            };
+            if let (Ok(group), Ok(distinct)) = (group, distinct) {
+                out.push(MatchKey {
+                    correlation: k.correlation,
+                    step: k.step,
+                    group,
+                    distinct,
+                    weight: 1,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// An expression read straight from the event: the value Cedar would give, or the error Cedar
+/// would raise for a value the event does not have.
+fn quick(view: &EventView, principal: &PrincipalModel, e: &KeyExpr) -> Result<Shown, String> {
+    let missing = || format!("`{}`: the event has no such value", e.text);
+    let text = |v: Option<&str>| {
+        v.map(|v| Shown::of(&EvalResult::String(v.to_string())))
+            .ok_or_else(missing)
+    };
+    let ev = &view.event;
+    match &e.read {
+        Read::Principal => Ok(Shown::of(&EvalResult::EntityUid(principal.uid.clone()))),
+        Read::PrincipalAttr("arn") => text(principal.arn.as_deref()),
+        Read::PrincipalAttr("accessKeyId") => text(principal.access_key_id.as_deref()),
+        Read::PrincipalAttr("accountId") => text(principal.account_id.as_deref()),
+        Read::Context("eventName") => text(Some(&ev.event_name)),
+        Read::Context("eventSource") => text(Some(&ev.event_source)),
+        Read::Context("awsRegion") => text(ev.aws_region.as_deref()),
+        Read::Context("sourceIPAddress") => text(ev.source_ip_address.as_deref()),
+        Read::Context("userAgent") => text(ev.user_agent.as_deref()),
+        Read::Context("errorCode") => text(ev.error_code.as_deref()),
+        Read::Context("recipientAccountId") => text(ev.recipient_account_id.as_deref()),
+        Read::Tag(field, key) => {
+            let value = view.field(*field)?;
+            text(
+                value
+                    .and_then(|v| fields::lookup(v, key))
+                    .and_then(fields::tag_text)
+                    .as_deref(),
+            )
+        }
+        _ => Err(format!("`{}` is not read from the event", e.text)),
     }
 }
 

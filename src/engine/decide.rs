@@ -150,9 +150,10 @@ impl Evaluator<'_> {
                     forbade = true;
                     memo_flags.0 |= memo;
                     if !verdict.hits.iter().any(|h| h.detection == member) {
-                        // What its correlations group and count it by, read on this request
-                        // (and so memoized with the decision when the member is).
-                        let keys = if d.keyings.is_empty() {
+                        // What its correlations group and count it by, where a key is not
+                        // read straight from the event: on this request (and so memoized with
+                        // the decision, which reads what the key reads).
+                        let keys = if d.keyings.iter().all(|k| k.quick) {
                             None
                         } else {
                             let bound = d
@@ -160,7 +161,7 @@ impl Evaluator<'_> {
                                 .as_ref()
                                 .and_then(|each| elements.bind(each, view, &entities).ok());
                             let on = bound.as_deref().map(|b| (&b.entities, b.leaves.as_slice()));
-                            match engine.match_keys((member, d), &request, &entities, on) {
+                            match engine.match_keys((member, d), &request, &entities, on, false) {
                                 Ok(k) => Some(k),
                                 Err(e) => {
                                     verdict.error(member, d, message(e));

@@ -653,17 +653,21 @@ fn correlation_steps(
                             named(id),
                         )));
                     }
+                    let each = detections.get(*at).is_some_and(|d| d.each.is_some());
                     if let Some(k) = keyings.get_mut(*at) {
                         k.push(Keying {
                             correlation: i,
                             step,
+                            quick: c.quick(step, each),
                         });
                     }
                 }
+                let each = detections.get(i).is_some_and(|d| d.each.is_some());
                 if let Some(k) = keyings.get_mut(i) {
                     k.push(Keying {
                         correlation: i,
                         step: c.after.len(),
+                        quick: c.quick(c.after.len(), each),
                     });
                 }
                 if let Some(d) = detections.get_mut(i) {
@@ -710,12 +714,14 @@ fn correlation_steps(
 }
 
 /// Merges what the correlations' expressions read into the needs of each detection whose
-/// matches evaluate them, so that the engine builds it (and memoizes decisions by it).
+/// matches evaluate them on the request, so that the engine builds it (and memoizes decisions
+/// by it). Expressions read straight from the event ([`correlation::Read`]) need nothing.
 fn key_needs(detections: &mut [Detection]) -> Result<(), String> {
     let mut merged: Vec<Option<crate::engine::analysis::Needs>> = Vec::new();
     for d in detections.iter() {
         let mut texts: Vec<String> = Vec::new();
-        for k in &d.keyings {
+        // Keys read straight from the event need nothing of the request.
+        for k in d.keyings.iter().filter(|k| !k.quick) {
             let Some(c) = detections
                 .get(k.correlation)
                 .and_then(|c| c.correlation.as_deref())
