@@ -27,7 +27,8 @@ pub fn warnings(pack: &Pack) -> Vec<String> {
         if d.effect == cedar_policy::Effect::Forbid && d.mitre.is_none() {
             out.push(format!("{at}: no @mitre technique"));
         }
-        if d.effect == cedar_policy::Effect::Forbid && d.runbook.is_none() {
+        // A building block is not reported: its correlations carry the runbook.
+        if d.effect == cedar_policy::Effect::Forbid && d.runbook.is_none() && !d.building_block {
             out.push(format!("{at}: no @runbook"));
         }
         let file = Path::new(&d.file);

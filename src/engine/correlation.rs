@@ -982,7 +982,11 @@ impl Engine {
             let group: Result<Vec<Shown>, String> =
                 c.group.iter().map(|g| quick(view, principal, g)).collect();
             let distinct: Result<Vec<Shown>, String> = match &c.distinct {
-                Some(e) if k.correlation == member => quick(view, principal, e).map(|v| vec![v]),
+                Some(e) if k.correlation == member => quick(view, principal, e).map(|v| {
+                    let mut out = Vec::new();
+                    push_distinct(&mut out, v);
+                    out
+                }),
                 _ => Ok(Vec::new()),
             };
             if let (Ok(group), Ok(distinct)) = (group, distinct) {
@@ -1039,10 +1043,21 @@ fn evaluate(request: &Request, entities: &Entities, e: &KeyExpr) -> Result<Shown
         .map_err(|err| format!("`{}`: {err}", e.text))
 }
 
-/// A distinct value; a set's elements are each a value.
+/// A distinct value. A list counts each of its elements: a Cedar set's, and a payload's list
+/// as its tag spells it (`getTag("instanceIds")` is the JSON text `["i-1","i-2"]`).
 fn push_distinct(out: &mut Vec<Shown>, v: Shown) {
     let items: Vec<Shown> = match &v.json {
         serde_json::Value::Array(_) => split_set(&v),
+        serde_json::Value::String(text) if text.starts_with('[') => {
+            match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+                Ok(list) => list
+                    .iter()
+                    .filter_map(fields::tag_text)
+                    .map(|t| Shown::of(&EvalResult::String(t)))
+                    .collect(),
+                Err(_) => vec![v],
+            }
+        }
         _ => vec![v],
     };
     for item in items {
@@ -1117,6 +1132,18 @@ mod tests {
         assert!(split_elements("a,,b").is_err());
         assert!(split_elements("a, f(b").is_err());
         assert!(split_elements(r#"a, "b"#).is_err());
+    }
+
+    #[test]
+    fn a_list_counts_each_of_its_elements_as_a_distinct_value() {
+        let mut out = Vec::new();
+        push_distinct(&mut out, Shown::of(&EvalResult::String(r#"["i-1","i-2",3]"#.into())));
+        push_distinct(&mut out, Shown::of(&EvalResult::String("i-2".into())));
+        let cedar: Vec<&str> = out.iter().map(|v| v.cedar.as_str()).collect();
+        assert_eq!(cedar, [r#""i-1""#, r#""i-2""#, r#""3""#]);
+        let mut one = Vec::new();
+        push_distinct(&mut one, Shown::of(&EvalResult::String("[not a list".into())));
+        assert_eq!(one.len(), 1);
     }
 
     #[test]
