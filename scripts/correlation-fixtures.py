@@ -44,10 +44,28 @@ def stamp(t):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The users and roles the fixtures act as: the fixture inventory lists them (inventory()), so
+# that they are not users missing from the inventory.
+USERS = {}
+ROLES = {}
+
+
+def stable_id(prefix, name):
+    h = 0
+    for c in name:
+        h = (h * 131 + ord(c)) % (36 ** 9)
+    digits = ""
+    for _ in range(9):
+        h, d = divmod(h, 36)
+        digits += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[d]
+    return prefix + "Q4BT4DHF" + digits
+
+
 def user(name, key):
+    USERS[name] = stable_id("AIDA", name)
     return {
         "type": "IAMUser",
-        "principalId": "AIDAQ4BT4DHF" + alnum(9),
+        "principalId": USERS[name],
         "arn": f"arn:aws:iam::{ACCOUNT}:user/{name}",
         "accountId": ACCOUNT,
         "accessKeyId": key,
@@ -56,7 +74,9 @@ def user(name, key):
 
 
 def session(role, name, key, created, instance=False):
-    role_id = "AROAQ4BT4DHF" + alnum(9)
+    role_id = stable_id("AROA", role)
+    ROLES[role] = (role_id, instance)
+    path = "/aws-reserved/sso.amazonaws.com/ap-northeast-1/" if role.startswith("AWSReservedSSO_") else "/"
     identity = {
         "type": "AssumedRole",
         "principalId": f"{role_id}:{name}",
@@ -67,7 +87,7 @@ def session(role, name, key, created, instance=False):
             "sessionIssuer": {
                 "type": "Role",
                 "principalId": role_id,
-                "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+                "arn": f"arn:aws:iam::{ACCOUNT}:role{path}{role}",
                 "accountId": ACCOUNT,
                 "userName": role,
             },
@@ -258,7 +278,7 @@ def batch_deleted(identity, t, bucket, ip, error=None):
 
 
 def versions_batch_deleted():
-    actor = user("backup-admin", "AKIAQ4BT4DHFRANSOM02")
+    actor = user("vault-admin", "AKIAQ4BT4DHFRANSOM02")
     flag = [
         versions_listed(actor, at(4, 10, 0), "cm-backups", "198.51.100.44"),
         batch_deleted(actor, at(4, 10, 3), "cm-backups", "198.51.100.44"),
@@ -485,16 +505,31 @@ def large_instances():
 
 # --- Sign-in failures, AccessDenied across services, discovery from an instance, SES.
 
+# Of the names a password spray tries, those of the account's users (harvested elsewhere);
+# CloudTrail hides the names of users that do not exist.
+SIGN_IN_USERS = {"admin", "tanaka", "suzuki", "ops", "devops", "backup", "deploy", "security",
+                 "finance", "sato"}
+
+
 def console_login(name, t, ip, ok, mfa="No"):
-    identity = {
-        "type": "IAMUser",
-        "principalId": "AIDAQ4BT4DHF" + alnum(9),
-        "accountId": ACCOUNT,
-        "accessKeyId": "",
-        "userName": name,
-    }
-    if ok:
-        identity["arn"] = f"arn:aws:iam::{ACCOUNT}:user/{name}"
+    if ok or name in SIGN_IN_USERS:
+        USERS[name] = stable_id("AIDA", name)
+        identity = {
+            "type": "IAMUser",
+            "principalId": USERS[name],
+            "arn": f"arn:aws:iam::{ACCOUNT}:user/{name}",
+            "accountId": ACCOUNT,
+            "accessKeyId": "",
+            "userName": name,
+        }
+    else:
+        identity = {
+            "type": "IAMUser",
+            "principalId": "",
+            "accountId": ACCOUNT,
+            "accessKeyId": "",
+            "userName": "HIDDEN_DUE_TO_SECURITY_REASONS",
+        }
     r = call(identity, t, "signin", "ConsoleLogin", "us-east-1", ip, BROWSER,
              None, {"ConsoleLogin": "Success" if ok else "Failure"},
              None if ok else ("Failed authentication", "Failed authentication"), read_only=False)
@@ -516,7 +551,7 @@ def console_login(name, t, ip, ok, mfa="No"):
 
 def login_failures():
     users = ["admin", "administrator", "tanaka", "suzuki", "ops", "devops", "backup", "deploy",
-             "root-admin", "security", "finance", "sato"]
+             "ops-lead", "security", "finance", "sato"]
     flag = [console_login(u, t, "192.0.2.200", False)
             for u, t in zip(users, spread(at(15, 0), 12, 150))]
     write("signin/console_login_failure_burst.flag.json", flag)
@@ -701,6 +736,44 @@ def root_session():
     write("root/root_activity.session.json", records)
 
 
+def inventory():
+    """Adds the fixtures' users and roles to the fixture inventory's IAM listing (once)."""
+    path = Path("fixtures/inventory/2024-05-13/iam-authorization-details.json")
+    doc = json.loads(path.read_text())
+    users = {u["UserName"] for u in doc["UserDetailList"]}
+    roles = {r["RoleName"] for r in doc["RoleDetailList"]}
+    for name in sorted(USERS):
+        if name in users:
+            continue
+        doc["UserDetailList"].append({
+            "Path": "/", "UserName": name, "UserId": USERS[name],
+            "Arn": f"arn:aws:iam::{ACCOUNT}:user/{name}", "CreateDate": "2023-09-01T00:00:00Z",
+            "UserPolicyList": [], "GroupList": [], "AttachedManagedPolicies": [], "Tags": [],
+        })
+    for name in sorted(ROLES):
+        if name in roles:
+            continue
+        role_id, instance = ROLES[name]
+        service = "ec2.amazonaws.com" if instance else "codebuild.amazonaws.com"
+        if name.startswith("AWSReservedSSO_") or name == "admin-role":
+            principal = {"Federated": f"arn:aws:iam::{ACCOUNT}:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE"}
+            action = "sts:AssumeRoleWithSAML"
+        else:
+            principal = {"Service": service}
+            action = "sts:AssumeRole"
+        path_ = "/aws-reserved/sso.amazonaws.com/ap-northeast-1/" if name.startswith("AWSReservedSSO_") else "/"
+        doc["RoleDetailList"].append({
+            "Path": path_, "RoleName": name, "RoleId": role_id,
+            "Arn": f"arn:aws:iam::{ACCOUNT}:role{path_}{name}", "CreateDate": "2023-09-01T00:00:00Z",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": principal, "Action": action}]},
+            "InstanceProfileList": [], "RolePolicyList": [], "AttachedManagedPolicies": [],
+            "RoleLastUsed": {}, "Tags": [],
+        })
+    path.write_text(json.dumps(doc, indent=2))
+    print(f"{path}: {len(doc['UserDetailList'])} users, {len(doc['RoleDetailList'])} roles")
+
+
 if __name__ == "__main__":
     bulk_reads()
     bulk_deletes()
@@ -716,3 +789,4 @@ if __name__ == "__main__":
     ses()
     sequence()
     root_session()
+    inventory()

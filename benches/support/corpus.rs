@@ -887,7 +887,8 @@ pub fn write_inventory(
 
 /// The sample archive shipped in `fixtures/archive`: a day of generated background traffic on
 /// 2024-05-14 with every fixture event of `events_dir` (the seed scenarios and their near
-/// misses) mixed in, delivered per region every three hours, plus a digest file and an
+/// misses) mixed in, delivered per region every 15 minutes (what CloudTrail does every five, in
+/// fewer files), plus a digest file and an
 /// Insights file that a scan must skip.
 pub fn write_sample_archive(root: &Path, events_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let account = "123456789012";
@@ -943,7 +944,7 @@ pub fn write_sample_archive(root: &Path, events_dir: &Path) -> io::Result<Vec<Pa
     all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut files: std::collections::BTreeMap<(String, i64), Vec<Value>> =
         std::collections::BTreeMap::new();
-    let block = 3 * 3_600_000;
+    let block = 15 * 60_000;
     for (t, region, e) in all {
         files
             .entry((region, t.0.div_euclid(block)))

@@ -179,13 +179,14 @@ impl Correlation {
         self.after.len() + 1
     }
 
-    /// What the correlation declares, in the words of a finding: `count >= 500 within 10m`.
+    /// What the correlation declares, in the words of a finding:
+    /// `count >= 500 per (principal) within 10m`.
     pub fn describe(&self) -> String {
         let group = if self.group.is_empty() {
             String::new()
         } else {
             let names: Vec<&str> = self.group.iter().map(|g| g.text.as_str()).collect();
-            format!(" per {}", names.join(", "))
+            format!(" per ({})", names.join(", "))
         };
         let w = &self.window.text;
         match self.kind {
@@ -197,9 +198,9 @@ impl Correlation {
             ),
             Kind::Sequence => {
                 let ids: Vec<&str> = self.after.iter().map(|(id, _)| id.as_str()).collect();
-                format!("after {}, then this{group} within {w}", ids.join(", then "))
+                format!("{}, then this{group} within {w}", ids.join(", then "))
             }
-            Kind::Group => format!("one finding{group} per {w}"),
+            Kind::Group => format!("grouped{group} and {w}"),
         }
     }
 }
@@ -1137,12 +1138,18 @@ mod tests {
     #[test]
     fn a_list_counts_each_of_its_elements_as_a_distinct_value() {
         let mut out = Vec::new();
-        push_distinct(&mut out, Shown::of(&EvalResult::String(r#"["i-1","i-2",3]"#.into())));
+        push_distinct(
+            &mut out,
+            Shown::of(&EvalResult::String(r#"["i-1","i-2",3]"#.into())),
+        );
         push_distinct(&mut out, Shown::of(&EvalResult::String("i-2".into())));
         let cedar: Vec<&str> = out.iter().map(|v| v.cedar.as_str()).collect();
         assert_eq!(cedar, [r#""i-1""#, r#""i-2""#, r#""3""#]);
         let mut one = Vec::new();
-        push_distinct(&mut one, Shown::of(&EvalResult::String("[not a list".into())));
+        push_distinct(
+            &mut one,
+            Shown::of(&EvalResult::String("[not a list".into())),
+        );
         assert_eq!(one.len(), 1);
     }
 

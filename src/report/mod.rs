@@ -588,7 +588,7 @@ impl FindingWriter for TableWriter<'_> {
             }
             block.push_str(&format!(
                 "{}{}, in the window {} to {}\n",
-                label(&c.kind),
+                label("counted"),
                 t(&c.counted()),
                 t(&c.start),
                 t(&c.end)

@@ -42,18 +42,22 @@ fn block(f: &Finding, corpus: Option<&Path>) -> String {
             s.push_str(&format!("  values {}\n", t(&values)));
         }
         for x in &c.sample {
-            let shown = Path::new(&x.location.file);
-            let shown = corpus
-                .and_then(|root| shown.strip_prefix(root).ok())
-                .unwrap_or(shown);
+            // Where it is, relative to the corpus; without one, its record in its file.
+            let at = match corpus {
+                Some(root) => {
+                    let file = Path::new(&x.location.file);
+                    let shown = file.strip_prefix(root).unwrap_or(file);
+                    format!("{}#{}", shown.display(), x.location.record)
+                }
+                None => format!("#{}", x.location.record),
+            };
             s.push_str(&format!(
-                "  event {} {} {} {} in {}#{}\n",
+                "  event {} {} {} {} {}\n",
                 t(&x.event_time),
                 t(&x.event_id),
                 t(&x.action),
                 t(&x.detection),
-                t(&shown.display().to_string()),
-                x.location.record
+                t(&at)
             ));
             if !x.values.is_empty() {
                 s.push_str(&format!("    {}\n", t(&x.read())));

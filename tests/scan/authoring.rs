@@ -357,7 +357,7 @@ fn explain_shows_the_request_and_each_candidate() {
     );
     let (policies, _) = shipped_size();
     assert!(
-        out.contains(&format!("candidates: 7 of {policies} policies")),
+        out.contains(&format!("candidates: 8 of {policies} policies")),
         "{out}"
     );
     assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
@@ -420,7 +420,7 @@ fn where_lists_an_investigation_in_time_order() {
     );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 28, "{out}");
+    assert_eq!(lines.len(), 31, "{out}");
     let times: Vec<&str> = lines.iter().map(|l| &l[..20]).collect();
     let mut sorted = times.clone();
     sorted.sort();
@@ -455,15 +455,15 @@ fn where_lists_an_investigation_in_time_order() {
             "-f",
             "jsonl",
             "--where",
-            "action == Action::\"ec2:RunInstances\" && context.eventTime >= datetime(\"2024-05-14T02:20:00Z\")",
+            "action == Action::\"ec2:RunInstances\" && context.eventTime >= datetime(\"2024-05-14T02:20:00Z\") && context.eventTime < datetime(\"2024-05-14T06:00:00Z\")",
         ],
         None,
     );
     assert_eq!(code, 0);
     assert_eq!(
         out.lines().count(),
-        3,
-        "the attacker's two and an administrator's: {out}"
+        7,
+        "the attacker's six (in five regions) and an administrator's: {out}"
     );
 }
 
