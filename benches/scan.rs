@@ -13,6 +13,10 @@
 //! turn, `--repeat` passes over the corpus (a slow spell of a shared machine lasts seconds,
 //! longer than a file, so it falls on both scans of the file alike).
 //!
+//! `--against DIR` adds the full scan (one thread) with the pack in DIR to the same rounds, and
+//! prints the measured pack's cost per event against it: a pack's detections measured by a pack
+//! without them.
+//!
 //! `--inventory-resources N` (100000) and `--inventory-users N` (10000) size the generated
 //! inventory of the `+inv` runs, which join it into every event (`scan --inventory`).
 //!
@@ -207,15 +211,17 @@ struct Run {
 }
 
 /// One configuration of a run: mode, threads, inventory.
-type Config<'a> = (&'a str, usize, Option<&'a Path>);
+/// A configuration: the mode, threads, the inventory, and another pack than the one measured
+/// (`--against`).
+type Config<'a> = (&'a str, usize, Option<&'a Path>, Option<&'a Path>);
 
 /// Each configuration run `repeat` times, interleaved (one of each per round, so that a slow
 /// spell of the machine falls on all of them alike): per configuration, the runs in round order.
 fn rounds(repeat: usize, dir: &Path, configs: &[Config]) -> Vec<Vec<Run>> {
     let mut out: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
     for _ in 0..repeat.max(1) {
-        for (runs, &(mode, threads, inv)) in out.iter_mut().zip(configs) {
-            runs.push(measure(mode, dir, threads, inv));
+        for (runs, &(mode, threads, inv, other)) in out.iter_mut().zip(configs) {
+            runs.push(measure(mode, dir, threads, inv, other));
         }
     }
     out
@@ -238,7 +244,13 @@ fn per_event(r: &Run) -> f64 {
     (r.secs - r.load_secs) / r.events as f64
 }
 
-fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
+fn measure(
+    mode: &str,
+    dir: &Path,
+    threads: usize,
+    inv: Option<&Path>,
+    other: Option<&Path>,
+) -> Run {
     let (threads_arg, inv_arg) = (
         threads.to_string(),
         inv.map(|p| p.to_str().expect("utf-8 path")),
@@ -253,9 +265,8 @@ fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     if let Some(inv) = inv_arg {
         args.extend(["--with-inventory", inv]);
     }
-    let pack = PACK
-        .get()
-        .and_then(Option::as_ref)
+    let pack = other
+        .or(PACK.get().and_then(Option::as_ref).map(PathBuf::as_path))
         .map(|p| p.to_str().expect("utf-8 path"));
     if let Some(pack) = pack {
         args.extend(["--pack", pack]);
@@ -265,7 +276,9 @@ fn measure(mode: &str, dir: &Path, threads: usize, inv: Option<&Path>) -> Run {
     Run {
         label: format!(
             "{:<8} {threads} thread{}",
-            if inv.is_some() {
+            if other.is_some() {
+                format!("{mode}/vs")
+            } else if inv.is_some() {
                 format!("{mode}+inv")
             } else {
                 mode.to_string()
@@ -310,6 +323,33 @@ fn paired_run(dir: &Path, inv: &Path, passes: usize) -> Paired {
 }
 
 /// The inventory's cost per event, three ways (fastest runs, median of rounds, file by file).
+/// The measured pack's cost per event against `--against`'s, one thread: the fastest runs'
+/// ratio and the median of the rounds' (each round's two runs made side by side).
+fn pack_cost(all: &[Vec<Run>], other: &Path) {
+    let (Some(ours), Some(theirs)) = (all.get(1), all.last()) else {
+        return;
+    };
+    let mut paired: Vec<f64> = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| 100.0 * per_event(a) / per_event(b) - 100.0)
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    let median = paired[paired.len() / 2];
+    let fastest = |runs: &[Run]| runs.iter().map(per_event).fold(f64::INFINITY, f64::min);
+    println!(
+        "against {}: one thread, {:+.1}% per event (fastest runs), {median:+.1}% (median of {} rounds: {})",
+        other.display(),
+        100.0 * fastest(ours) / fastest(theirs) - 100.0,
+        paired.len(),
+        paired
+            .iter()
+            .map(|p| format!("{p:+.1}%"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
 fn inventory_cost(
     all: &[Vec<Run>],
     runs: &[Run],
@@ -461,16 +501,22 @@ fn main() {
         .unwrap_or(3);
     // `--no-inventory`: only the scans without it (faster, for other corpora and packs).
     let with_inventory = !args.iter().any(|a| a == "--no-inventory");
-    let mut configs: Vec<Config> = vec![("decode", 1, None), ("full", 1, None)];
+    let mut configs: Vec<Config> = vec![("decode", 1, None, None), ("full", 1, None, None)];
     if with_inventory {
-        configs.push(("full", 1, Some(&inv_dir)));
+        configs.push(("full", 1, Some(&inv_dir), None));
     }
     if threads > 1 {
-        configs.push(("decode", threads, None));
-        configs.push(("full", threads, None));
+        configs.push(("decode", threads, None, None));
+        configs.push(("full", threads, None, None));
         if with_inventory {
-            configs.push(("full", threads, Some(&inv_dir)));
+            configs.push(("full", threads, Some(&inv_dir), None));
         }
+    }
+    // `--against DIR`: the full scan with another pack too, in the same rounds (one thread):
+    // what the measured pack costs against it (a pack without some detections, say).
+    let against = arg(&args, "--against").map(PathBuf::from);
+    if let Some(other) = &against {
+        configs.push(("full", 1, None, Some(other)));
     }
     let all = rounds(repeat, &dir, &configs);
     let runs: Vec<Run> = all.iter().map(|r| best(r)).collect();
@@ -509,6 +555,9 @@ fn main() {
     }
     let decode = &runs[0];
     let full = &runs[1];
+    if let Some(other) = &against {
+        pack_cost(&all, other);
+    }
     if with_inventory {
         inventory_cost(&all, &runs, &dir, &inv_dir, repeat, (resources, users));
     }

@@ -1230,6 +1230,121 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         assert!(w[0].to_lowercase().contains("script"), "{w:?}");
     }
 
+    const COUNT: &str = r#"@id("reads") @title("t") @severity("low") @window("10m") @threshold("100")"#;
+
+    #[test]
+    fn correlations_are_read_with_their_kind_and_keyings() {
+        let text = format!(
+            r#"{COUNT} @group("principal.accessKeyId, context.sourceIPAddress")
+            forbid (principal, action == Action::"s3:GetObject", resource)
+            when {{ principal has accessKeyId && context has sourceIPAddress }};
+            @id("whoami") @title("t") @severity("info") @buildingBlock
+            forbid (principal, action == Action::"sts:GetCallerIdentity", resource)
+            when {{ principal has accessKeyId }};
+            @id("after") @title("t") @severity("high") @group("principal.accessKeyId") @window("1h") @after("whoami")
+            forbid (principal, action == Action::"iam:CreateUser", resource)
+            when {{ principal has accessKeyId }};"#
+        );
+        let pack = load(src(&text), "test").unwrap_or_else(|e| panic!("{e}"));
+        let [reads, whoami, after] = &pack.detections[..] else {
+            panic!("three detections")
+        };
+        assert_eq!(reads.kind(), "correlation");
+        assert_eq!(whoami.kind(), "building block");
+        assert!(!whoami.reported_alone() && !after.reported_alone());
+        let c = reads.correlation.as_ref().unwrap();
+        assert_eq!((c.kind, c.threshold, c.window.ms), (correlation::Kind::Count, 100, 600_000));
+        let texts: Vec<&str> = c.group.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(texts, ["principal.accessKeyId", "context.sourceIPAddress"]);
+        assert_eq!(
+            whoami.keyings,
+            [Keying { correlation: 2, step: 0, quick: true }],
+            "a step is keyed for its sequence"
+        );
+        assert_eq!(after.correlation.as_ref().unwrap().kind, correlation::Kind::Sequence);
+    }
+
+    #[test]
+    fn group_expressions_are_type_checked_inside_their_annotation() {
+        let e = errors(&format!(
+            "{COUNT}\n@group(\"principal.accesKeyId\")\nforbid (principal, action == Action::\"s3:GetObject\", resource);"
+        ));
+        assert!(e.contains("@group of policy \"reads\""), "{e}");
+        assert!(e.contains("did you mean `accessKeyId`?"), "{e}");
+        assert!(e.contains("t.cedar:2:9"), "points into the annotation: {e}");
+        // An optional attribute needs its `has` in the condition.
+        let e = errors(&format!(
+            "{COUNT} @group(\"context.sourceIPAddress\") forbid (principal, action, resource);"
+        ));
+        assert!(e.contains("optional attribute `sourceIPAddress`"), "{e}");
+        assert!(e.contains("test the value there"), "{e}");
+        let e = errors(&format!(
+            r#"{COUNT} @distinct("context.requestParameters.getTag(\"secretId\")") forbid (principal, action, resource);"#
+        ));
+        assert!(e.contains("@distinct of policy"), "{e}");
+    }
+
+    #[test]
+    fn a_sequences_group_is_checked_on_each_step() {
+        let e = errors(
+            r#"@id("whoami") @title("t") @severity("info") @buildingBlock
+            forbid (principal, action == Action::"sts:GetCallerIdentity", resource);
+            @id("after") @title("t") @severity("high") @group("principal.accessKeyId") @window("1h") @after("whoami")
+            forbid (principal, action == Action::"iam:CreateUser", resource)
+            when { principal has accessKeyId };"#,
+        );
+        assert!(e.contains("(read on the events of step \"whoami\")"), "{e}");
+        assert!(e.ends_with("1 error(s) in the policy pack"), "the sequence's own is fine: {e}");
+    }
+
+    #[test]
+    fn after_names_detections_of_the_pack() {
+        let e = errors(
+            r#"@id("sts-whoami") @title("t") @severity("info")
+            forbid (principal, action == Action::"sts:GetCallerIdentity", resource);
+            @id("after") @title("t") @severity("high") @window("1h") @after("sts-whoam")
+            forbid (principal, action == Action::"iam:CreateUser", resource);"#,
+        );
+        assert!(e.contains("no detection \"sts-whoam\" in the pack"), "{e}");
+        assert!(e.contains("did you mean `sts-whoami`?"), "{e}");
+        let e = errors(
+            r#"@id("after") @title("t") @severity("high") @window("1h") @after("after")
+            forbid (principal, action == Action::"iam:CreateUser", resource);"#,
+        );
+        assert!(e.contains("@after names the detection itself"), "{e}");
+    }
+
+    #[test]
+    fn correlation_annotations_are_read_with_pointed_errors() {
+        let head = r#"@id("x") @title("t") @severity("low") "#;
+        let body = r#" @group("principal") forbid (principal, action, resource);"#;
+        for (annotations, want) in [
+            (r#"@window("10 min") @threshold("5")"#, "is not a duration"),
+            (r#"@window("8d") @threshold("5")"#, "at most 7d"),
+            (r#"@window("10m") @threshold("1")"#, "that is grouping"),
+            (r#"@window("10m") @threshold("many")"#, "not a whole number"),
+            (r#"@threshold("5")"#, "@threshold needs @window"),
+            (r#"@window("10m") @distinct("context.eventName")"#, "@distinct needs @threshold"),
+            (r#"@window("10m") @threshold("5") @after("x")"#, "takes no @threshold"),
+            (r#"@window("10m") @buildingBlock"#, "a building block is a per-event detection"),
+            (r#"@window("10m") @threshold("5") @group("a,,b")"#, "an empty expression"),
+        ] {
+            let e = errors(&format!("{head}{annotations}{body}"));
+            assert!(e.contains(want), "{annotations}: {e}");
+        }
+        let e = errors(r#"@id("x") @title("t") @severity("low") @window("10m") forbid (principal, action, resource);"#);
+        assert!(e.contains("@window alone counts nothing"), "{e}");
+        let e = errors(r#"@id("x") @title("t") @window("10m") @group("principal") permit (principal, action, resource);"#);
+        assert!(e.contains("correlations and building blocks are detections"), "{e}");
+    }
+
+    #[test]
+    fn a_building_block_no_correlation_reads_is_a_warning() {
+        let w = warnings(r#"@id("x") @title("t") @severity("low") @buildingBlock forbid (principal, action, resource);"#);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("feeds no correlation"), "{w:?}");
+    }
+
     #[test]
     fn permits_select_allow_list_mode() {
         let pack = load(

@@ -675,6 +675,7 @@ impl FindingWriter for TableWriter<'_> {
                 c.sample.len(),
                 c.events
             ));
+            let mut before = String::new();
             for (i, x) in c.sample.iter().enumerate() {
                 if i + 1 == c.sample.len() && c.omitted > 0 {
                     block.push_str(&format!("              … {} more\n", c.omitted));
@@ -688,8 +689,11 @@ impl FindingWriter for TableWriter<'_> {
                     x.location.record,
                     t(&x.detection)
                 ));
-                if !x.values.is_empty() {
-                    block.push_str(&format!("      read {}\n", t(&x.read())));
+                // What each read, once: the events of a burst mostly read the same.
+                let read = x.read();
+                if !x.values.is_empty() && read != before {
+                    block.push_str(&format!("      read {}\n", t(&read)));
+                    before = read;
                 }
             }
         }
