@@ -357,7 +357,7 @@ fn explain_shows_the_request_and_each_candidate() {
     );
     let (policies, _) = shipped_size();
     assert!(
-        out.contains(&format!("candidates: 7 of {policies} policies")),
+        out.contains(&format!("candidates: 8 of {policies} policies")),
         "{out}"
     );
     assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
@@ -420,7 +420,7 @@ fn where_lists_an_investigation_in_time_order() {
     );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 28, "{out}");
+    assert_eq!(lines.len(), 65, "{out}");
     let times: Vec<&str> = lines.iter().map(|l| &l[..20]).collect();
     let mut sorted = times.clone();
     sorted.sort();
@@ -462,8 +462,8 @@ fn where_lists_an_investigation_in_time_order() {
     assert_eq!(code, 0);
     assert_eq!(
         out.lines().count(),
-        3,
-        "the attacker's two and an administrator's: {out}"
+        12,
+        "the intruder's six (two refused), the deployer's, the administrators' and Auto Scaling's: {out}"
     );
 }
 
