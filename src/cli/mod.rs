@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod list;
 pub mod scan;
 pub mod schema;
 pub mod snapshot;
@@ -44,6 +45,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Print the Cedar schema of the model, with every CloudTrail action.
     Schema(schema::SchemaArgs),
+    /// List a pack's detections: severity, ATT&CK technique and tactic, the data they need.
+    List(list::ListArgs),
 }
 
 /// When to colour the table.
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::List(args) => list::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
