@@ -23,7 +23,7 @@ use cedar_policy::{
 use miette::{NamedSource, Report};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -607,54 +607,73 @@ impl Validation<'_> {
         }
     }
 
-    fn run(mut self, errors: &mut Vec<Report>, warnings: &mut Vec<Report>) {
-        let mut actions: BTreeSet<String> = self
-            .detections
-            .iter()
-            .flat_map(|d| {
-                d.analysis
-                    .action_ids
-                    .iter()
-                    .filter(|a| a.contains(':'))
-                    .cloned()
-            })
+    /// The actions a policy is validated against: those it names, with a placeholder member
+    /// for a service group it names without one, and a placeholder action (every action has the
+    /// same principals, resource and context, so one stands for the others).
+    fn actions_of<'d>(detections: impl IntoIterator<Item = &'d Detection>) -> BTreeSet<String> {
+        let ids: BTreeSet<&String> = detections
+            .into_iter()
+            .flat_map(|d| d.analysis.action_ids.iter())
             .collect();
-        // Unscoped policies still need one action to be checked against.
-        actions.insert("sts:GetCallerIdentity".to_string());
-        let groups: BTreeSet<String> = self
-            .detections
+        let mut actions: BTreeSet<String> = ids
             .iter()
-            .flat_map(|d| {
-                d.analysis
-                    .action_ids
-                    .iter()
-                    .filter(|a| !a.contains(':'))
-                    .cloned()
-            })
+            .filter(|a| a.contains(':'))
+            .map(|a| a.to_string())
             .collect();
-        for g in groups {
-            if !actions.iter().any(|a| a.starts_with(&format!("{g}:"))) {
+        for group in ids.iter().filter(|a| !a.contains(':')) {
+            if !actions.iter().any(|a| a.starts_with(&format!("{group}:"))) {
                 // A group is declared with its members; give a group its placeholder member.
-                actions.insert(format!("{g}:*"));
+                actions.insert(format!("{group}:*"));
             }
         }
-        let schema = match schema::schema(&actions) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(miette::miette!(
-                    "internal error: the model schema does not parse: {e}"
-                ));
-                return;
-            }
-        };
-        let set = match PolicySet::from_policies(self.detections.iter().map(|d| d.policy.clone())) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(miette::miette!("{e}"));
-                return;
-            }
-        };
-        let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+        actions.insert("sts:GetCallerIdentity".to_string());
+        actions
+    }
+
+    fn run(mut self, errors: &mut Vec<Report>, warnings: &mut Vec<Report>) {
+        // Cedar typechecks a policy once per action (and principal type) its scope admits: a
+        // policy whose scope names actions, against those only, but an unscoped one against
+        // every action of the schema, so that a pack's validation grew with the square of its
+        // size. Policies with an action scope are validated against one schema of every action
+        // the pack names; unscoped ones against a schema of only the actions they name, since
+        // the others, alike but for their names, tell nothing more.
+        let (scoped, unscoped): (Vec<&Detection>, Vec<&Detection>) = self
+            .detections
+            .iter()
+            .partition(|d| d.analysis.actions.is_some());
+        let mut groups: Vec<(BTreeSet<String>, Vec<Policy>)> = Vec::new();
+        if !scoped.is_empty() {
+            let actions = Self::actions_of(self.detections.iter());
+            groups.push((actions, scoped.iter().map(|d| d.policy.clone()).collect()));
+        }
+        let mut by_actions: BTreeMap<BTreeSet<String>, Vec<Policy>> = BTreeMap::new();
+        for d in unscoped {
+            by_actions
+                .entry(Self::actions_of([d]))
+                .or_default()
+                .push(d.policy.clone());
+        }
+        groups.extend(by_actions);
+        let mut results = Vec::new();
+        for (actions, policies) in groups {
+            let schema = match schema::schema(&actions) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(miette::miette!(
+                        "internal error: the model schema does not parse: {e}"
+                    ));
+                    return;
+                }
+            };
+            let set = match PolicySet::from_policies(policies) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(miette::miette!("{e}"));
+                    return;
+                }
+            };
+            results.push(Validator::new(schema).validate(&set, ValidationMode::Strict));
+        }
         let lenient = |e: &ValidationError| {
             self.options.lenient_optional
                 && matches!(
@@ -663,14 +682,15 @@ impl Validation<'_> {
                         | ValidationError::UnsafeTagAccess(_)
                 )
         };
-        for e in result.validation_errors() {
+        let all_errors = || results.iter().flat_map(|r| r.validation_errors());
+        for e in all_errors() {
             if !follow_on(e) {
                 self.wrong.insert(e.policy_id().to_string());
             }
         }
         // The same mistake is reported once for each principal type it applies to: keep one.
         let mut seen = HashSet::new();
-        for e in result.validation_errors() {
+        for e in all_errors() {
             let policy = e.policy_id().to_string();
             if lenient(e) || (follow_on(e) && self.wrong.contains(&policy)) {
                 continue;
@@ -685,7 +705,7 @@ impl Validation<'_> {
             }
             errors.push(Report::new(self.report(e.policy_id(), e)));
         }
-        for w in result.validation_warnings() {
+        for w in results.iter().flat_map(|r| r.validation_warnings()) {
             let policy = w.policy_id().to_string();
             match w {
                 ValidationWarning::ImpossiblePolicy(_) => {
