@@ -142,6 +142,14 @@ pub fn scan_text(
                 });
             }
         }
+        for (_, suppression) in &verdict.suppressed {
+            if let Some(s) = engine.pack.suppressions.get(*suppression) {
+                *summary
+                    .suppressed
+                    .entry(s.detection.id.clone())
+                    .or_insert(0) += 1;
+            }
+        }
         if verdict.flagged() {
             summary.events_flagged += 1;
             for f in findings_of(engine, &view, &verdict, name, record.index) {
@@ -226,7 +234,7 @@ pub fn findings_of(
             }
         };
     let mut out = Vec::new();
-    for hit in &verdict.hits {
+    for hit in verdict.reported() {
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };

@@ -212,6 +212,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     };
     let mode = pack.mode;
     let policy_count = pack.detections.len();
+    let suppression_count = pack.suppressions.len();
     let origin = pack.origin.clone();
     let inventory = args.inventory.load(!args.quiet)?;
     let engine = Engine::new(pack, ranges)?.with_inventory(inventory);
@@ -239,8 +240,13 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
             Mode::Detection => "detection mode",
             Mode::AllowList => "allow-list mode",
         };
+        let suppressions = match suppression_count {
+            0 => String::new(),
+            1 => " and 1 suppression".to_string(),
+            n => format!(" and {n} suppressions"),
+        };
         eprintln!(
-            "trailcedar: {policy_count} polic{} from {origin} ({mode}), {} input(s)",
+            "trailcedar: {policy_count} polic{}{suppressions} from {origin} ({mode}), {} input(s)",
             if policy_count == 1 { "y" } else { "ies" },
             inputs.inputs.len()
         );

@@ -6,7 +6,7 @@ use super::load_pack;
 use crate::engine::Engine;
 use crate::model::aws_ranges::AwsRanges;
 use crate::report::sanitize::terminal;
-use crate::report::snapshot::{diff, render};
+use crate::report::snapshot::{diff, render, render_suppressed};
 use crate::scan::{self, ScanOptions};
 use crate::source::{self, TimeRange};
 use std::path::PathBuf;
@@ -63,7 +63,11 @@ pub fn run(args: &SnapshotArgs) -> Result<u8, String> {
         [one] if one.is_dir() => Some(one.as_path()),
         _ => None,
     };
-    let current = format!("{HEADER}{}", render(&findings, root));
+    let current = format!(
+        "{HEADER}{}{}",
+        render(&findings, root),
+        render_suppressed(&summary.suppressed)
+    );
     let path = &args.snapshot;
     let name = terminal(&path.display().to_string()).into_owned();
     if args.update {

@@ -111,6 +111,9 @@ pub struct Detection {
     /// `@each`: the lists whose elements the policy is evaluated on, one at a time
     /// ([`crate::model::element`]).
     pub each: Option<Arc<Each>>,
+    /// `@suppress`: the ids of the detections this policy (a `permit`) silences; empty for a
+    /// detection.
+    pub suppresses: Vec<String>,
     /// The policy's scope and clauses, to trace which of them decided an event.
     pub body: Option<cedar_policy::pst::Template>,
     /// [`Detection::body`] parsed for explanations, on the first one; clones share it.
@@ -126,10 +129,21 @@ pub enum Mode {
     AllowList,
 }
 
+/// A policy that silences some detections' findings on the events it holds for: a `permit` with
+/// `@suppress("id, id")`. It does not make its pack an allow-list.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    pub detection: Detection,
+    /// The detections it silences, by index in the pack.
+    pub targets: Vec<usize>,
+}
+
 /// A loaded, validated pack.
 #[derive(Debug, Clone)]
 pub struct Pack {
     pub detections: Vec<Detection>,
+    /// The suppressions, which silence some detections' findings.
+    pub suppressions: Vec<Suppression>,
     pub mode: Mode,
     /// Where the pack came from, for the summary.
     pub origin: String,
@@ -332,6 +346,27 @@ pub fn load_with(
                 errors.push(err(format!("policy {id:?} needs a @title"), None));
             }
             let effect = policy.effect();
+            // A suppression names the detections it silences.
+            let suppresses: Vec<String> = ann("suppress")
+                .map(|list| {
+                    list.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ann("suppress").is_some() && suppresses.is_empty() {
+                errors.push(err(
+                    format!("suppression {id:?} names no detection"),
+                    Some("@suppress(\"iam-user-created, cis-iam-policy-changed\")".to_string()),
+                ));
+            }
+            if !suppresses.is_empty() && effect == Effect::Forbid {
+                errors.push(err(
+                    format!("suppression {id:?} is a forbid: a suppression is a `permit` of what the detections it names should not report"),
+                    Some("write `permit (...)` with the condition of the events to leave out".to_string()),
+                ));
+            }
             let severity = match (ann("severity"), effect) {
                 (Some(s), _) => match Severity::from_str(&s) {
                     Ok(s) => Some(s),
@@ -496,6 +531,7 @@ pub fn load_with(
                 indexed_condition,
                 guard,
                 each,
+                suppresses,
                 body,
                 trace: Arc::default(),
             });
@@ -517,6 +553,35 @@ pub fn load_with(
         };
         found.run(&mut errors, &mut warnings);
     }
+    // Suppressions are not detections: they silence the findings of those they name.
+    let (suppressions, detections): (Vec<Detection>, Vec<Detection>) = detections
+        .into_iter()
+        .partition(|d| !d.suppresses.is_empty());
+    let ids: Vec<&str> = detections.iter().map(|d| d.id.as_str()).collect();
+    let mut resolved = Vec::new();
+    for s in suppressions {
+        let mut targets = Vec::new();
+        for name in &s.suppresses {
+            match ids.iter().position(|id| id == name) {
+                Some(i) => targets.push(i),
+                None => {
+                    let help = crate::model::actions::closest(name, ids.iter().copied())
+                        .map(|c| format!("did you mean `{c}`?"));
+                    errors.push(miette::miette!(
+                        help = help.unwrap_or_else(|| "name a detection of the pack".to_string()),
+                        "{}:{}: suppression {:?} names `{name}`, which is no detection of the pack",
+                        s.file,
+                        s.line,
+                        s.id
+                    ));
+                }
+            }
+        }
+        resolved.push(Suppression {
+            detection: s,
+            targets,
+        });
+    }
     if !errors.is_empty() {
         return Err(PackErrors { errors, warnings });
     }
@@ -532,6 +597,7 @@ pub fn load_with(
         .collect();
     Ok(Pack {
         detections,
+        suppressions: resolved,
         mode,
         origin: origin.to_string(),
         warnings: warnings.into_iter().map(Arc::new).collect(),

@@ -41,6 +41,8 @@ pub struct Summary {
     pub findings: u64,
     /// Findings per detection id, with its severity.
     pub by_detection: BTreeMap<String, (Severity, u64)>,
+    /// Findings silenced, per suppression id.
+    pub suppressed: BTreeMap<String, u64>,
     pub rule_errors: u64,
     pub rule_error_examples: Vec<Problem>,
     pub bytes_read: u64,
@@ -74,6 +76,9 @@ impl Summary {
         self.findings += other.findings;
         for (id, (sev, n)) in other.by_detection {
             self.by_detection.entry(id).or_insert((sev, 0)).1 += n;
+        }
+        for (id, n) in other.suppressed {
+            *self.suppressed.entry(id).or_insert(0) += n;
         }
         self.rule_errors += other.rule_errors;
         for r in other.rule_error_examples {
@@ -154,6 +159,17 @@ impl Summary {
         by.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
         for (id, (sev, n)) in by {
             writeln!(out, "    {:<8} {:<44} {n}", sev.as_str(), terminal(id))?;
+        }
+        if !self.suppressed.is_empty() {
+            let total: u64 = self.suppressed.values().sum();
+            writeln!(
+                out,
+                "  suppressed: {total} finding(s) by {} suppression(s)",
+                self.suppressed.len()
+            )?;
+            for (id, n) in &self.suppressed {
+                writeln!(out, "    {:<53} {n}", terminal(id))?;
+            }
         }
         if !self.unreadable.is_empty() {
             writeln!(out, "  unreadable: {} input(s)", self.unreadable.len())?;

@@ -5,7 +5,7 @@ use crate::support::{shipped_cases, shipped_size};
 use std::path::Path;
 
 /// A copy of the shipped pack and its fixtures in a temporary directory, laid out as in the repo.
-fn pack_copy() -> tempfile::TempDir {
+pub fn pack_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for top in ["policies", "fixtures/events", "fixtures/inventory"] {
         for entry in walkdir::WalkDir::new(top)

@@ -18,3 +18,4 @@ mod readme;
 mod records;
 mod snapshots;
 mod support;
+mod suppress;
