@@ -72,11 +72,10 @@ pub fn scan_file(engine: &Engine, input: &Input, opts: &ScanOptions) -> InputRep
 
 fn unreadable(name: &str, reason: String) -> InputReport {
     let mut report = InputReport::default();
-    report.summary.unreadable.push(Problem {
-        path: name.to_string(),
-        record: None,
-        reason,
-    });
+    report
+        .summary
+        .unreadable
+        .push(Problem::new(name, None, reason));
     report
 }
 
@@ -100,11 +99,9 @@ pub fn scan_text(
         let reject = |summary: &mut Summary, reason: String| {
             summary.events_rejected += 1;
             if summary.rejected.len() < EXAMPLES {
-                summary.rejected.push(Problem {
-                    path: name.to_string(),
-                    record: Some(record.index),
-                    reason,
-                });
+                summary
+                    .rejected
+                    .push(Problem::new(name, Some(record.index), reason));
             }
         };
         let view = match record.data.into_event().and_then(EventView::new) {
@@ -135,11 +132,11 @@ pub fn scan_text(
         {
             summary.rule_errors += 1;
             if summary.rule_error_examples.len() < EXAMPLES {
-                summary.rule_error_examples.push(Problem {
-                    path: name.to_string(),
-                    record: Some(record.index),
-                    reason: format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
-                });
+                summary.rule_error_examples.push(Problem::new(
+                    name,
+                    Some(record.index),
+                    format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
+                ));
             }
         }
         for (_, suppression) in &verdict.suppressed {
@@ -165,11 +162,7 @@ pub fn scan_text(
     });
     match result {
         Ok(counts) => summary.digest_values += counts.digests,
-        Err(e) => summary.unreadable.push(Problem {
-            path: name.to_string(),
-            record: None,
-            reason: e.0,
-        }),
+        Err(e) => summary.unreadable.push(Problem::new(name, None, e.0)),
     }
     report
 }
@@ -333,11 +326,9 @@ pub fn run(
         ..Summary::default()
     };
     for e in &inputs.errors {
-        summary.unreadable.push(Problem {
-            path: e.path.clone(),
-            record: None,
-            reason: e.reason.clone(),
-        });
+        summary
+            .unreadable
+            .push(Problem::new(&e.path, None, e.reason.clone()));
     }
     let window = opts.window.max(1);
     let files: Vec<&Input> = inputs
@@ -412,11 +403,9 @@ fn scan_stdin(
             emit(r)?;
         }
         if let Some(e) = failed {
-            summary.unreadable.push(Problem {
-                path: name.clone(),
-                record: Some(next_index),
-                reason: e.0,
-            });
+            summary
+                .unreadable
+                .push(Problem::new(&name, Some(next_index), e.0));
             return Ok(());
         }
         if done {

@@ -18,6 +18,26 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// The most characters of a reason kept: a reason can quote the input (a value of the wrong
+/// type, say), and one event must not make megabytes of messages.
+pub const MAX_REASON: usize = 400;
+
+impl Problem {
+    /// A problem whose reason is cut at [`MAX_REASON`] characters.
+    pub fn new(path: &str, record: Option<u64>, reason: String) -> Problem {
+        let reason = if reason.len() > MAX_REASON {
+            crate::text::truncate(&reason, MAX_REASON)
+        } else {
+            reason
+        };
+        Problem {
+            path: path.to_string(),
+            record,
+            reason,
+        }
+    }
+}
+
 /// Counts of one scan.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {

@@ -16,6 +16,7 @@ mod pipeline;
 mod prefilter;
 mod readme;
 mod records;
+mod reliability;
 mod snapshots;
 mod support;
 mod suppress;
