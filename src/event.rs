@@ -5,6 +5,7 @@
 //! them, which keeps decoding close to the cost of scanning the bytes.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -70,9 +71,28 @@ pub struct Event<'a> {
     pub session_credential_from_console: Option<bool>,
     #[serde(borrow, default)]
     pub insight_details: Option<&'a RawValue>,
+    /// Members of an envelope, not of an event (`Records`, `Events`, EventBridge's `detail`):
+    /// an object that has them is read by its shape, not as an event (see `decode`).
+    #[serde(borrow, default, rename = "Records")]
+    envelope_records: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "Events")]
+    envelope_events: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+    #[serde(default, rename = "detail-type")]
+    detail_type: Option<IgnoredAny>,
 }
 
 impl Event<'_> {
+    /// Whether the object also has a list of records or an EventBridge detail: then it is an
+    /// envelope as well as an event, which the decoder reads by its shape.
+    pub fn has_envelope_members(&self) -> bool {
+        let list = |v: Option<&RawValue>| v.is_some_and(|r| r.get().starts_with('['));
+        list(self.envelope_records)
+            || list(self.envelope_events)
+            || (self.detail.is_some() && self.detail_type.is_some())
+    }
+
     /// The service part of `eventSource`: `s3.amazonaws.com` is `s3`.
     pub fn service(&self) -> &str {
         service_of(&self.event_source)

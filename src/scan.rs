@@ -1,18 +1,17 @@
 //! The scan pipeline: inputs are read, decoded and evaluated in parallel, and their findings
-//! are written in input order, a window of inputs at a time, so memory stays bounded by the
-//! window and not by the archive.
+//! are written in input order, a window of inputs at a time. Each input is read as a stream:
+//! a block of it in memory, never the whole input.
 
-use crate::decode::{self, ValueChunks};
+use crate::decode::{self, Limits, RawRecord};
 use crate::engine::Severity;
 use crate::engine::pack::Mode;
-use crate::engine::{Engine, Verdict};
+use crate::engine::{Engine, Evaluator, Verdict};
 use crate::model::resource::resources_of;
 use crate::model::{EventView, ResourceModel};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
 use crate::report::{DetectionInfo, EventInfo, Finding, Location, ReadValue};
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
-use rayon::prelude::*;
 use std::io;
 use std::time::Instant;
 
@@ -20,7 +19,8 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub range: TimeRange,
-    /// Largest input (after decompression) read into memory.
+    /// The most bytes read from one file after decompression, and the largest single JSON value
+    /// held of any input (standard input and pipes are not bounded in total).
     pub max_file_size: u64,
     /// `false`: decode and count only (for measuring the decoder).
     pub evaluate: bool,
@@ -53,30 +53,76 @@ pub struct InputReport {
 /// The id of the finding raised in allow-list mode.
 pub const NOT_ALLOWED: &str = "not-allowed";
 
-/// Reads, decodes and evaluates one file.
+/// Reads, decodes and evaluates one input, holding its findings (for tools and tests; a scan
+/// streams them with [`run`]).
 pub fn scan_file(engine: &Engine, input: &Input, opts: &ScanOptions) -> InputReport {
-    let name = input.display_name();
-    let bytes = match decode::read_input(input, opts.max_file_size) {
-        Ok(b) => b,
-        Err(e) => return unreadable(&name, e.0),
-    };
-    let text = match decode::as_text(&bytes) {
-        Ok(t) => t,
-        Err(e) => return unreadable(&name, e.0),
-    };
-    let mut report = scan_text(engine, &name, text, 0, opts);
-    report.summary.files_read = 1;
-    report.summary.bytes_read = bytes.len() as u64;
-    report
+    let mut findings = Vec::new();
+    let summary = scan_input(engine, input, opts, &|| false, &mut |f| findings.push(f));
+    InputReport { findings, summary }
 }
 
-fn unreadable(name: &str, reason: String) -> InputReport {
-    let mut report = InputReport::default();
-    report
-        .summary
-        .unreadable
-        .push(Problem::new(name, None, reason));
-    report
+/// Reads, decodes and evaluates one input; each finding goes to `sink` as it is decided.
+/// `stop` is asked between blocks of the input whether to give up.
+pub fn scan_input(
+    engine: &Engine,
+    input: &Input,
+    opts: &ScanOptions,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Finding),
+) -> Summary {
+    let name = input.display_name();
+    let (reader, limits) = match open(input, opts.max_file_size) {
+        Ok(r) => r,
+        Err(reason) => {
+            let mut summary = Summary::default();
+            summary.unreadable.push(Problem::new(&name, None, reason));
+            return summary;
+        }
+    };
+    let mut records = Records::new(engine, &name, opts);
+    let decoded = decode::read_records(reader, limits, 0, stop, &mut |r| records.record(r, sink));
+    let mut summary = records.summary;
+    summary.files_read = 1;
+    summary.bytes_read = decoded.bytes;
+    summary.digest_values += decoded.counts.digests;
+    if let Some(e) = decoded.error {
+        let flag = if decoded.limit_reached {
+            " (--max-file-size)"
+        } else {
+            ""
+        };
+        let reason = format!(
+            "{}{flag}; the {} record(s) before it were read, none after",
+            e.0, decoded.records
+        );
+        summary.unreadable.push(Problem::new(&name, None, reason));
+    }
+    summary
+}
+
+/// An input opened as a stream, and how much of it may be read: a regular file is bounded in
+/// total by `max`; standard input, pipes and devices only in the size of one value.
+fn open(input: &Input, max: u64) -> Result<(Box<dyn io::Read + Send>, Limits), String> {
+    let mut limits = Limits {
+        value: max,
+        total: None,
+    };
+    let reader: Box<dyn io::Read + Send> = match input {
+        Input::File(path) => {
+            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            let meta = file.metadata().map_err(|e| e.to_string())?;
+            if meta.is_dir() {
+                return Err("a directory".to_string());
+            }
+            if meta.is_file() {
+                limits.total = Some(max);
+            }
+            Box::new(file)
+        }
+        Input::Stdin => Box::new(io::stdin()),
+    };
+    let reader = decode::sniffed(reader).map_err(|e| e.to_string())?;
+    Ok((reader, limits))
 }
 
 /// Decodes and evaluates every record of `text`, which was read from `name`.
@@ -90,57 +136,89 @@ pub fn scan_text(
     first_index: u64,
     opts: &ScanOptions,
 ) -> InputReport {
-    let mut report = InputReport::default();
-    let mut evaluator = engine.evaluator();
-    let summary = &mut report.summary;
-    let findings = &mut report.findings;
-    let result = decode::for_each_record(text, first_index, &mut |record| {
-        summary.events_read += 1;
-        let reject = |summary: &mut Summary, reason: String| {
-            summary.events_rejected += 1;
-            if summary.rejected.len() < EXAMPLES {
-                summary
-                    .rejected
-                    .push(Problem::new(name, Some(record.index), reason));
-            }
-        };
+    let mut findings = Vec::new();
+    let mut records = Records::new(engine, name, opts);
+    let result = decode::for_each_record(text, first_index, &mut |r| {
+        records.record(r, &mut |f| findings.push(f))
+    });
+    let mut summary = records.summary;
+    match result {
+        Ok(counts) => summary.digest_values += counts.digests,
+        Err(e) => summary.unreadable.push(Problem::new(name, None, e.0)),
+    }
+    InputReport { findings, summary }
+}
+
+/// One input's records on their way: each is counted once, as evaluated, outside the window,
+/// an Insights record or rejected, and a flagged one becomes findings.
+struct Records<'e> {
+    engine: &'e Engine,
+    evaluator: Evaluator<'e>,
+    name: &'e str,
+    opts: &'e ScanOptions,
+    summary: Summary,
+}
+
+impl<'e> Records<'e> {
+    fn new(engine: &'e Engine, name: &'e str, opts: &'e ScanOptions) -> Self {
+        Records {
+            engine,
+            evaluator: engine.evaluator(),
+            name,
+            opts,
+            summary: Summary::default(),
+        }
+    }
+
+    fn reject(&mut self, index: u64, reason: String) {
+        let summary = &mut self.summary;
+        summary.events_rejected += 1;
+        if summary.rejected.len() < EXAMPLES {
+            summary
+                .rejected
+                .push(Problem::new(self.name, Some(index), reason));
+        }
+    }
+
+    fn record(&mut self, record: RawRecord<'_>, sink: &mut dyn FnMut(Finding)) {
+        self.summary.events_read += 1;
+        let index = record.index;
         let view = match record.data.into_event().and_then(EventView::new) {
             Ok(v) => v,
-            Err(e) => return reject(summary, e),
+            Err(e) => return self.reject(index, e),
         };
         if view.event.is_insight() {
-            summary.events_insight += 1;
+            self.summary.events_insight += 1;
             return;
         }
-        if !opts.range.contains(view.time) {
-            summary.events_out_of_range += 1;
+        if !self.opts.range.contains(view.time) {
+            self.summary.events_out_of_range += 1;
             return;
         }
-        if !opts.evaluate {
-            summary.events_evaluated += 1;
+        if !self.opts.evaluate {
+            self.summary.events_evaluated += 1;
             return;
         }
-        let verdict = match evaluator.evaluate(&view) {
+        let verdict = match self.evaluator.evaluate(&view) {
             Ok(v) => v,
-            Err(e) => return reject(summary, e),
+            Err(e) => return self.reject(index, e),
         };
+        let summary = &mut self.summary;
         summary.events_evaluated += 1;
-        for e in verdict
-            .errors
-            .iter()
-            .filter(|_| !opts.rule_errors_are_false)
-        {
-            summary.rule_errors += 1;
-            if summary.rule_error_examples.len() < EXAMPLES {
-                summary.rule_error_examples.push(Problem::new(
-                    name,
-                    Some(record.index),
-                    format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
-                ));
+        if !self.opts.rule_errors_are_false {
+            for e in &verdict.errors {
+                summary.rule_errors += 1;
+                if summary.rule_error_examples.len() < EXAMPLES {
+                    summary.rule_error_examples.push(Problem::new(
+                        self.name,
+                        Some(index),
+                        format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
+                    ));
+                }
             }
         }
         for (_, suppression) in &verdict.suppressed {
-            if let Some(s) = engine.pack.suppressions.get(*suppression) {
+            if let Some(s) = self.engine.pack.suppressions.get(*suppression) {
                 *summary
                     .suppressed
                     .entry(s.detection.id.clone())
@@ -149,22 +227,17 @@ pub fn scan_text(
         }
         if verdict.flagged() {
             summary.events_flagged += 1;
-            for f in findings_of(engine, &view, &verdict, name, record.index) {
+            for f in findings_of(self.engine, &view, &verdict, self.name, index) {
                 summary.findings += 1;
                 summary
                     .by_detection
                     .entry(f.detection.id.clone())
                     .or_insert((f.detection.severity, 0))
                     .1 += 1;
-                findings.push(f);
+                sink(f);
             }
         }
-    });
-    match result {
-        Ok(counts) => summary.digest_values += counts.digests,
-        Err(e) => summary.unreadable.push(Problem::new(name, None, e.0)),
     }
-    report
 }
 
 /// The findings of a flagged event, with their explanations.
@@ -317,6 +390,7 @@ pub fn run(
     progress: &dyn Progress,
     emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
 ) -> io::Result<Summary> {
+    use rayon::prelude::*;
     let start = Instant::now();
     let mut summary = Summary {
         files_skipped_digest: inputs.skipped(Skip::Digest) as u64,
@@ -330,13 +404,7 @@ pub fn run(
             .unreadable
             .push(Problem::new(&e.path, None, e.reason.clone()));
     }
-    let window = opts.window.max(1);
-    let files: Vec<&Input> = inputs
-        .inputs
-        .iter()
-        .filter(|i| **i != Input::Stdin)
-        .collect();
-    for chunk in files.chunks(window) {
+    for chunk in inputs.inputs.chunks(opts.window.max(1)) {
         let reports: Vec<InputReport> = chunk
             .par_iter()
             .map(|input| {
@@ -350,66 +418,6 @@ pub fn run(
             emit(r)?;
         }
     }
-    if inputs.inputs.contains(&Input::Stdin) {
-        scan_stdin(engine, opts, progress, &mut summary, emit)?;
-    }
     summary.elapsed = start.elapsed();
     Ok(summary)
-}
-
-fn scan_stdin(
-    engine: &Engine,
-    opts: &ScanOptions,
-    progress: &dyn Progress,
-    summary: &mut Summary,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
-) -> io::Result<()> {
-    let name = Input::Stdin.display_name();
-    let mut chunks = ValueChunks::new(io::stdin().lock(), 4 * 1024 * 1024, opts.max_file_size);
-    let mut next_index = 0u64;
-    summary.files_read += 1;
-    loop {
-        // Read a window of chunks, then evaluate them in parallel.
-        let mut batch: Vec<(u64, String)> = Vec::new();
-        let mut failed = None;
-        while batch.len() < opts.window.max(1) {
-            match chunks.next_chunk() {
-                Ok(Some(chunk)) => {
-                    // Record indexes continue across chunks: count the chunk's records first.
-                    let mut n = 0u64;
-                    let _ = decode::for_each_record(&chunk, 0, &mut |_| n += 1);
-                    batch.push((next_index, chunk));
-                    next_index += n;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        let done = batch.is_empty();
-        let reports: Vec<InputReport> = batch
-            .par_iter()
-            .map(|(first, text)| {
-                let mut r = scan_text(engine, &name, text, *first, opts);
-                r.summary.bytes_read = text.len() as u64;
-                progress.input_done(text.len() as u64, r.summary.events_read);
-                r
-            })
-            .collect();
-        for mut r in reports {
-            summary.absorb(std::mem::take(&mut r.summary));
-            emit(r)?;
-        }
-        if let Some(e) = failed {
-            summary
-                .unreadable
-                .push(Problem::new(&name, Some(next_index), e.0));
-            return Ok(());
-        }
-        if done {
-            return Ok(());
-        }
-    }
 }

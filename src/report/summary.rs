@@ -192,7 +192,11 @@ impl Summary {
             }
         }
         if !self.unreadable.is_empty() {
-            writeln!(out, "  unreadable: {} input(s)", self.unreadable.len())?;
+            writeln!(
+                out,
+                "  unreadable: {} input(s), in whole or from where it says",
+                self.unreadable.len()
+            )?;
             for p in &self.unreadable {
                 writeln!(out, "    {}: {}", terminal(&p.path), terminal(&p.reason))?;
             }

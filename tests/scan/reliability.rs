@@ -37,3 +37,240 @@ fn a_huge_value_of_the_wrong_type_is_not_quoted_whole_in_the_rejection() {
         err.len()
     );
 }
+
+/// `n` copies of the test event, with distinct ids, as NDJSON lines.
+fn lines(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            event("").replace(
+                "00000000-0000-4000-8000-000000000001",
+                &format!("{i:08}-0000-4000-8000-000000000001"),
+            )
+        })
+        .collect()
+}
+
+/// The summary's line of counts, from the binary's stderr.
+fn counts(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("events:"))
+        .unwrap_or_else(|| panic!("no counts in {stderr}"))
+        .trim()
+}
+
+#[test]
+fn one_bad_record_in_ndjson_or_an_array_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = lines(1001);
+    records.insert(1, "42".to_string());
+    let ndjson = write(
+        dir.path(),
+        "bad.ndjson",
+        (records.join("\n") + "\n").as_bytes(),
+    );
+    let array = write(
+        dir.path(),
+        "bad.json",
+        format!("[{}]", records.join(",")).as_bytes(),
+    );
+    for path in [&ndjson, &array] {
+        let (_, s) = scan_paths(
+            shipped(),
+            std::slice::from_ref(path),
+            &ScanOptions::default(),
+        );
+        assert_eq!(
+            (s.events_read, s.events_evaluated, s.events_rejected),
+            (1002, 1001, 1),
+            "{}: {}",
+            path.display(),
+            s.render()
+        );
+        assert_eq!(s.rejected[0].record, Some(1));
+        assert!(s.unreadable.is_empty(), "{}", s.render());
+    }
+    // The same on standard input.
+    let (code, _, err) = trailcedar(
+        &["scan", "-f", "jsonl", "-"],
+        Some(std::fs::read(&ndjson).unwrap().as_slice()),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        counts(&err),
+        "events: 1002 read = 1001 evaluated + 0 outside --since/--until + 0 Insights records + 1 rejected"
+    );
+}
+
+#[test]
+fn a_bad_line_on_standard_input_is_skipped_to_the_next_line() {
+    // A line cut short and a line of garbage: each one rejected record, nothing else lost.
+    let mut records = lines(300);
+    records[1].truncate(60);
+    records[150] = "garbage {{".to_string();
+    let (code, out, err) = trailcedar(
+        &["scan", "-f", "jsonl", "-"],
+        Some((records.join("\n") + "\n").as_bytes()),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        counts(&err),
+        "events: 300 read = 298 evaluated + 0 outside --since/--until + 0 Insights records + 2 rejected",
+        "{err}"
+    );
+    assert_eq!(out.lines().count(), 298, "every good line flags");
+    assert!(err.contains("<stdin>#1: invalid JSON"), "{err}");
+    assert!(err.contains("<stdin>#150: invalid JSON"), "{err}");
+}
+
+#[test]
+fn standard_input_that_is_not_text_ends_with_an_error() {
+    // `scan - < /dev/zero` reads a block and stops.
+    let zeros = std::fs::File::open("/dev/zero").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailcedar"))
+        .args(["scan", "-"])
+        .stdin(zeros)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("<stdin>: not text: a NUL byte at offset 0"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn pipes_fifos_and_standard_input_are_read_like_files_gzip_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = lines(3).join("\n") + "\n";
+    let gz = gz(text.as_bytes());
+    for (label, bytes) in [("plain", text.as_bytes().to_vec()), ("gzip", gz.clone())] {
+        // Standard input as `-` and as /dev/stdin (a pipe, which cannot seek back).
+        for arg in ["-", "/dev/stdin"] {
+            let (code, out, err) = trailcedar(&["scan", "-f", "jsonl", arg], Some(&bytes));
+            assert_eq!(code, 1, "{label} {arg}: {err}");
+            assert_eq!(out.lines().count(), 3, "{label} {arg}: {err}");
+        }
+        // A FIFO, as process substitution makes.
+        let fifo = dir.path().join(format!("{label}.fifo"));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let (code, out, err) = trailcedar(&["scan", "-f", "jsonl", fifo.to_str().unwrap()], None);
+        writer.join().unwrap();
+        assert_eq!(code, 1, "{label} fifo: {err}");
+        assert_eq!(out.lines().count(), 3, "{label} fifo: {err}");
+    }
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn short_files_odd_members_and_damaged_gzip_lose_nothing_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = lines(50);
+    let delivery = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+    let one_byte = write(dir.path(), "one.json", b"{");
+    // An event that has a Records member of its own: neither it nor its records vanish.
+    let with_member = write(
+        dir.path(),
+        "member.json",
+        event(&format!(r#""Records":[{}]"#, records[0])).as_bytes(),
+    );
+    let mut padded = gz(delivery.as_bytes());
+    padded.extend([0u8; 1000]);
+    let padded = write(dir.path(), "padded.json.gz", &padded);
+    let mut garbage = gz(delivery.as_bytes());
+    garbage.extend(b"trailing junk");
+    let garbage = write(dir.path(), "garbage.json.gz", &garbage);
+    let ndjson = records.join("\n") + "\n";
+    let full = gz(ndjson.as_bytes());
+    let cut = &full[..full.len() * 2 / 3];
+    let truncated = write(dir.path(), "truncated.json.gz", cut);
+    // What a gzip reader makes of the cut stream before its error: every complete line of it.
+    let decodable = {
+        use std::io::Read;
+        let mut decoder = flate2::read::GzDecoder::new(cut);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = decoder.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        out.iter().filter(|b| **b == b'\n').count() as u64
+    };
+
+    let one = |p: &std::path::PathBuf| {
+        scan_paths(shipped(), std::slice::from_ref(p), &ScanOptions::default()).1
+    };
+    let s = one(&one_byte);
+    assert_eq!(
+        s.unreadable.len(),
+        1,
+        "a one-byte file is read, and reported: {}",
+        s.render()
+    );
+    assert!(
+        s.unreadable[0].reason.contains("invalid JSON"),
+        "{}",
+        s.render()
+    );
+
+    let s = one(&with_member);
+    assert_eq!(
+        (s.events_read, s.events_evaluated, s.events_rejected),
+        (2, 1, 1),
+        "{}",
+        s.render()
+    );
+    assert!(
+        s.rejected[0].reason.contains("both a list of records"),
+        "{}",
+        s.render()
+    );
+
+    let s = one(&padded);
+    assert_eq!(
+        (s.events_evaluated, s.unreadable.len()),
+        (50, 0),
+        "zero padding: {}",
+        s.render()
+    );
+
+    let s = one(&garbage);
+    assert_eq!(s.events_evaluated, 50, "{}", s.render());
+    assert_eq!(s.unreadable.len(), 1);
+    assert!(
+        s.unreadable[0].reason.contains("not gzip data"),
+        "{}",
+        s.render()
+    );
+
+    let s = one(&truncated);
+    assert!(decodable > 0);
+    assert_eq!(
+        s.events_evaluated,
+        decodable,
+        "the decodable records are read: {}",
+        s.render()
+    );
+    assert!(s.balanced());
+    assert_eq!(s.unreadable.len(), 1);
+    assert!(
+        s.unreadable[0].reason.starts_with("gzip:"),
+        "{}",
+        s.render()
+    );
+}
