@@ -1,6 +1,11 @@
 //! The scan pipeline: inputs are read, decoded and evaluated in parallel, and their findings
-//! are written in input order, a window of inputs at a time. Each input is read as a stream:
-//! a block of it in memory, never the whole input.
+//! are written in input order as they are decided.
+//!
+//! Each worker reads one input at a time as a stream (a block of it in memory, never the whole
+//! input). The findings of the input being written go straight out; those of the inputs read
+//! ahead of it (at most `window` inputs ahead) wait in memory up to a budget, and past it in a
+//! temporary file, until their turn. So memory depends neither on the number of findings of an
+//! input nor on how many inputs are read ahead.
 
 use crate::decode::{self, Limits, RawRecord};
 use crate::engine::Severity;
@@ -12,7 +17,11 @@ use crate::report::summary::{EXAMPLES, Problem, Summary};
 use crate::report::{DetectionInfo, EventInfo, Finding, Location, ReadValue};
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
-use std::io;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 /// How a scan runs.
@@ -24,11 +33,14 @@ pub struct ScanOptions {
     pub max_file_size: u64,
     /// `false`: decode and count only (for measuring the decoder).
     pub evaluate: bool,
-    /// Inputs processed together; their findings are held until the window is written.
+    /// How many inputs are read ahead of the one whose findings are being written.
     pub window: usize,
     /// A policy that errs on an event counts as not satisfied and is not reported (for
     /// investigation queries, where a missing value simply does not match).
     pub rule_errors_are_false: bool,
+    /// Bytes of findings of inputs read ahead that wait in memory; past it they wait in a
+    /// temporary file.
+    pub held_findings: usize,
 }
 
 impl Default for ScanOptions {
@@ -39,6 +51,7 @@ impl Default for ScanOptions {
             evaluate: true,
             window: 4 * rayon::current_num_threads().max(1),
             rule_errors_are_false: false,
+            held_findings: 32 << 20,
         }
     }
 }
@@ -52,6 +65,10 @@ pub struct InputReport {
 
 /// The id of the finding raised in allow-list mode.
 pub const NOT_ALLOWED: &str = "not-allowed";
+
+/// The stack of a scan's worker threads: room for Cedar to evaluate a policy at the nesting
+/// limits of [`crate::engine::nesting`] (reserved address space; only what is used is memory).
+pub const WORKER_STACK: usize = 64 << 20;
 
 /// Reads, decodes and evaluates one input, holding its findings (for tools and tests; a scan
 /// streams them with [`run`]).
@@ -382,15 +399,22 @@ impl Progress for () {
     fn input_done(&self, _: u64, _: u64) {}
 }
 
-/// Scans every input; `emit` receives each input's report in input order.
+/// What a worker tells the writer.
+#[allow(clippy::large_enum_variant)] // moved once per finding; a box would cost an allocation
+enum Message {
+    Finding(usize, Finding),
+    Done(usize, Summary),
+}
+
+/// Scans every input; `emit` receives every finding, in input order, as it is decided. An error
+/// from `emit` stops the scan and is returned once the workers have stopped.
 pub fn run(
     engine: &Engine,
     inputs: &Inputs,
     opts: &ScanOptions,
     progress: &dyn Progress,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
 ) -> io::Result<Summary> {
-    use rayon::prelude::*;
     let start = Instant::now();
     let mut summary = Summary {
         files_skipped_digest: inputs.skipped(Skip::Digest) as u64,
@@ -404,20 +428,365 @@ pub fn run(
             .unreadable
             .push(Problem::new(&e.path, None, e.reason.clone()));
     }
-    for chunk in inputs.inputs.chunks(opts.window.max(1)) {
-        let reports: Vec<InputReport> = chunk
-            .par_iter()
-            .map(|input| {
-                let r = scan_file(engine, input, opts);
-                progress.input_done(r.summary.bytes_read, r.summary.events_read);
-                r
-            })
-            .collect();
-        for mut r in reports {
-            summary.absorb(std::mem::take(&mut r.summary));
-            emit(r)?;
+    let units = &inputs.inputs;
+    let workers = rayon::current_num_threads().clamp(1, units.len().max(1));
+    let window = opts.window.max(workers);
+    let (tx, rx) = sync_channel::<Message>(1024);
+    let shared = Shared {
+        next: AtomicUsize::new(0),
+        head: Mutex::new(0),
+        moved: Condvar::new(),
+        abort: AtomicBool::new(false),
+        window,
+    };
+    let outcome = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("trailcedar-scan".to_string())
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, move || {
+                    worker(engine, units, opts, progress, shared, tx)
+                })?;
         }
-    }
+        drop(tx);
+        write_in_order(rx, &shared, opts.held_findings, &mut summary, emit)
+    });
+    outcome?;
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// What the workers and the writer share: the next input to take, and the input being
+/// written, which bounds how far ahead the workers read.
+struct Shared {
+    next: AtomicUsize,
+    head: Mutex<usize>,
+    moved: Condvar,
+    abort: AtomicBool,
+    window: usize,
+}
+
+impl Shared {
+    /// Waits until input `i` is within the window of the one being written.
+    fn wait_for(&self, i: usize) {
+        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        while i >= *head + self.window && !self.abort.load(Ordering::Relaxed) {
+            head = self
+                .moved
+                .wait(head)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn advance(&self, head: usize) {
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = head;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.abort.store(true, Ordering::Relaxed);
+        self.moved.notify_all();
+    }
+}
+
+/// Takes inputs in order and scans each, sending its findings as they are decided.
+fn worker(
+    engine: &Engine,
+    units: &[Input],
+    opts: &ScanOptions,
+    progress: &dyn Progress,
+    shared: &Shared,
+    tx: SyncSender<Message>,
+) {
+    loop {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(input) = units.get(i) else {
+            return;
+        };
+        shared.wait_for(i);
+        if shared.abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let stop = || shared.abort.load(Ordering::Relaxed);
+        let summary = scan_input(engine, input, opts, &stop, &mut |f| {
+            // The writer only goes away after an error, which stops the scan.
+            let _ = tx.send(Message::Finding(i, f));
+        });
+        progress.input_done(summary.bytes_read, summary.events_read);
+        if tx.send(Message::Done(i, summary)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes findings in input order as they come: those of the input being written at once,
+/// the others held (in memory up to `budget` bytes, then in a temporary file) until their turn.
+fn write_in_order(
+    rx: Receiver<Message>,
+    shared: &Shared,
+    budget: usize,
+    summary: &mut Summary,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut order = Reorder {
+        head: 0,
+        held: BTreeMap::new(),
+        held_bytes: 0,
+        budget,
+    };
+    let mut failed = None;
+    for message in rx {
+        if failed.is_some() {
+            // Drained, so that no worker waits on a full channel.
+            continue;
+        }
+        if let Err(e) = order.take(message, summary, emit, shared) {
+            failed = Some(e);
+            shared.stop();
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// The findings of inputs read ahead of the one being written.
+struct Reorder {
+    /// The input being written.
+    head: usize,
+    held: BTreeMap<usize, Held>,
+    /// Estimated bytes of the findings held in memory.
+    held_bytes: usize,
+    budget: usize,
+}
+
+#[derive(Default)]
+struct Held {
+    findings: VecDeque<Finding>,
+    /// Once a held input's findings no longer fit the budget, they go here, after those in
+    /// memory, in order.
+    spill: Option<Spill>,
+    summary: Option<Summary>,
+}
+
+impl Reorder {
+    fn take(
+        &mut self,
+        message: Message,
+        summary: &mut Summary,
+        emit: &mut dyn FnMut(Finding) -> io::Result<()>,
+        shared: &Shared,
+    ) -> io::Result<()> {
+        match message {
+            Message::Finding(i, f) if i == self.head => emit(f),
+            Message::Finding(i, f) => {
+                let size = approx_size(&f);
+                let held = self.held.entry(i).or_default();
+                if held.spill.is_none() && self.held_bytes + size <= self.budget {
+                    self.held_bytes += size;
+                    held.findings.push_back(f);
+                    return Ok(());
+                }
+                let spill = match &mut held.spill {
+                    Some(s) => s,
+                    None => held.spill.insert(Spill::new()?),
+                };
+                spill.push(&f)
+            }
+            Message::Done(i, s) => {
+                if i != self.head {
+                    self.held.entry(i).or_default().summary = Some(s);
+                    return Ok(());
+                }
+                summary.absorb(s);
+                self.head += 1;
+                // Inputs read ahead are written now, up to one still being read.
+                while let Some(held) = self.held.remove(&self.head) {
+                    for f in held.findings {
+                        self.held_bytes = self.held_bytes.saturating_sub(approx_size(&f));
+                        emit(f)?;
+                    }
+                    if let Some(spill) = held.spill {
+                        spill.drain(emit)?;
+                    }
+                    match held.summary {
+                        Some(s) => {
+                            summary.absorb(s);
+                            self.head += 1;
+                        }
+                        None => break,
+                    }
+                }
+                shared.advance(self.head);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// About how much memory a finding holds.
+fn approx_size(f: &Finding) -> usize {
+    let e = &f.event;
+    let strings = [
+        &f.detection.id,
+        &f.detection.title,
+        &f.detection.policy,
+        &e.event_id,
+        &e.event_time,
+        &e.action,
+        &e.principal,
+        &e.principal_type,
+        &e.resource,
+        &f.location.file,
+    ];
+    let optional = [
+        &f.detection.mitre,
+        &f.detection.description,
+        &f.detection.runbook,
+        &e.access_key_id,
+        &e.source_ip_address,
+        &e.aws_region,
+        &e.recipient_account_id,
+        &e.user_agent,
+        &e.error_code,
+    ];
+    let values: usize = f
+        .values
+        .iter()
+        .map(|v| 64 + v.field.len() + v.value.as_ref().map_or(0, String::len))
+        .sum();
+    512 + strings.iter().map(|s| s.len()).sum::<usize>()
+        + optional
+            .iter()
+            .map(|s| s.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+        + values
+        + f.notes.iter().map(|n| 32 + n.len()).sum::<usize>()
+}
+
+/// Findings waiting in a temporary file (removed by the system when closed), one JSON line each.
+struct Spill {
+    file: io::BufWriter<std::fs::File>,
+}
+
+fn spill_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!(
+        "a temporary file for findings waiting their turn: {e}"
+    ))
+}
+
+impl Spill {
+    fn new() -> io::Result<Spill> {
+        let file = tempfile::tempfile().map_err(spill_error)?;
+        Ok(Spill {
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+        })
+    }
+
+    fn push(&mut self, f: &Finding) -> io::Result<()> {
+        serde_json::to_writer(&mut self.file, f).map_err(spill_error)?;
+        self.file.write_all(b"\n").map_err(spill_error)
+    }
+
+    fn drain(self, emit: &mut dyn FnMut(Finding) -> io::Result<()>) -> io::Result<()> {
+        use std::io::Seek;
+        let mut file = self.file.into_inner().map_err(|e| spill_error(e.error()))?;
+        file.rewind().map_err(spill_error)?;
+        for line in io::BufReader::with_capacity(256 * 1024, file).lines() {
+            let line = line.map_err(spill_error)?;
+            emit(serde_json::from_str(&line).map_err(spill_error)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(input: usize, n: u64) -> Finding {
+        let mut f = crate::report::tests::sample();
+        f.location = Location {
+            file: format!("input{input}"),
+            record: n,
+        };
+        f
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            next: AtomicUsize::new(0),
+            head: Mutex::new(0),
+            moved: Condvar::new(),
+            abort: AtomicBool::new(false),
+            window: 8,
+        }
+    }
+
+    #[test]
+    fn findings_of_inputs_read_ahead_are_written_in_order_and_spill_past_the_budget() {
+        // Three inputs whose findings arrive interleaved, the last input first.
+        let mut messages = Vec::new();
+        for n in 0..50 {
+            messages.push(Message::Finding(2, finding(2, n)));
+            messages.push(Message::Finding(1, finding(1, n)));
+            messages.push(Message::Finding(0, finding(0, n)));
+        }
+        messages.push(Message::Done(2, Summary::default()));
+        messages.push(Message::Done(1, Summary::default()));
+        messages.push(Message::Done(0, Summary::default()));
+        // Room for about three findings in memory: the rest of inputs 1 and 2 spill.
+        let budget = 3 * approx_size(&finding(0, 0));
+        let mut order = Reorder {
+            head: 0,
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            budget,
+        };
+        let shared = shared();
+        let mut summary = Summary::default();
+        let mut written = Vec::new();
+        let mut most_held = 0;
+        for m in messages {
+            order
+                .take(
+                    m,
+                    &mut summary,
+                    &mut |f| {
+                        written.push((f.location.file.clone(), f.location.record));
+                        Ok(())
+                    },
+                    &shared,
+                )
+                .unwrap();
+            most_held = most_held.max(order.held_bytes);
+            assert!(order.held_bytes <= budget);
+        }
+        assert!(
+            order.held.values().all(|h| h.spill.is_none()),
+            "nothing left"
+        );
+        assert!(most_held > 0, "some findings waited in memory");
+        let expected: Vec<(String, u64)> = (0..3)
+            .flat_map(|i| (0..50).map(move |n| (format!("input{i}"), n)))
+            .collect();
+        assert_eq!(written, expected);
+        assert_eq!(order.head, 3);
+        assert_eq!(*shared.head.lock().unwrap(), 3, "the workers may read on");
+    }
+
+    #[test]
+    fn a_spilled_finding_reads_back_the_same() {
+        let mut spill = Spill::new().unwrap();
+        let f = finding(7, 3);
+        spill.push(&f).unwrap();
+        let mut back = Vec::new();
+        spill
+            .drain(&mut |g| {
+                back.push(g);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(back, vec![f]);
+    }
 }

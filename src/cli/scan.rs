@@ -286,26 +286,20 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         (!timeline && args.sort == Order::Time).then(report::sort::TimeSorter::default);
     let mut written = 0u64;
     let mut run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
-        let summary = scan::run(&engine, &inputs, &opts, &bar, &mut |r| {
-            written += r.findings.len() as u64;
+        let summary = scan::run(&engine, &inputs, &opts, &bar, &mut |f| {
+            written += 1;
             if timeline {
-                matches.extend(r.findings);
-                if matches.len() > limit {
+                if matches.len() < limit {
+                    matches.push(f);
+                } else {
                     over_limit = true;
-                    matches.truncate(limit);
                 }
                 return Ok(());
             }
             if let Some(sorter) = sorter.as_mut() {
-                for f in r.findings {
-                    sorter.push(f)?;
-                }
-                return Ok(());
+                return sorter.push(f);
             }
-            for f in &r.findings {
-                writer.write(f)?;
-            }
-            Ok(())
+            writer.write(&f)
         })?;
         matches.sort_by_cached_key(report::sort::TimeKey::of);
         for f in &matches {

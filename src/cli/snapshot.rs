@@ -47,8 +47,8 @@ pub fn run(args: &SnapshotArgs) -> Result<u8, String> {
     let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let inputs = source::resolve(&args.corpus, &TimeRange::default());
     let mut findings = Vec::new();
-    let summary = scan::run(&engine, &inputs, &ScanOptions::default(), &(), &mut |r| {
-        findings.extend(r.findings);
+    let summary = scan::run(&engine, &inputs, &ScanOptions::default(), &(), &mut |f| {
+        findings.push(f);
         Ok(())
     })
     .map_err(|e| e.to_string())?;

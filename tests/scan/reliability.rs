@@ -274,3 +274,96 @@ fn short_files_odd_members_and_damaged_gzip_lose_nothing_readable() {
         s.render()
     );
 }
+
+/// Writes `files` NDJSON files of `events` flagged events each under `dir`.
+fn flagged_inputs(dir: &std::path::Path, files: usize, events: usize) {
+    let lines = lines(events).join("\n") + "\n";
+    for i in 0..files {
+        write(dir, &format!("flagged-{i}.json"), lines.as_bytes());
+    }
+}
+
+/// In a child process (see below): scans `files` inputs of `events` flagged events each on two
+/// threads, writing every finding as a JSON line to nowhere, and prints the peak resident
+/// memory (VmHWM) in kB.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by findings_stream_in_bounded_memory in a process of its own"]
+fn findings_memory_child() {
+    let Ok(spec) = std::env::var("TRAILCEDAR_MEMORY_CHILD") else {
+        return;
+    };
+    let (files, events) = spec.split_once('x').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    flagged_inputs(dir.path(), files.parse().unwrap(), events.parse().unwrap());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global()
+        .unwrap();
+    let inputs = trailcedar::source::resolve(&[dir.path().to_path_buf()], &Default::default());
+    let opts = ScanOptions {
+        window: 8,
+        held_findings: 1 << 20,
+        ..ScanOptions::default()
+    };
+    let mut written = 0u64;
+    let engine = engine_of(
+        r#"@id("cli-calls") @title("Calls made with the CLI") @severity("low")
+forbid (principal, action, resource) when { context has userAgent && context.userAgent like "aws-cli/*" };"#,
+    );
+    let s = trailcedar::scan::run(&engine, &inputs, &opts, &(), &mut |f| {
+        written += trailcedar::report::sanitize::json_line(&f)?.len() as u64;
+        Ok(())
+    })
+    .unwrap();
+    assert!(s.balanced() && written > 0);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap();
+    println!(
+        "PEAK {} FINDINGS {}",
+        peak.trim().trim_end_matches(" kB"),
+        s.findings
+    );
+}
+
+/// The peak memory of a scan of `files` inputs of `events` flagged events each, in MB, and the
+/// findings it wrote, measured in a process of its own.
+#[cfg(target_os = "linux")]
+fn peak_of_scan(files: usize, events: usize) -> (f64, u64) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "reliability::findings_memory_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TRAILCEDAR_MEMORY_CHILD", format!("{files}x{events}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let at = stdout
+        .find("PEAK ")
+        .unwrap_or_else(|| panic!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    let mut parts = stdout[at..].split_whitespace();
+    let kb: f64 = parts.nth(1).unwrap().parse().unwrap();
+    let findings: u64 = parts.nth(1).unwrap().parse().unwrap();
+    (kb / 1024.0, findings)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn findings_stream_in_bounded_memory() {
+    // Four times the findings per input, all inputs read ahead at once: held whole, as before,
+    // the findings alone would take some 60 MB more.
+    let (small, n_small) = peak_of_scan(4, 1_000);
+    let (large, n_large) = peak_of_scan(4, 4_000);
+    assert_eq!((n_small, n_large), (4_000, 16_000));
+    assert!(
+        large - small < 8.0,
+        "peak {small:.1} MB with 6,000 findings, {large:.1} MB with 24,000"
+    );
+}
