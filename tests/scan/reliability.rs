@@ -367,3 +367,88 @@ fn findings_stream_in_bounded_memory() {
         "peak {small:.1} MB with 6,000 findings, {large:.1} MB with 24,000"
     );
 }
+
+#[test]
+fn an_output_file_that_is_an_input_is_refused_before_it_is_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = lines(3).join("\n") + "\n";
+    let input = write(dir.path(), "logs/events.json", text.as_bytes());
+    // Named as the input, and as a file of a scanned directory.
+    for scanned in [input.clone(), dir.path().join("logs")] {
+        let (code, out, err) = trailcedar(
+            &[
+                "scan",
+                "-o",
+                input.to_str().unwrap(),
+                scanned.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty());
+        assert!(err.contains("is also an input of the scan"), "{err}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), text, "untouched");
+    }
+}
+
+/// Runs the binary under bash, `$B` standing for it; (exit status as the script prints it, stderr).
+#[cfg(target_os = "linux")]
+fn sh(script: &str) -> (String, String) {
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .env("B", env!("CARGO_BIN_EXE_trailcedar"))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_closed_standard_output_is_an_error_not_a_silent_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "events.json",
+        (lines(3).join("\n") + "\n").as_bytes(),
+    );
+    let (status, err) = sh(&format!(r#""$B" scan {} >&-; echo $?"#, input.display()));
+    assert_eq!(status, "2", "{err}");
+    assert!(err.contains("standard output is closed"), "{err}");
+    // Sending the findings to /dev/null on purpose is not that.
+    let (status, err) = sh(&format!(
+        r#""$B" scan -q {} >/dev/null; echo $?"#,
+        input.display()
+    ));
+    assert_eq!(status, "1", "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_reader_that_closes_the_pipe_does_not_turn_the_status_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far more findings than a pipe holds, so that writing meets the closed pipe.
+    let input = write(
+        dir.path(),
+        "many.json",
+        (lines(2_000).join("\n") + "\n").as_bytes(),
+    );
+    let bad = write(dir.path(), "bad.json", b"{oops");
+    let script = |paths: &str| {
+        format!(r#"set -o pipefail; "$B" scan -f jsonl {paths} | head -c 100 >/dev/null; echo $?"#)
+    };
+    let (status, err) = sh(&script(&input.display().to_string()));
+    assert_eq!(status, "1", "findings: {err}");
+    assert!(err.contains("the reader closed the output"), "{err}");
+    assert!(
+        err.contains("events: 2000 read = 2000 evaluated"),
+        "the scan went on to the end: {err}"
+    );
+    let (status, err) = sh(&script(&format!("{} {}", input.display(), bad.display())));
+    assert_eq!(
+        status, "2",
+        "an unreadable input after the pipe closed: {err}"
+    );
+}
