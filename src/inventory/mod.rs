@@ -312,6 +312,12 @@ pub struct Inventory {
     pub conflicts: Vec<String>,
 }
 
+/// Names read in an inventory directory: `.json`, `.csv` and `.gz` files.
+fn is_inventory_name(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".json") || name.ends_with(".csv") || name.ends_with(".gz")
+}
+
 /// Why inventory files could not be loaded; each names its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryError(pub Vec<String>);
@@ -339,24 +345,17 @@ impl Inventory {
         let mut files = Vec::new();
         for path in paths {
             if path.is_dir() {
-                let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
-                    .sort_by_file_name()
-                    .into_iter()
-                    .filter_map(Result::ok)
-                    .filter(|e| e.file_type().is_file())
-                    .map(|e| e.into_path())
-                    .filter(|p| {
-                        let name = p.to_string_lossy();
-                        name.ends_with(".json") || name.ends_with(".csv") || name.ends_with(".gz")
-                    })
-                    .collect();
-                if found.is_empty() {
+                let found = crate::source::walk(path, is_inventory_name);
+                for e in found.errors {
+                    errors.push(format!("{}: {}", e.path, e.reason));
+                }
+                if found.files.is_empty() {
                     errors.push(format!(
                         "{}: no inventory files (.json, .csv) in the directory",
                         path.display()
                     ));
                 }
-                files.append(&mut found);
+                files.extend(found.files);
             } else {
                 files.push(path.clone());
             }

@@ -452,3 +452,72 @@ fn a_reader_that_closes_the_pipe_does_not_turn_the_status_to_zero() {
         "an unreadable input after the pipe closed: {err}"
     );
 }
+
+/// Whether the tests run as root, whom permissions do not stop.
+#[cfg(unix)]
+fn root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn inventory_directories_are_walked_like_log_directories() {
+    use std::os::unix::fs::symlink;
+    use trailcedar::inventory::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let keys = write(
+        &elsewhere,
+        "access-keys.json",
+        br#"{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Inactive"}]}"#,
+    );
+    let inv = dir.path().join("inventory/2024-05-13");
+    std::fs::create_dir_all(&inv).unwrap();
+    write(
+        &inv,
+        "accounts.json",
+        br#"{"Accounts":[{"Id":"123456789012","Name":"main","Status":"ACTIVE"}]}"#,
+    );
+    // A link to a file is followed, as the scan's walk follows it: its facts are joined.
+    symlink(&keys, inv.join("access-keys.json")).unwrap();
+    let loaded = Inventory::load(std::slice::from_ref(&inv), None).unwrap();
+    assert_eq!(loaded.files.len(), 2, "{:?}", loaded.files);
+    assert_eq!(
+        loaded
+            .keys
+            .get("AKIAIOSFODNN7EXAMPLE")
+            .map(|k| k.status.as_str()),
+        Some("Inactive")
+    );
+    // A broken link and a cycle are errors that name them, never a partial join.
+    symlink(dir.path().join("gone.json"), inv.join("broken.json")).unwrap();
+    symlink(&inv, inv.join("loop")).unwrap();
+    let errors = Inventory::load(std::slice::from_ref(&inv), None)
+        .unwrap_err()
+        .0;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("broken.json")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("loop")), "{errors:?}");
+    std::fs::remove_file(inv.join("broken.json")).unwrap();
+    std::fs::remove_file(inv.join("loop")).unwrap();
+    // An unreadable directory too (permissions do not stop root, who runs some CI).
+    if !root() {
+        use std::os::unix::fs::PermissionsExt;
+        let closed = inv.join("closed");
+        std::fs::create_dir(&closed).unwrap();
+        write(&closed, "instances.json", br#"{"Reservations":[]}"#);
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let result = Inventory::load(std::slice::from_ref(&inv), None);
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let errors = result.unwrap_err().0;
+        assert!(errors.iter().any(|e| e.contains("closed")), "{errors:?}");
+    }
+}
