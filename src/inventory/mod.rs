@@ -312,6 +312,11 @@ pub struct Inventory {
     pub conflicts: Vec<String>,
 }
 
+/// The largest inventory file read (after decompression): an inventory is read whole, and this
+/// bounds what one file may cost. An organization's largest, `get-account-authorization-details`,
+/// is tens of megabytes.
+pub const MAX_FILE: u64 = 1 << 30;
+
 /// Names read in an inventory directory: `.json`, `.csv` and `.gz` files.
 fn is_inventory_name(path: &Path) -> bool {
     let name = path.to_string_lossy();
@@ -375,6 +380,15 @@ impl Inventory {
     }
 
     fn load_file(&mut self, path: &Path, flag_time: Option<Timestamp>) -> Result<(), String> {
+        self.load_file_within(path, flag_time, MAX_FILE)
+    }
+
+    fn load_file_within(
+        &mut self,
+        path: &Path,
+        flag_time: Option<Timestamp>,
+        limit: u64,
+    ) -> Result<(), String> {
         let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
         let modified = file
             .metadata()
@@ -382,8 +396,14 @@ impl Inventory {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp(d.as_millis() as i64));
-        let bytes =
-            crate::decode::read_all(std::io::BufReader::new(file), 1 << 30, 0).map_err(|e| e.0)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bytes = crate::decode::read_all(std::io::BufReader::new(file), limit, size)
+            .map_err(|e| match e.0.strip_prefix("larger than the limit") {
+                Some(_) => format!(
+                    "larger than the limit of {limit} bytes for one inventory file (after decompression)"
+                ),
+                None => e.0,
+            })?;
         let text = crate::decode::as_text(&bytes).map_err(|e| e.0)?;
         let parsed = kinds::parse(text)?;
         let recorded = kinds::recorded_time(&parsed)
@@ -912,6 +932,30 @@ fn instance_id_of_arn(arn: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_past_the_inventory_limit_says_which_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.json");
+        std::fs::write(
+            &path,
+            format!("{{\"ResourceTagMappingList\":[]{}}}", " ".repeat(5000)),
+        )
+        .unwrap();
+        let mut inventory = Inventory::default();
+        let err = inventory
+            .load_file_within(&path, Some(Timestamp(0)), 4096)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "larger than the limit of 4096 bytes for one inventory file (after decompression)"
+        );
+        assert!(
+            inventory
+                .load_file_within(&path, Some(Timestamp(0)), 8192)
+                .is_ok()
+        );
+    }
 
     #[test]
     fn an_object_with_tags_of_its_own_has_them_and_the_others_their_buckets() {

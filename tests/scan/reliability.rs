@@ -521,3 +521,23 @@ fn inventory_directories_are_walked_like_log_directories() {
         assert!(errors.iter().any(|e| e.contains("closed")), "{errors:?}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn an_inventory_that_is_not_text_fails_at_once_with_its_own_limit() {
+    let (code, _, err) = trailcedar(
+        &[
+            "scan",
+            "--inventory",
+            "/dev/zero",
+            "fixtures/events/iam/user_created.flag.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/dev/zero: not text: a NUL byte at offset 0"),
+        "{err}"
+    );
+    assert!(!err.contains("--max-file-size"), "{err}");
+}
