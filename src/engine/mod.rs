@@ -23,6 +23,7 @@ mod evaluate;
 mod explain;
 pub mod index;
 pub mod lint;
+pub mod nesting;
 pub mod pack;
 pub mod prefilter;
 mod request;

@@ -13,6 +13,7 @@
 use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::diagnostic::InFile;
 use crate::engine::lint;
+use crate::engine::nesting;
 use crate::model::actions::Catalog;
 use crate::model::element::Each;
 use crate::model::schema::{self, Shapes};
@@ -252,6 +253,14 @@ pub fn load_with(
     origin: &str,
     options: LoadOptions,
 ) -> Result<Pack, PackErrors> {
+    nesting::on_deep_stack(move || load_on_this_stack(sources, origin, options))
+}
+
+fn load_on_this_stack(
+    sources: Vec<PolicySource>,
+    origin: &str,
+    options: LoadOptions,
+) -> Result<Pack, PackErrors> {
     let mut errors: Vec<Report> = Vec::new();
     let mut warnings: Vec<Report> = Vec::new();
     let mut detections: Vec<Detection> = Vec::new();
@@ -282,6 +291,10 @@ pub fn load_with(
 
     for (file_index, source) in sources.iter().enumerate() {
         let named = || NamedSource::new(source.name.clone(), source.text.clone());
+        if let Err(e) = nesting::check(&source.text) {
+            errors.push(e.report(named()));
+            continue;
+        }
         let set = match PolicySet::from_str(&source.text) {
             Ok(set) => set,
             Err(e) => {

@@ -541,3 +541,77 @@ fn an_inventory_that_is_not_text_fails_at_once_with_its_own_limit() {
     );
     assert!(!err.contains("--max-file-size"), "{err}");
 }
+
+#[test]
+fn policies_at_the_nesting_limits_decide_and_past_them_are_a_pointed_error() {
+    use trailcedar::engine::nesting::{MAX_DEPTH, MAX_OPERATORS};
+    let dir = tempfile::tempdir().unwrap();
+    let term = r#"context.eventName == "GetCallerIdentity""#;
+    // Each term is two operators (`.`, `==`) and joining it one more.
+    let chain = vec![term; MAX_OPERATORS / 3].join(" && ");
+    // The policy's scope and `when { }` are two levels of brackets.
+    let parens = MAX_DEPTH - 2;
+    let nested = format!("{}{term}{}", "(".repeat(parens), ")".repeat(parens));
+    let policy = |id: &str, cond: &str| {
+        format!(
+            "@id(\"{id}\")\n@title(\"{id}\")\n@severity(\"low\")\nforbid (principal, action, resource) when {{ {cond} }};\n"
+        )
+    };
+    write(
+        dir.path(),
+        "chain.cedar",
+        policy("long-chain", &chain).as_bytes(),
+    );
+    write(
+        dir.path(),
+        "nested.cedar",
+        policy("deeply-nested", &nested).as_bytes(),
+    );
+    let events = write(
+        dir.path(),
+        "events.json",
+        (lines(2).join("\n") + "\n").as_bytes(),
+    );
+    let (code, out, err) = trailcedar(
+        &[
+            "scan",
+            "-f",
+            "jsonl",
+            "-p",
+            dir.path().to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out.matches(r#""id":"long-chain""#).count(), 2, "{out}");
+    assert_eq!(out.matches(r#""id":"deeply-nested""#).count(), 2, "{out}");
+    assert!(!err.contains("rule errors"), "{err}");
+
+    // Past them: a diagnostic and exit code 2, never a crash (exit 134).
+    let long = vec!["true"; 3_000].join(" && ");
+    let deep = format!("{}{term}{}", "(".repeat(550), ")".repeat(550));
+    for (condition, expected) in [
+        (&long, "more than 1000 operators in one policy"),
+        (&deep, "brackets nested more than 64 deep"),
+    ] {
+        let (code, _, err) = trailcedar(
+            &["scan", "--where", condition, events.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    std::fs::remove_file(dir.path().join("chain.cedar")).unwrap();
+    write(
+        dir.path(),
+        "deep.cedar",
+        policy("too-deep", &deep).as_bytes(),
+    );
+    let (code, _, err) = trailcedar(&["check", "-p", dir.path().to_str().unwrap()], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("deep.cedar:4:"),
+        "points at the file and line: {err}"
+    );
+}
