@@ -93,6 +93,39 @@ impl Event<'_> {
             || (self.detail.is_some() && self.detail_type.is_some())
     }
 
+    /// The first field a rule can read that is longer than `limit` bytes, and its length: a
+    /// top-level string, or the JSON of `userIdentity`, `resources` or `tlsDetails`. (The
+    /// free-form payloads are measured when a rule reads them.)
+    pub fn oversized(&self, limit: usize) -> Option<(&'static str, usize)> {
+        let text = |v: &Option<Cow<'_, str>>| v.as_deref().map_or(0, str::len);
+        let raw = |v: Option<&RawValue>| v.map_or(0, |r| r.get().len());
+        [
+            ("eventVersion", text(&self.event_version)),
+            ("eventTime", self.event_time.len()),
+            ("eventSource", self.event_source.len()),
+            ("eventName", self.event_name.len()),
+            ("awsRegion", text(&self.aws_region)),
+            ("sourceIPAddress", text(&self.source_ip_address)),
+            ("userAgent", text(&self.user_agent)),
+            ("errorCode", text(&self.error_code)),
+            ("errorMessage", text(&self.error_message)),
+            ("requestID", text(&self.request_id)),
+            ("eventID", text(&self.event_id)),
+            ("eventType", text(&self.event_type)),
+            ("apiVersion", text(&self.api_version)),
+            ("recipientAccountId", text(&self.recipient_account_id)),
+            ("sharedEventID", text(&self.shared_event_id)),
+            ("vpcEndpointId", text(&self.vpc_endpoint_id)),
+            ("vpcEndpointAccountId", text(&self.vpc_endpoint_account_id)),
+            ("eventCategory", text(&self.event_category)),
+            ("userIdentity", raw(self.user_identity)),
+            ("resources", raw(self.resources)),
+            ("tlsDetails", raw(self.tls_details)),
+        ]
+        .into_iter()
+        .find(|(_, len)| *len > limit)
+    }
+
     /// The service part of `eventSource`: `s3.amazonaws.com` is `s3`.
     pub fn service(&self) -> &str {
         service_of(&self.event_source)

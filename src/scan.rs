@@ -257,6 +257,39 @@ impl<'e> Records<'e> {
     }
 }
 
+/// Event content as a finding quotes it: at most [`MAX_QUOTE`] characters, then `…`.
+fn quote(s: &str) -> String {
+    if s.len() <= MAX_QUOTE {
+        s.to_string()
+    } else {
+        truncate(s, MAX_QUOTE)
+    }
+}
+
+/// A value read, as a finding quotes it (see [`quote`]): its field, its Cedar spelling, and
+/// every string in its JSON.
+fn quoted(mut v: ReadValue) -> ReadValue {
+    fn strings(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.len() > MAX_QUOTE => *s = truncate(s, MAX_QUOTE),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strings),
+            serde_json::Value::Object(map) => map.values_mut().for_each(strings),
+            _ => {}
+        }
+    }
+    v.field = quote(&v.field);
+    v.value = v.value.as_deref().map(quote);
+    if let Some(json) = &mut v.json {
+        strings(json);
+    }
+    v
+}
+
+/// The most characters of event content a finding quotes in one field or value (a value a rule
+/// read can be up to a MiB, and an event can make a finding per detection). The decision was
+/// made on the whole value.
+pub const MAX_QUOTE: usize = 4096;
+
 /// The findings of a flagged event, with their explanations.
 pub fn findings_of(
     engine: &Engine,
@@ -282,19 +315,20 @@ pub fn findings_of(
     let fallback = resources.first();
     let event_info = |resource: Option<&ResourceModel>| {
         let e = &view.event;
+        let text = |s: Option<&str>| s.map(quote);
         EventInfo {
-            event_id: view.event_id().to_string(),
+            event_id: quote(view.event_id()),
             event_time: view.time.to_string(),
-            action: e.action_id(),
-            principal: principal.display(),
+            action: quote(&e.action_id()),
+            principal: quote(&principal.display()),
             principal_type: principal.kind.type_name().to_string(),
-            access_key_id: principal.access_key_id.clone(),
-            resource: resource.map(ResourceModel::display).unwrap_or_default(),
-            source_ip_address: e.source_ip_address.as_deref().map(str::to_string),
-            aws_region: e.aws_region.as_deref().map(str::to_string),
-            recipient_account_id: e.recipient_account_id.as_deref().map(str::to_string),
-            user_agent: e.user_agent.as_deref().map(str::to_string),
-            error_code: e.error_code.as_deref().map(str::to_string),
+            access_key_id: text(principal.access_key_id.as_deref()),
+            resource: resource.map_or_else(String::new, |r| quote(&r.display())),
+            source_ip_address: text(e.source_ip_address.as_deref()),
+            aws_region: text(e.aws_region.as_deref()),
+            recipient_account_id: text(e.recipient_account_id.as_deref()),
+            user_agent: text(e.user_agent.as_deref()),
+            error_code: text(e.error_code.as_deref()),
         }
     };
     let location = Location {
@@ -309,7 +343,7 @@ pub fn findings_of(
                     let values = e
                         .values
                         .into_iter()
-                        .map(|(field, value)| ReadValue::new(field, value))
+                        .map(|(field, value)| quoted(ReadValue::new(field, value)))
                         .collect();
                     (values, e.notes)
                 }

@@ -104,6 +104,33 @@ impl FieldNeed {
     }
 }
 
+/// The most bytes of any value a rule may read: each top-level string of an event, the JSON
+/// text of `userIdentity`, `resources` and `tlsDetails`, and of each free-form payload (so every
+/// tag of it). An event with a larger one is rejected, with the field's name: one event must not
+/// cost gigabytes and minutes (a `like` over a 300 MB string), and a value too large to read is
+/// never read as absent. CloudTrail itself omits payloads far smaller than this.
+pub const MAX_VALUE: usize = 1 << 20;
+
+/// A free-form payload, parsed: an error when it is larger than [`MAX_VALUE`].
+pub fn parse(field: Field, raw: &RawValue) -> Result<Value, String> {
+    let json = raw.get();
+    check(field, json)?;
+    serde_json::from_str(json).map_err(|e| format!("{}: {e}", field.name()))
+}
+
+/// Whether a rule may read a free-form payload, for readers that do not [`parse`] it: not
+/// larger than [`MAX_VALUE`].
+pub fn check(field: Field, json: &str) -> Result<(), String> {
+    if json.len() > MAX_VALUE {
+        return Err(format!(
+            "{}: {} bytes, more than the {MAX_VALUE} bytes a rule may read",
+            field.name(),
+            json.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Most tags one field may have when a policy reads every tag.
 pub const MAX_TAGS: usize = 10_000;
 
@@ -374,6 +401,18 @@ mod tests {
                 .filter(|(k, _)| k == "x-amz-acl")
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn a_payload_larger_than_a_rule_may_read_is_an_error() {
+        let big =
+            serde_json::to_string(&json!({ "policyDocument": "x".repeat(MAX_VALUE) })).unwrap();
+        let raw = serde_json::from_str::<Box<RawValue>>(&big).unwrap();
+        let err = parse(Field::RequestParameters, &raw).unwrap_err();
+        assert!(
+            err.starts_with("requestParameters: 1048597 bytes, more than the 1048576 bytes"),
+            "{err}"
         );
     }
 

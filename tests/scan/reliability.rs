@@ -615,3 +615,93 @@ fn policies_at_the_nesting_limits_decide_and_past_them_are_a_pointed_error() {
         "points at the file and line: {err}"
     );
 }
+
+/// A PutUserPolicy event whose document is `document` (a JSON string's content).
+fn put_user_policy(document: &str) -> String {
+    event("")
+        .replace(
+            r#""eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity""#,
+            r#""eventSource":"iam.amazonaws.com","eventName":"PutUserPolicy""#,
+        )
+        .replace(
+            r#""requestParameters":null"#,
+            &format!(
+                r#""requestParameters":{{"userName":"bob","policyName":"p","policyDocument":{}}}"#,
+                serde_json::to_string(document).unwrap()
+            ),
+        )
+}
+
+#[test]
+fn what_one_event_may_cost_is_bounded_and_said() {
+    use trailcedar::model::fields::MAX_VALUE;
+    use trailcedar::scan::MAX_QUOTE;
+    let dir = tempfile::tempdir().unwrap();
+    // A document past the limit that nearly allows everything.
+    let near_miss = r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b"}"#
+        .repeat(MAX_VALUE / 60 + 10);
+    // One within it that matches, padded with a long statement first.
+    // Fewer statements than the model reads in one document (1,000), each a long one.
+    let statement = format!(
+        r#"{{"Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::{}"}},"#,
+        "x".repeat(1800)
+    );
+    let padding = statement.repeat(MAX_VALUE / statement.len() - 10);
+    let full = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{padding}{{"Effect":"Allow","Action":"*","Resource":"*"}}]}}"#
+    );
+    assert!(full.len() < MAX_VALUE && full.len() > MAX_QUOTE * 100);
+    let long_agent = event("").replace("aws-cli/2.15.30", &"a".repeat(MAX_VALUE + 1));
+    let records = [
+        put_user_policy(&near_miss),
+        put_user_policy(&full),
+        long_agent,
+    ];
+    let path = write(
+        dir.path(),
+        "costly.json",
+        (records.join("\n") + "\n").as_bytes(),
+    );
+    let started = std::time::Instant::now();
+    let (findings, s) = scan_paths(shipped(), &[path], &ScanOptions::default());
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    assert_eq!(
+        (s.events_read, s.events_evaluated, s.events_rejected),
+        (3, 1, 2),
+        "{}",
+        s.render()
+    );
+    assert!(
+        s.rejected[0].reason.starts_with("requestParameters: ")
+            && s.rejected[0]
+                .reason
+                .contains("more than the 1048576 bytes a rule may read"),
+        "{}",
+        s.rejected[0].reason
+    );
+    assert!(
+        s.rejected[1].reason.starts_with("userAgent: 1048577 bytes"),
+        "{}",
+        s.rejected[1].reason
+    );
+    let flagged: Vec<_> = findings
+        .iter()
+        .filter(|f| f.detection.id == "iam-full-access-policy-document")
+        .collect();
+    assert_eq!(
+        flagged.len(),
+        1,
+        "the document within the limit is read whole"
+    );
+    for f in &findings {
+        for v in &f.values {
+            let shown = v.value.as_deref().unwrap_or_default();
+            assert!(
+                shown.chars().count() <= MAX_QUOTE + 1,
+                "{}: {} characters",
+                v.field,
+                shown.len()
+            );
+        }
+    }
+}

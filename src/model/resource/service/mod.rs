@@ -110,6 +110,7 @@ pub(super) fn from_request_parameters<'a>(
     let Some(naming) = SERVICES.iter().find(|n| n.service == service) else {
         return Ok(());
     };
+    crate::model::fields::check(crate::model::Field::RequestParameters, raw.get())?;
     let mut params = match quick_params(raw.get(), naming.keys, naming.nested) {
         Some(p) => p,
         None => params_by_serde(raw.get(), naming.keys)?,
