@@ -1164,6 +1164,72 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
+/// The first key that one object of `json` repeats (compared as JSON reads them, escapes
+/// decoded), if any. `json` is valid JSON, as serde_json captured it.
+pub fn repeated_key(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    // For each open object, its keys so far; `None` for an array. Closed objects' vectors are
+    // kept for the next ones: an inventory has hundreds of thousands of small objects.
+    let mut open: Vec<Option<Vec<Cow<'_, str>>>> = Vec::new();
+    let mut spare: Vec<Vec<Cow<'_, str>>> = Vec::new();
+    // Whether the next string in the innermost object is a key.
+    let mut key_next = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'{' => {
+                open.push(Some(spare.pop().unwrap_or_default()));
+                key_next = true;
+            }
+            b'[' => {
+                open.push(None);
+                key_next = false;
+            }
+            b'}' | b']' => {
+                if let Some(Some(mut keys)) = open.pop() {
+                    keys.sort_unstable();
+                    if let Some(pair) = keys.windows(2).find(|w| w.first() == w.get(1)) {
+                        return pair.first().map(|k| k.to_string());
+                    }
+                    keys.clear();
+                    spare.push(keys);
+                }
+                key_next = false;
+            }
+            b',' => key_next = matches!(open.last(), Some(Some(_))),
+            b':' => key_next = false,
+            b'"' => {
+                let start = i;
+                let mut escaped = false;
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    match c {
+                        b'\\' => {
+                            escaped = true;
+                            i += 1;
+                        }
+                        b'"' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                if key_next && let Some(Some(keys)) = open.last_mut() {
+                    let raw = json.get(start..=i).unwrap_or_default();
+                    let key = if escaped {
+                        Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
+                    } else {
+                        Cow::Borrowed(raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default())
+                    };
+                    keys.push(key);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[derive(Deserialize)]
 struct LookupEvent<'a> {
     #[serde(borrow, rename = "CloudTrailEvent")]

@@ -111,7 +111,9 @@ impl FieldNeed {
 /// never read as absent. CloudTrail itself omits payloads far smaller than this.
 pub const MAX_VALUE: usize = 1 << 20;
 
-/// A free-form payload, parsed: an error when it is larger than [`MAX_VALUE`].
+/// A free-form payload, parsed: an error when it is larger than [`MAX_VALUE`], or when one of its
+/// objects repeats a key (AWS never writes one; whichever reading won, the order of the keys
+/// could hide a finding, so the event is ambiguous).
 pub fn parse(field: Field, raw: &RawValue) -> Result<Value, String> {
     let json = raw.get();
     check(field, json)?;
@@ -119,13 +121,20 @@ pub fn parse(field: Field, raw: &RawValue) -> Result<Value, String> {
 }
 
 /// Whether a rule may read a free-form payload, for readers that do not [`parse`] it: not
-/// larger than [`MAX_VALUE`].
+/// larger than [`MAX_VALUE`], and no key repeated in one of its objects.
 pub fn check(field: Field, json: &str) -> Result<(), String> {
     if json.len() > MAX_VALUE {
         return Err(format!(
             "{}: {} bytes, more than the {MAX_VALUE} bytes a rule may read",
             field.name(),
             json.len()
+        ));
+    }
+    if let Some(key) = crate::decode::repeated_key(json) {
+        return Err(format!(
+            "{}: the key {:?} appears twice in one object: the event is ambiguous",
+            field.name(),
+            crate::model::truncate(&key, 100)
         ));
     }
     Ok(())
@@ -402,6 +411,41 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_repeated_key_makes_a_payload_ambiguous_at_any_depth_and_in_any_spelling() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        for (json, key) in [
+            (
+                r#"{"x-amz-acl":"public-read","x-amz-acl":"private"}"#,
+                "x-amz-acl",
+            ),
+            (
+                r#"{"x-amz-acl":"private","x-amz-acl":"public-read"}"#,
+                "x-amz-acl",
+            ),
+            (r#"{"a":{"b":[{"c":1,"c":2}]}}"#, "c"),
+            (
+                r#"{"x-amz-acl":"public-read","x-amz-\u0061cl":"private"}"#,
+                "x-amz-acl",
+            ),
+        ] {
+            assert_eq!(
+                crate::decode::repeated_key(json).as_deref(),
+                Some(key),
+                "{json}"
+            );
+            let err = parse(Field::RequestParameters, &raw(json)).unwrap_err();
+            assert!(err.contains("appears twice"), "{err}");
+        }
+        for json in [
+            r#"{"a":{"a":"a"},"b":["a","a",{"a":1}],"c":"\"a\"","d":{"e":1},"e":{"d":1}}"#,
+            r#"{"k":"v","k\"":"w"}"#,
+        ] {
+            assert_eq!(crate::decode::repeated_key(json), None, "{json}");
+            assert!(parse(Field::RequestParameters, &raw(json)).is_ok());
+        }
     }
 
     #[test]

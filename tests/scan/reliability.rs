@@ -705,3 +705,80 @@ fn what_one_event_may_cost_is_bounded_and_said() {
         }
     }
 }
+
+/// A PutObject event with `params` as its request parameters (a JSON object's body).
+fn put_object(params: &str) -> String {
+    event("")
+        .replace(
+            r#""eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity""#,
+            r#""eventSource":"s3.amazonaws.com","eventName":"PutObject""#,
+        )
+        .replace(
+            r#""requestParameters":null"#,
+            &format!(r#""requestParameters":{{{params}}}"#),
+        )
+}
+
+#[test]
+fn the_order_of_duplicate_keys_never_hides_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = [
+        put_object(r#""bucketName":"b","key":"k","x-amz-acl":"public-read","x-amz-acl":"private""#),
+        put_object(r#""bucketName":"b","key":"k","x-amz-acl":"private","x-amz-acl":"public-read""#),
+        put_object(
+            r#""bucketName":"b","key":"k","x-amz-acl":"private","x-amz-\u0061cl":"public-read""#,
+        ),
+        put_object(r#""bucketName":"b","key":"k","x-amz-acl":"public-read""#),
+    ];
+    let path = write(
+        dir.path(),
+        "dup.json",
+        (records.join("\n") + "\n").as_bytes(),
+    );
+    let (findings, s) = scan_paths(
+        shipped(),
+        std::slice::from_ref(&path),
+        &ScanOptions::default(),
+    );
+    assert_eq!((s.events_read, s.events_rejected), (4, 3), "{}", s.render());
+    for p in &s.rejected {
+        assert!(
+            p.reason.contains(
+                r#"the key "x-amz-acl" appears twice in one object: the event is ambiguous"#
+            ),
+            "{}",
+            p.reason
+        );
+    }
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f.detection.id == "s3-public-canned-acl")
+            .count(),
+        1
+    );
+    // A rule that reads only the resource, named from a repeated bucketName.
+    let engine = engine_of(
+        r#"@id("secret-bucket") @title("Writes to the secret bucket") @severity("high")
+forbid (principal, action, resource in Resource::"arn:aws:s3:::secret");"#,
+    );
+    let both = [
+        put_object(r#""bucketName":"secret","bucketName":"public","key":"k""#),
+        put_object(r#""bucketName":"public","bucketName":"secret","key":"k""#),
+    ];
+    let path = write(
+        dir.path(),
+        "dup-bucket.json",
+        (both.join("\n") + "\n").as_bytes(),
+    );
+    let (findings, s) = scan_paths(&engine, &[path], &ScanOptions::default());
+    assert!(findings.is_empty());
+    assert_eq!(s.events_rejected, 2, "{}", s.render());
+    assert!(
+        s.rejected[0]
+            .reason
+            .contains(r#""bucketName" appears twice"#),
+        "{}",
+        s.rejected[0].reason
+    );
+}
