@@ -94,7 +94,7 @@ pub struct InventoryFile {
 }
 
 /// An IAM user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFacts {
     pub arn: String,
     pub name: String,
@@ -114,7 +114,7 @@ pub struct UserFacts {
 }
 
 /// An IAM role.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoleFacts {
     pub arn: String,
     pub name: String,
@@ -127,7 +127,7 @@ pub struct RoleFacts {
 }
 
 /// An IAM group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupFacts {
     pub arn: String,
     pub name: String,
@@ -136,7 +136,7 @@ pub struct GroupFacts {
 }
 
 /// An access key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyFacts {
     pub id: String,
     pub user: String,
@@ -147,7 +147,7 @@ pub struct KeyFacts {
 }
 
 /// An EC2 instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceFacts {
     pub id: String,
     pub account: Option<String>,
@@ -162,7 +162,7 @@ pub struct InstanceFacts {
 }
 
 /// A NAT gateway.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NatFacts {
     pub id: String,
     pub public_ips: BTreeSet<IpAddr>,
@@ -175,7 +175,7 @@ pub struct NatFacts {
 }
 
 /// A VPC endpoint.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointFacts {
     pub id: String,
     pub vpc: Option<String>,
@@ -197,7 +197,7 @@ pub struct ElasticIpFacts {
 }
 
 /// An account of the organization.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountFacts {
     pub id: String,
     pub name: Option<String>,

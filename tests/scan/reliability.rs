@@ -782,3 +782,57 @@ forbid (principal, action, resource in Resource::"arn:aws:s3:::secret");"#,
         s.rejected[0].reason
     );
 }
+
+#[test]
+fn a_fact_given_twice_in_one_inventory_file_is_an_error_not_the_last_word() {
+    use trailcedar::inventory::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "tags.json",
+            r#"{"ResourceTagMappingList":[{"ResourceARN":"arn:aws:s3:::b","Tags":[{"Key":"service","Value":"a"}]},{"ResourceARN":"arn:aws:s3:::b","Tags":[{"Key":"service","Value":"b"}]}]}"#,
+            "tags of arn:aws:s3:::b is given twice in this file",
+        ),
+        (
+            "tag-list.json",
+            r#"{"ResourceTagMappingList":[{"ResourceARN":"arn:aws:s3:::b","Tags":[{"Key":"service","Value":"a"},{"Key":"service","Value":"b"}]}]}"#,
+            r#"the tag "service" is given twice with different values"#,
+        ),
+        (
+            "keys.json",
+            r#"[{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Inactive"}]},{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Active"}]}]"#,
+            "the access key AKIAIOSFODNN7EXAMPLE is given twice",
+        ),
+        (
+            "json-key.json",
+            r#"{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Inactive","Status":"Active"}]}"#,
+            r#"the key "Status" appears twice in one object"#,
+        ),
+        (
+            "entities.json",
+            r#"[{"uid":{"type":"Role","id":"arn:aws:iam::123456789012:role/ci"},"attrs":{},"tags":{"service":"a","service":"b"}}]"#,
+            r#"the key "service" appears twice in one object"#,
+        ),
+        (
+            "entities-twice.json",
+            r#"[{"uid":{"type":"Role","id":"arn:aws:iam::123456789012:role/ci"},"attrs":{},"tags":{"service":"a"}},{"uid":{"type":"Role","id":"arn:aws:iam::123456789012:role/ci"},"attrs":{},"tags":{"service":"b"}}]"#,
+            r#"the tag "service" is given twice in this file"#,
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = write(dir.path(), &format!("2024-05-13/{name}"), text.as_bytes());
+        let errors = Inventory::load(std::slice::from_ref(&path), None)
+            .unwrap_err()
+            .0;
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert!(errors[0].contains(expected), "{name}: {errors:?}");
+        std::fs::remove_file(path).unwrap();
+    }
+    // The same fact twice alike is one fact.
+    let same = write(
+        dir.path(),
+        "2024-05-13/same.json",
+        br#"[{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Inactive"}]},{"AccessKeyMetadata":[{"UserName":"alice","AccessKeyId":"AKIAIOSFODNN7EXAMPLE","Status":"Inactive"}]}]"#,
+    );
+    assert!(Inventory::load(&[same], None).is_ok());
+}
