@@ -105,7 +105,8 @@ const AMBIGUOUS: &str = "an object with both a list of records (Records, Events 
 /// The first bytes are read and put back in front of the stream, so that a pipe, a FIFO or
 /// standard input is read exactly like a file. Every member of a multi-member gzip is read;
 /// zeros after the last member (block padding) are ignored, and other trailing bytes end the
-/// stream with an error after the content before them.
+/// stream with an error after the content before them. Whatever a damaged member decodes to
+/// before the damage is handed over before the error.
 pub fn sniffed<'r>(mut reader: impl Read + Send + 'r) -> io::Result<Box<dyn Read + Send + 'r>> {
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -120,57 +121,186 @@ pub fn sniffed<'r>(mut reader: impl Read + Send + 'r) -> io::Result<Box<dyn Read
     let gzip = got == 2 && head == [0x1f, 0x8b];
     let whole = io::Cursor::new(head).take(got as u64).chain(reader);
     if gzip {
-        let buffered = io::BufReader::with_capacity(64 * 1024, whole);
         Ok(Box::new(Gunzip {
-            member: Some(flate2::bufread::GzDecoder::new(buffered)),
+            input: io::BufReader::with_capacity(64 * 1024, whole),
+            member: Member::Header,
+            inflate: flate2::Decompress::new(false),
+            crc: flate2::Crc::new(),
+            pending: None,
         }))
     } else {
         Ok(Box::new(whole))
     }
 }
 
-/// Every member of a gzip stream, one after another, as `gzip -d` reads them.
+/// Every member of a gzip stream, one after another, as `gzip -d` reads them (RFC 1952).
+///
+/// Inflated here rather than by flate2's readers, which drop what a read had decoded when it
+/// meets damage: this one hands over every byte decoded before an error, then the error.
 struct Gunzip<R: BufRead> {
-    /// `None` once the stream ended.
-    member: Option<flate2::bufread::GzDecoder<R>>,
+    input: R,
+    member: Member,
+    inflate: flate2::Decompress,
+    crc: flate2::Crc,
+    /// An error met after some output of the same read: returned by the next read.
+    pending: Option<io::Error>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// A member's header comes next.
+    Header,
+    /// Inside a member's compressed data.
+    Body,
+    /// The stream ended.
+    Done,
+}
+
+fn gzip_error(what: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("gzip: {what}"))
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "gzip: the input ends inside a member (truncated)",
+    )
+}
+
+impl<R: BufRead> Gunzip<R> {
+    /// Reads a member's header (RFC 1952, 2.3.1), skipping its optional fields.
+    fn header(&mut self) -> io::Result<()> {
+        let mut fixed = [0u8; 10];
+        self.input.read_exact(&mut fixed).map_err(|_| truncated())?;
+        let [id1, id2, method, flags, ..] = fixed;
+        if [id1, id2] != [0x1f, 0x8b] || method != 8 {
+            return Err(gzip_error("invalid member header"));
+        }
+        if flags & 0x04 != 0 {
+            let mut len = [0u8; 2];
+            self.input.read_exact(&mut len).map_err(|_| truncated())?;
+            self.skip(u64::from(u16::from_le_bytes(len)))?;
+        }
+        for flag in [0x08, 0x10] {
+            // The file name and the comment: zero-terminated.
+            if flags & flag != 0 {
+                self.skip_to_zero()?;
+            }
+        }
+        if flags & 0x02 != 0 {
+            self.skip(2)?;
+        }
+        self.inflate.reset(false);
+        self.crc.reset();
+        Ok(())
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        let skipped = io::copy(&mut (&mut self.input).take(n), &mut io::sink())?;
+        if skipped < n {
+            return Err(truncated());
+        }
+        Ok(())
+    }
+
+    fn skip_to_zero(&mut self) -> io::Result<()> {
+        loop {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                return Err(truncated());
+            }
+            if let Some(at) = memchr::memchr(0, buf) {
+                self.input.consume(at + 1);
+                return Ok(());
+            }
+            let len = buf.len();
+            self.input.consume(len);
+        }
+    }
+
+    /// After a member's data: its trailer, checked, then what follows it.
+    fn trailer(&mut self) -> io::Result<()> {
+        let mut trailer = [0u8; 8];
+        self.input
+            .read_exact(&mut trailer)
+            .map_err(|_| truncated())?;
+        let [c0, c1, c2, c3, s0, s1, s2, s3] = trailer;
+        if u32::from_le_bytes([c0, c1, c2, c3]) != self.crc.sum()
+            || u32::from_le_bytes([s0, s1, s2, s3]) != self.crc.amount()
+        {
+            return Err(gzip_error("a member's checksum does not match its content"));
+        }
+        let next = self.input.fill_buf()?;
+        self.member = match next.first() {
+            None => Member::Done,
+            Some(0x1f) => Member::Header,
+            Some(0) => {
+                // Zeros to the end are block padding; anything else after them is garbage.
+                loop {
+                    let chunk = self.input.fill_buf()?;
+                    if chunk.is_empty() {
+                        break Member::Done;
+                    }
+                    if chunk.iter().any(|b| *b != 0) {
+                        return Err(trailing_garbage());
+                    }
+                    let len = chunk.len();
+                    self.input.consume(len);
+                }
+            }
+            Some(_) => return Err(trailing_garbage()),
+        };
+        Ok(())
+    }
 }
 
 impl<R: BufRead> Read for Gunzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.pending.take() {
+            self.member = Member::Done;
+            return Err(e);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
-            let Some(member) = self.member.as_mut() else {
-                return Ok(0);
-            };
-            let n = member
-                .read(buf)
-                .map_err(|e| io::Error::new(e.kind(), format!("gzip: {e}")))?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            // The member ended: another one, padding, garbage or the end.
-            let Some(member) = self.member.take() else {
-                return Ok(0);
-            };
-            let mut rest = member.into_inner();
-            let next = rest.fill_buf()?;
-            match next.first() {
-                None => return Ok(0),
-                Some(0x1f) => self.member = Some(flate2::bufread::GzDecoder::new(rest)),
-                Some(0) => {
-                    // Zeros to the end are block padding; anything else after them is garbage.
-                    loop {
-                        let chunk = rest.fill_buf()?;
-                        if chunk.is_empty() {
-                            return Ok(0);
+            match self.member {
+                Member::Done => return Ok(0),
+                Member::Header => {
+                    self.header()?;
+                    self.member = Member::Body;
+                }
+                Member::Body => {
+                    let input = self.input.fill_buf()?;
+                    let eof = input.is_empty();
+                    let (was_in, was_out) = (self.inflate.total_in(), self.inflate.total_out());
+                    let status = self
+                        .inflate
+                        .decompress(input, buf, flate2::FlushDecompress::None);
+                    let consumed = (self.inflate.total_in() - was_in) as usize;
+                    let produced = (self.inflate.total_out() - was_out) as usize;
+                    self.input.consume(consumed);
+                    self.crc.update(buf.get(..produced).unwrap_or_default());
+                    let outcome = match status {
+                        Err(e) => Err(gzip_error(e)),
+                        Ok(flate2::Status::StreamEnd) => self.trailer(),
+                        Ok(_) if produced == 0 && (eof || consumed == 0) => Err(truncated()),
+                        Ok(_) => Ok(()),
+                    };
+                    match outcome {
+                        Ok(()) if produced == 0 => continue,
+                        Ok(()) => return Ok(produced),
+                        // What was decoded before the error first.
+                        Err(e) if produced > 0 => {
+                            self.pending = Some(e);
+                            return Ok(produced);
                         }
-                        if chunk.iter().any(|b| *b != 0) {
-                            return Err(trailing_garbage());
+                        Err(e) => {
+                            self.member = Member::Done;
+                            return Err(e);
                         }
-                        let len = chunk.len();
-                        rest.consume(len);
                     }
                 }
-                Some(_) => return Err(trailing_garbage()),
             }
         }
     }
@@ -313,8 +443,9 @@ pub fn read_records(
     read_blocks(reader, limits, BLOCK, first_index, stop, f)
 }
 
-/// [`read_records`] in blocks of `block` bytes.
-fn read_blocks(
+/// [`read_records`] in blocks of `block` bytes (for tests and fuzzing: small blocks put a
+/// block boundary everywhere).
+pub fn read_blocks(
     mut reader: impl Read,
     limits: Limits,
     block: usize,
@@ -1536,6 +1667,49 @@ mod tests {
         );
         assert!(recs > 100, "{recs}");
         assert!(d.error.unwrap().0.starts_with("gzip"));
+    }
+
+    #[test]
+    fn what_a_damaged_member_decodes_to_before_the_damage_is_read_whatever_the_reads() {
+        let many: String = (0..400).map(|i| ev(&format!("E{i}")) + "\n").collect();
+        let clean = gz(many.as_bytes());
+        let read = |bytes: &[u8], block: usize, trickle: usize| {
+            let mut recs = Vec::new();
+            let reader = sniffed(Trickle(bytes, trickle)).unwrap();
+            let limits = Limits {
+                value: 1 << 20,
+                total: None,
+            };
+            let d = read_blocks(reader, limits, block, 0, &|| false, &mut |r| {
+                recs.push(describe_record(r))
+            });
+            (recs, d.error.map(|e| e.0).unwrap_or_default())
+        };
+        // Damage the deflate data until inflating fails there (rather than decoding garbage).
+        let mut tried = 0;
+        let damages = (clean.len() / 3..clean.len() - 20)
+            .flat_map(|at| [0xff, 0x80, 0x0f, 0x01].map(|m| (at, m)));
+        for (at, mask) in damages {
+            if tried == 3 {
+                break;
+            }
+            let mut damaged = clean.clone();
+            damaged[at] ^= mask;
+            let (whole, error) = read(&damaged, 16 << 20, 1 << 20);
+            if !error.starts_with("gzip: ") || error.contains("checksum") {
+                continue;
+            }
+            tried += 1;
+            assert!(whole.len() > 50, "{}", whole.len());
+            for (block, trickle) in [(100, 7), (4096, 1), (1 << 16, 4096)] {
+                assert_eq!(
+                    read(&damaged, block, trickle).0,
+                    whole,
+                    "{at}: {block} {trickle}"
+                );
+            }
+        }
+        assert!(tried > 0, "no damage made inflating fail");
     }
 
     /// The decompressed bytes of `bytes`, through a reader that cannot seek.
