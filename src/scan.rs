@@ -96,7 +96,21 @@ pub fn scan_input(
             return summary;
         }
     };
-    let mut records = Records::new(engine, &name, opts);
+    scan_reader(engine, &name, reader, limits, opts, stop, sink)
+}
+
+/// Decodes and evaluates the records of `reader` (decompressed bytes, read as `name`); each
+/// finding goes to `sink` as it is decided.
+pub fn scan_reader(
+    engine: &Engine,
+    name: &str,
+    reader: impl io::Read,
+    limits: Limits,
+    opts: &ScanOptions,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Finding),
+) -> Summary {
+    let mut records = Records::new(engine, name, opts);
     let decoded = decode::read_records(reader, limits, 0, stop, &mut |r| records.record(r, sink));
     let mut summary = records.summary;
     summary.files_read = 1;
@@ -112,7 +126,7 @@ pub fn scan_input(
             "{}{flag}; the {} record(s) before it were read, none after",
             e.0, decoded.records
         );
-        summary.unreadable.push(Problem::new(&name, None, reason));
+        summary.unreadable.push(Problem::new(name, None, reason));
     }
     summary
 }

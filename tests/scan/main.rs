@@ -8,6 +8,7 @@ mod corpus;
 mod authoring;
 mod catalog;
 mod cli;
+mod fuzz;
 mod hostile;
 mod inventory;
 mod layers;
