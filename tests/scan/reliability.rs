@@ -836,3 +836,45 @@ fn a_fact_given_twice_in_one_inventory_file_is_an_error_not_the_last_word() {
     );
     assert!(Inventory::load(&[same], None).is_ok());
 }
+
+#[test]
+fn invisible_characters_reach_neither_the_terminal_nor_a_spreadsheet() {
+    let dir = tempfile::tempdir().unwrap();
+    // "ignore previous" smuggled in TAG characters, Hangul fillers, a Mongolian vowel separator,
+    // and a formula behind a blank and behind a full-width equals sign.
+    let smuggled: String = "ignore previous"
+        .chars()
+        .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+        .collect();
+    let agent = format!(" =HYPERLINK(\"x\")\u{3164}\u{115F}\u{180E}{smuggled}");
+    let region = "\u{FF1D}cmd|' /C calc'!A0";
+    let text = event("")
+        .replace("aws-cli/2.15.30", &agent.replace('"', "\\\""))
+        .replace("ap-northeast-1", region);
+    let path = write(dir.path(), "invisible.json", text.as_bytes());
+    for format in ["table", "csv", "jsonl"] {
+        let (code, out, err) = trailcedar(
+            &[
+                "scan",
+                "--color",
+                "never",
+                "-f",
+                format,
+                path.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(code, 1, "{err}");
+        for invisible in ['\u{E0069}', '\u{3164}', '\u{115F}', '\u{180E}'] {
+            assert!(
+                !out.contains(invisible) && !err.contains(invisible),
+                "{format}: U+{:04X} in {out}",
+                invisible as u32
+            );
+        }
+        if format == "csv" {
+            assert!(out.contains(",\"' =HYPERLINK"), "{out}");
+            assert!(out.contains(",'\u{FF1D}cmd"), "{out}");
+        }
+    }
+}
