@@ -656,6 +656,9 @@ fn parse_at<'t, T: Deserialize<'t>>(text: &'t str, at: usize) -> Parsed<T> {
         Some(Err(e)) => match e.classify() {
             serde_json::error::Category::Eof => Parsed::Incomplete,
             serde_json::error::Category::Data => Parsed::Data(e),
+            // A number cut by the end of the text (`-`, `1.`, `2e`) is "invalid" to serde_json,
+            // not "unexpected end": where the text ends, it may go on in the next block.
+            _ if offset_of(rest, e.line(), e.column()) + 1 >= rest.len() => Parsed::Incomplete,
             _ => Parsed::Syntax(e),
         },
     }
@@ -1042,7 +1045,7 @@ impl Parser {
             End::Eof => {
                 let e = serde_json::from_str::<IgnoredAny>(text.get(at..).unwrap_or_default())
                     .err()
-                    .map(|e| e.to_string())
+                    .map(|e| strip_position(&e))
                     .unwrap_or_else(|| "the input ends inside a value".to_string());
                 self.syntax_message(text, at, depth, end, &e, f)
             }
@@ -1602,6 +1605,8 @@ mod tests {
             format!("\u{feff}{}", ev("A")),
             format!(r#"{{"Records":[{}],"x":12345,"eventName":"y"}}"#, ev("A")),
             format!(r#"[{{"Records":[{}]}},"日本語",{}]"#, ev("A"), ev("B")),
+            // Numbers a block can cut where serde_json calls them invalid: `-`, `1.`, `2e`.
+            "[12,{\"a\":-316446192,\"b\":1.5,\"c\":2e10},-7]\nnull\n-1.25e-3\n".to_string(),
         ];
         for text in &texts {
             let (expected, _, err) = whole(text);
