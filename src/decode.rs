@@ -1301,6 +1301,15 @@ impl<'de> Deserialize<'de> for Members<'de> {
 /// The first key that one object of `json` repeats (compared as JSON reads them, escapes
 /// decoded), if any. `json` is valid JSON, as serde_json captured it.
 pub fn repeated_key(json: &str) -> Option<String> {
+    repeated_key_as(json, |key| key)
+}
+
+/// [`repeated_key`], with keys compared as `spelled` spells them: names read without regard to
+/// case are the same key in any case.
+pub fn repeated_key_as<'j>(
+    json: &'j str,
+    spelled: impl Fn(Cow<'j, str>) -> Cow<'j, str>,
+) -> Option<String> {
     let bytes = json.as_bytes();
     // For each open object, its keys so far; `None` for an array. Closed objects' vectors are
     // kept for the next ones: an inventory has hundreds of thousands of small objects.
@@ -1354,7 +1363,7 @@ pub fn repeated_key(json: &str) -> Option<String> {
                     } else {
                         Cow::Borrowed(raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default())
                     };
-                    keys.push(key);
+                    keys.push(spelled(key));
                 }
             }
             _ => {}

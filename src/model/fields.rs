@@ -19,6 +19,7 @@ use crate::event::Event;
 use cedar_policy::RestrictedExpression;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// The free-form payloads of an event.
@@ -122,7 +123,7 @@ pub fn parse(field: Field, raw: &RawValue) -> Result<Value, String> {
 
 /// Whether a rule may read a free-form payload, for readers that do not [`parse`] it: not
 /// larger than [`MAX_VALUE`], and no key repeated in one of its objects.
-pub fn check(field: Field, json: &str) -> Result<(), String> {
+pub fn check<'a>(field: Field, json: &'a str) -> Result<(), String> {
     if json.len() > MAX_VALUE {
         return Err(format!(
             "{}: {} bytes, more than the {MAX_VALUE} bytes a rule may read",
@@ -130,7 +131,12 @@ pub fn check(field: Field, json: &str) -> Result<(), String> {
             json.len()
         ));
     }
-    if let Some(key) = crate::decode::repeated_key(json) {
+    // A header is read without regard to case (`is_header`): `X-Amz-Acl` repeats `x-amz-acl`.
+    let spelled = |key: Cow<'a, str>| match is_header(&key) {
+        true => Cow::Owned(key.to_ascii_lowercase()),
+        false => key,
+    };
+    if let Some(key) = crate::decode::repeated_key_as(json, spelled) {
         return Err(format!(
             "{}: the key {:?} appears twice in one object: the event is ambiguous",
             field.name(),
@@ -442,10 +448,18 @@ mod tests {
         for json in [
             r#"{"a":{"a":"a"},"b":["a","a",{"a":1}],"c":"\"a\"","d":{"e":1},"e":{"d":1}}"#,
             r#"{"k":"v","k\"":"w"}"#,
+            r#"{"Key":"a","key":"b"}"#,
         ] {
             assert_eq!(crate::decode::repeated_key(json), None, "{json}");
             assert!(parse(Field::RequestParameters, &raw(json)).is_ok());
         }
+        // A header is read without regard to case: in two cases, it is given twice.
+        let cases = r#"{"X-Amz-Acl":"public-read","x-amz-acl":"private"}"#;
+        let err = parse(Field::RequestParameters, &raw(cases)).unwrap_err();
+        assert!(
+            err.contains(r#"the key "x-amz-acl" appears twice"#),
+            "{err}"
+        );
     }
 
     #[test]

@@ -728,6 +728,7 @@ fn the_order_of_duplicate_keys_never_hides_a_finding() {
         put_object(
             r#""bucketName":"b","key":"k","x-amz-acl":"private","x-amz-\u0061cl":"public-read""#,
         ),
+        put_object(r#""bucketName":"b","key":"k","x-amz-acl":"private","X-Amz-Acl":"public-read""#),
         put_object(r#""bucketName":"b","key":"k","x-amz-acl":"public-read""#),
     ];
     let path = write(
@@ -740,7 +741,7 @@ fn the_order_of_duplicate_keys_never_hides_a_finding() {
         std::slice::from_ref(&path),
         &ScanOptions::default(),
     );
-    assert_eq!((s.events_read, s.events_rejected), (4, 3), "{}", s.render());
+    assert_eq!((s.events_read, s.events_rejected), (5, 4), "{}", s.render());
     for p in &s.rejected {
         assert!(
             p.reason.contains(
