@@ -95,7 +95,10 @@ pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
     let mut out = Inputs::default();
     for path in paths {
         if path.as_os_str() == "-" {
-            out.inputs.push(Input::Stdin);
+            // Standard input is one stream: named twice, it is read once.
+            if !out.inputs.contains(&Input::Stdin) {
+                out.inputs.push(Input::Stdin);
+            }
             continue;
         }
         match std::fs::metadata(path) {
@@ -278,6 +281,13 @@ mod tests {
         );
         let all = resolve(&[dir.path().to_path_buf()], &TimeRange::default());
         assert_eq!(all.skipped(Skip::NotLog), 1);
+    }
+
+    #[test]
+    fn standard_input_named_twice_is_one_input() {
+        let dash = PathBuf::from("-");
+        let got = resolve(&[dash.clone(), dash], &TimeRange::default());
+        assert_eq!(got.inputs, vec![Input::Stdin]);
     }
 
     #[test]
