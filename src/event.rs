@@ -5,6 +5,7 @@
 //! them, which keeps decoding close to the cost of scanning the bytes.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -70,9 +71,61 @@ pub struct Event<'a> {
     pub session_credential_from_console: Option<bool>,
     #[serde(borrow, default)]
     pub insight_details: Option<&'a RawValue>,
+    /// Members of an envelope, not of an event (`Records`, `Events`, EventBridge's `detail`):
+    /// an object that has them is read by its shape, not as an event (see `decode`).
+    #[serde(borrow, default, rename = "Records")]
+    envelope_records: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "Events")]
+    envelope_events: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+    #[serde(default, rename = "detail-type")]
+    detail_type: Option<IgnoredAny>,
 }
 
 impl Event<'_> {
+    /// Whether the object also has a list of records or an EventBridge detail: then it is an
+    /// envelope as well as an event, which the decoder reads by its shape.
+    pub fn has_envelope_members(&self) -> bool {
+        let list = |v: Option<&RawValue>| v.is_some_and(|r| r.get().starts_with('['));
+        list(self.envelope_records)
+            || list(self.envelope_events)
+            || (self.detail.is_some() && self.detail_type.is_some())
+    }
+
+    /// The first field a rule can read that is longer than `limit` bytes, and its length: a
+    /// top-level string, or the JSON of `userIdentity`, `resources` or `tlsDetails`. (The
+    /// free-form payloads are measured when a rule reads them.)
+    pub fn oversized(&self, limit: usize) -> Option<(&'static str, usize)> {
+        let text = |v: &Option<Cow<'_, str>>| v.as_deref().map_or(0, str::len);
+        let raw = |v: Option<&RawValue>| v.map_or(0, |r| r.get().len());
+        [
+            ("eventVersion", text(&self.event_version)),
+            ("eventTime", self.event_time.len()),
+            ("eventSource", self.event_source.len()),
+            ("eventName", self.event_name.len()),
+            ("awsRegion", text(&self.aws_region)),
+            ("sourceIPAddress", text(&self.source_ip_address)),
+            ("userAgent", text(&self.user_agent)),
+            ("errorCode", text(&self.error_code)),
+            ("errorMessage", text(&self.error_message)),
+            ("requestID", text(&self.request_id)),
+            ("eventID", text(&self.event_id)),
+            ("eventType", text(&self.event_type)),
+            ("apiVersion", text(&self.api_version)),
+            ("recipientAccountId", text(&self.recipient_account_id)),
+            ("sharedEventID", text(&self.shared_event_id)),
+            ("vpcEndpointId", text(&self.vpc_endpoint_id)),
+            ("vpcEndpointAccountId", text(&self.vpc_endpoint_account_id)),
+            ("eventCategory", text(&self.event_category)),
+            ("userIdentity", raw(self.user_identity)),
+            ("resources", raw(self.resources)),
+            ("tlsDetails", raw(self.tls_details)),
+        ]
+        .into_iter()
+        .find(|(_, len)| *len > limit)
+    }
+
     /// The service part of `eventSource`: `s3.amazonaws.com` is `s3`.
     pub fn service(&self) -> &str {
         service_of(&self.event_source)

@@ -1,13 +1,18 @@
 //! The scan pipeline: inputs are read, decoded and evaluated in parallel, and their findings
-//! are written in input order, a window of inputs at a time, so memory stays bounded by the
-//! window and not by the archive.
+//! are written in input order as they are decided.
+//!
+//! Each worker reads one input at a time as a stream (a block of it in memory, never the whole
+//! input). The findings of the input being written go straight out; those of the inputs read
+//! ahead of it (at most `window` inputs ahead) wait in memory up to a budget, and past it in a
+//! temporary file, until their turn. So memory depends neither on the number of findings of an
+//! input nor on how many inputs are read ahead.
 
 use crate::correlate::sampling::Sampler;
 use crate::correlate::{Correlator, state};
-use crate::decode::{self, ValueChunks};
+use crate::decode::{self, Limits, RawRecord};
 use crate::engine::Severity;
 use crate::engine::pack::Mode;
-use crate::engine::{Engine, Verdict};
+use crate::engine::{Engine, Evaluator, Verdict};
 use crate::model::resource::resources_of;
 use crate::model::{EventView, ResourceModel};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
@@ -16,23 +21,30 @@ use crate::report::{
 };
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
-use rayon::prelude::*;
-use std::io;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 /// How a scan runs.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub range: TimeRange,
-    /// Largest input (after decompression) read into memory.
+    /// The most bytes read from one file after decompression, and the largest single JSON value
+    /// held of any input (standard input and pipes are not bounded in total).
     pub max_file_size: u64,
     /// `false`: decode and count only (for measuring the decoder).
     pub evaluate: bool,
-    /// Inputs processed together; their findings are held until the window is written.
+    /// How many inputs are read ahead of the one whose findings are being written.
     pub window: usize,
     /// A policy that errs on an event counts as not satisfied and is not reported (for
     /// investigation queries, where a missing value simply does not match).
     pub rule_errors_are_false: bool,
+    /// Bytes of findings of inputs read ahead that wait in memory; past it they wait in a
+    /// temporary file.
+    pub held_findings: usize,
     /// The lateness bound and the caps of the correlations ([`crate::correlate`]).
     pub correlate: crate::correlate::Options,
 }
@@ -45,6 +57,7 @@ impl Default for ScanOptions {
             evaluate: true,
             window: 4 * rayon::current_num_threads().max(1),
             rule_errors_are_false: false,
+            held_findings: 32 << 20,
             correlate: crate::correlate::Options::default(),
         }
     }
@@ -60,31 +73,94 @@ pub struct InputReport {
 /// The id of the finding raised in allow-list mode.
 pub const NOT_ALLOWED: &str = "not-allowed";
 
-/// Reads, decodes and evaluates one file.
+/// The stack of a scan's worker threads: room for Cedar to evaluate a policy at the nesting
+/// limits of [`crate::engine::nesting`] (reserved address space; only what is used is memory).
+pub const WORKER_STACK: usize = 64 << 20;
+
+/// Reads, decodes and evaluates one input, holding its findings (for tools and tests; a scan
+/// streams them with [`run`]).
 pub fn scan_file(engine: &Engine, input: &Input, opts: &ScanOptions) -> InputReport {
-    let name = input.display_name();
-    let bytes = match decode::read_input(input, opts.max_file_size) {
-        Ok(b) => b,
-        Err(e) => return unreadable(&name, e.0),
-    };
-    let text = match decode::as_text(&bytes) {
-        Ok(t) => t,
-        Err(e) => return unreadable(&name, e.0),
-    };
-    let mut report = scan_text(engine, &name, text, 0, opts);
-    report.summary.files_read = 1;
-    report.summary.bytes_read = bytes.len() as u64;
-    report
+    let mut findings = Vec::new();
+    let summary = scan_input(engine, input, opts, &|| false, &mut |f| findings.push(f));
+    InputReport { findings, summary }
 }
 
-fn unreadable(name: &str, reason: String) -> InputReport {
-    let mut report = InputReport::default();
-    report.summary.unreadable.push(Problem {
-        path: name.to_string(),
-        record: None,
-        reason,
-    });
-    report
+/// Reads, decodes and evaluates one input; each finding goes to `sink` as it is decided.
+/// `stop` is asked between blocks of the input whether to give up.
+pub fn scan_input(
+    engine: &Engine,
+    input: &Input,
+    opts: &ScanOptions,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Finding),
+) -> Summary {
+    let name = input.display_name();
+    let (reader, limits) = match open(input, opts.max_file_size) {
+        Ok(r) => r,
+        Err(reason) => {
+            let mut summary = Summary::default();
+            summary.unreadable.push(Problem::new(&name, None, reason));
+            return summary;
+        }
+    };
+    scan_reader(engine, &name, reader, limits, opts, stop, sink)
+}
+
+/// Decodes and evaluates the records of `reader` (decompressed bytes, read as `name`); each
+/// finding goes to `sink` as it is decided.
+pub fn scan_reader(
+    engine: &Engine,
+    name: &str,
+    reader: impl io::Read,
+    limits: Limits,
+    opts: &ScanOptions,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Finding),
+) -> Summary {
+    let mut records = Records::new(engine, name, opts);
+    let decoded = decode::read_records(reader, limits, 0, stop, &mut |r| records.record(r, sink));
+    let mut summary = records.summary;
+    summary.files_read = 1;
+    summary.bytes_read = decoded.bytes;
+    summary.digest_values += decoded.counts.digests;
+    if let Some(e) = decoded.error {
+        let flag = if decoded.limit_reached {
+            " (--max-file-size)"
+        } else {
+            ""
+        };
+        let reason = format!(
+            "{}{flag}; the {} record(s) before it were read, none after",
+            e.0, decoded.records
+        );
+        summary.unreadable.push(Problem::new(name, None, reason));
+    }
+    summary
+}
+
+/// An input opened as a stream, and how much of it may be read: a regular file is bounded in
+/// total by `max`; standard input, pipes and devices only in the size of one value.
+fn open(input: &Input, max: u64) -> Result<(Box<dyn io::Read + Send>, Limits), String> {
+    let mut limits = Limits {
+        value: max,
+        total: None,
+    };
+    let reader: Box<dyn io::Read + Send> = match input {
+        Input::File(path) => {
+            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            let meta = file.metadata().map_err(|e| e.to_string())?;
+            if meta.is_dir() {
+                return Err("a directory".to_string());
+            }
+            if meta.is_file() {
+                limits.total = Some(max);
+            }
+            Box::new(file)
+        }
+        Input::Stdin => Box::new(io::stdin()),
+    };
+    let reader = decode::sniffed(reader).map_err(|e| e.to_string())?;
+    Ok((reader, limits))
 }
 
 /// Decodes and evaluates every record of `text`, which was read from `name`.
@@ -98,60 +174,100 @@ pub fn scan_text(
     first_index: u64,
     opts: &ScanOptions,
 ) -> InputReport {
-    let mut report = InputReport::default();
-    let mut evaluator = engine.evaluator();
-    let mut sampler = Sampler::new();
-    let summary = &mut report.summary;
-    let findings = &mut report.findings;
-    let result = decode::for_each_record(text, first_index, &mut |record| {
-        summary.events_read += 1;
-        let reject = |summary: &mut Summary, reason: String| {
-            summary.events_rejected += 1;
-            if summary.rejected.len() < EXAMPLES {
-                summary.rejected.push(Problem {
-                    path: name.to_string(),
-                    record: Some(record.index),
-                    reason,
-                });
-            }
-        };
+    let mut findings = Vec::new();
+    let mut records = Records::new(engine, name, opts);
+    let result = decode::for_each_record(text, first_index, &mut |r| {
+        records.record(r, &mut |f| findings.push(f))
+    });
+    let mut summary = records.summary;
+    match result {
+        Ok(counts) => summary.digest_values += counts.digests,
+        Err(e) => summary.unreadable.push(Problem::new(name, None, e.0)),
+    }
+    InputReport { findings, summary }
+}
+
+/// One input's records on their way: each is counted once, as evaluated, outside the window,
+/// an Insights record or rejected, and a flagged one becomes findings.
+struct Records<'e> {
+    engine: &'e Engine,
+    evaluator: Evaluator<'e>,
+    name: &'e str,
+    opts: &'e ScanOptions,
+    summary: Summary,
+    /// Which matches for the correlations are explained (see [`matches_of`]).
+    sampler: Sampler,
+}
+
+impl<'e> Records<'e> {
+    fn new(engine: &'e Engine, name: &'e str, opts: &'e ScanOptions) -> Self {
+        Records {
+            engine,
+            evaluator: engine.evaluator(),
+            name,
+            opts,
+            summary: Summary::default(),
+            sampler: Sampler::new(),
+        }
+    }
+
+    fn reject(&mut self, index: u64, reason: String) {
+        let summary = &mut self.summary;
+        summary.events_rejected += 1;
+        if summary.rejected.len() < EXAMPLES {
+            summary
+                .rejected
+                .push(Problem::new(self.name, Some(index), reason));
+        }
+    }
+
+    fn record(&mut self, record: RawRecord<'_>, sink: &mut dyn FnMut(Finding)) {
+        self.summary.events_read += 1;
+        let index = record.index;
         let view = match record.data.into_event().and_then(EventView::new) {
             Ok(v) => v,
-            Err(e) => return reject(summary, e),
+            Err(e) => return self.reject(index, e),
         };
         if view.event.is_insight() {
-            summary.events_insight += 1;
+            self.summary.events_insight += 1;
             return;
         }
-        if !opts.range.contains(view.time) {
-            summary.events_out_of_range += 1;
+        if !self.opts.range.contains(view.time) {
+            self.summary.events_out_of_range += 1;
             return;
         }
-        if !opts.evaluate {
-            summary.events_evaluated += 1;
+        if !self.opts.evaluate {
+            self.summary.events_evaluated += 1;
             return;
         }
-        let verdict = match evaluator.evaluate(&view) {
+        let verdict = match self.evaluator.evaluate(&view) {
             Ok(v) => v,
-            Err(e) => return reject(summary, e),
+            Err(e) => return self.reject(index, e),
         };
+        let summary = &mut self.summary;
         summary.events_evaluated += 1;
-        for e in verdict
-            .errors
-            .iter()
-            .filter(|_| !opts.rule_errors_are_false)
-        {
-            summary.rule_errors += 1;
-            if summary.rule_error_examples.len() < EXAMPLES {
-                summary.rule_error_examples.push(Problem {
-                    path: name.to_string(),
-                    record: Some(record.index),
-                    reason: format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
-                });
+        if !self.opts.rule_errors_are_false {
+            for e in &verdict.errors {
+                summary.rule_errors += 1;
+                if summary.rule_error_examples.len() < EXAMPLES {
+                    summary.rule_error_examples.push(Problem::new(
+                        self.name,
+                        Some(index),
+                        format!("rule {}: {}", e.policy_id, truncate(&e.message, 300)),
+                    ));
+                }
+            }
+        }
+        for (_, suppression) in &verdict.suppressed {
+            if let Some(s) = self.engine.pack.suppressions.get(*suppression) {
+                *summary
+                    .suppressed
+                    .entry(s.detection.id.clone())
+                    .or_insert(0) += 1;
             }
         }
         if verdict.flagged() {
-            let reported = findings_of(engine, &view, &verdict, name, record.index);
+            let reported = findings_of(self.engine, &view, &verdict, self.name, index);
             if !reported.is_empty() {
                 summary.events_flagged += 1;
             }
@@ -162,25 +278,49 @@ pub fn scan_text(
                     .entry(f.detection.id.clone())
                     .or_insert((f.detection.severity, 0))
                     .1 += 1;
-                findings.push(f);
+                sink(f);
             }
-            let matched = matches_of(engine, &view, &verdict, (name, record.index), &mut sampler);
-            for f in matched {
+            let location = (self.name, index);
+            for f in matches_of(self.engine, &view, &verdict, location, &mut self.sampler) {
                 *summary.matches.entry(f.detection.id.clone()).or_insert(0) += 1;
-                findings.push(f);
+                sink(f);
             }
         }
-    });
-    match result {
-        Ok(counts) => summary.digest_values += counts.digests,
-        Err(e) => summary.unreadable.push(Problem {
-            path: name.to_string(),
-            record: None,
-            reason: e.0,
-        }),
     }
-    report
 }
+
+/// Event content as a finding quotes it: at most [`MAX_QUOTE`] characters, then `…`.
+fn quote(s: &str) -> String {
+    if s.len() <= MAX_QUOTE {
+        s.to_string()
+    } else {
+        truncate(s, MAX_QUOTE)
+    }
+}
+
+/// A value read, as a finding quotes it (see [`quote`]): its field, its Cedar spelling, and
+/// every string in its JSON.
+fn quoted(mut v: ReadValue) -> ReadValue {
+    fn strings(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.len() > MAX_QUOTE => *s = truncate(s, MAX_QUOTE),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strings),
+            serde_json::Value::Object(map) => map.values_mut().for_each(strings),
+            _ => {}
+        }
+    }
+    v.field = quote(&v.field);
+    v.value = v.value.as_deref().map(quote);
+    if let Some(json) = &mut v.json {
+        strings(json);
+    }
+    v
+}
+
+/// The most characters of event content a finding quotes in one field or value (a value a rule
+/// read can be up to a MiB, and an event can make a finding per detection). The decision was
+/// made on the whole value.
+pub const MAX_QUOTE: usize = 4096;
 
 /// The findings of a flagged event, with their explanations: those of the detections reported
 /// on their own (a match of a detection that also feeds correlations carries its keys).
@@ -232,19 +372,20 @@ fn findings_for(
     let fallback = || resources().first();
     let event_info = |resource: Option<&ResourceModel>| {
         let e = &view.event;
+        let text = |s: Option<&str>| s.map(quote);
         EventInfo {
-            event_id: view.event_id().to_string(),
+            event_id: quote(view.event_id()),
             event_time: view.time.to_string(),
-            action: e.action_id(),
-            principal: principal.display(),
+            action: quote(&e.action_id()),
+            principal: quote(&principal.display()),
             principal_type: principal.kind.type_name().to_string(),
-            access_key_id: principal.access_key_id.clone(),
-            resource: resource.map(ResourceModel::display).unwrap_or_default(),
-            source_ip_address: e.source_ip_address.as_deref().map(str::to_string),
-            aws_region: e.aws_region.as_deref().map(str::to_string),
-            recipient_account_id: e.recipient_account_id.as_deref().map(str::to_string),
-            user_agent: e.user_agent.as_deref().map(str::to_string),
-            error_code: e.error_code.as_deref().map(str::to_string),
+            access_key_id: text(principal.access_key_id.as_deref()),
+            resource: resource.map_or_else(String::new, |r| quote(&r.display())),
+            source_ip_address: text(e.source_ip_address.as_deref()),
+            aws_region: text(e.aws_region.as_deref()),
+            recipient_account_id: text(e.recipient_account_id.as_deref()),
+            user_agent: text(e.user_agent.as_deref()),
+            error_code: text(e.error_code.as_deref()),
         }
     };
     let location = Location {
@@ -259,7 +400,7 @@ fn findings_for(
                     let values = e
                         .values
                         .into_iter()
-                        .map(|(field, value)| ReadValue::new(field, value))
+                        .map(|(field, value)| quoted(ReadValue::new(field, value)))
                         .collect();
                     (values, e.notes)
                 }
@@ -267,7 +408,7 @@ fn findings_for(
             }
         };
     let mut out = Vec::new();
-    for hit in &verdict.hits {
+    for hit in verdict.reported() {
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
@@ -392,9 +533,9 @@ fn unexplained(
             policy: String::new(),
         },
         event: EventInfo {
-            event_id: view.event_id().to_string(),
+            event_id: quote(view.event_id()),
             event_time: view.time.to_string(),
-            action: view.event.action_id(),
+            action: quote(&view.event.action_id()),
             principal: String::new(),
             principal_type: String::new(),
             access_key_id: None,
@@ -441,14 +582,22 @@ impl Progress for () {
     fn input_done(&self, _: u64, _: u64) {}
 }
 
-/// Scans every input; `emit` receives each input's report in input order, the findings of
-/// correlations as their windows end (and the last at the end).
+/// What a worker tells the writer.
+#[allow(clippy::large_enum_variant)] // moved once per finding; a box would cost an allocation
+enum Message {
+    Finding(usize, Finding),
+    Done(usize, Summary),
+}
+
+/// Scans every input; `emit` receives every finding, in input order, as it is decided, and the
+/// findings of correlations as their windows end (the last at the end). An error from `emit`
+/// stops the scan and is returned once the workers have stopped.
 pub fn run(
     engine: &Engine,
     inputs: &Inputs,
     opts: &ScanOptions,
     progress: &dyn Progress,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
 ) -> io::Result<Summary> {
     run_resumed(engine, inputs, opts, progress, emit, None).map(|(summary, _)| summary)
 }
@@ -460,7 +609,7 @@ pub fn run_resumed(
     inputs: &Inputs,
     opts: &ScanOptions,
     progress: &dyn Progress,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
     resume: Option<state::State>,
 ) -> io::Result<(Summary, state::State)> {
     // The correlations take the matches in input order, between the workers and `emit`.
@@ -468,44 +617,34 @@ pub fn run_resumed(
     if let Some(saved) = resume {
         correlator.resume(saved).map_err(io::Error::other)?;
     }
-    let by_delivery = correlator.is_active();
-    let mut routed = |mut r: InputReport| -> io::Result<()> {
-        let mut out = Vec::with_capacity(r.findings.len());
-        for f in std::mem::take(&mut r.findings) {
-            correlator.route(f, &mut |f| {
-                out.push(f);
-                Ok(())
-            })?;
-        }
-        r.findings = out;
-        emit(r)
+    // Correlations want events in about the order they happened: a multi-region archive's
+    // files are read interleaved by their delivery time.
+    let ordered: Vec<Input>;
+    let units: &[Input] = if correlator.is_active() {
+        let mut by_delivery: Vec<&Input> = inputs.inputs.iter().collect();
+        crate::source::delivery_order(&mut by_delivery);
+        ordered = by_delivery.into_iter().cloned().collect();
+        &ordered
+    } else {
+        &inputs.inputs
     };
-    let mut summary = scan_inputs(engine, inputs, opts, progress, &mut routed, by_delivery)?;
-    let mut last = Vec::new();
-    let groups = correlator.finish(&mut |f| {
-        last.push(f);
-        Ok(())
-    })?;
-    if !last.is_empty() {
-        emit(InputReport {
-            findings: last,
-            summary: Summary::default(),
-        })?;
-    }
+    let mut routed = |f: Finding| correlator.route(f, emit);
+    let mut summary = scan_inputs(engine, inputs, units, opts, progress, &mut routed)?;
+    let groups = correlator.finish(emit)?;
     correlator.saved(groups.len() as u64);
     correlator.summarise(&mut summary);
     let saved = state::State::of(&correlator, groups);
     Ok((summary, saved))
 }
 
-/// Scans every input, in delivery order when `by_delivery` (see [`crate::source::delivery_order`]).
+/// Scans `units` (the inputs, perhaps reordered) with the workers, writing in their order.
 fn scan_inputs(
     engine: &Engine,
     inputs: &Inputs,
+    units: &[Input],
     opts: &ScanOptions,
     progress: &dyn Progress,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
-    by_delivery: bool,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
 ) -> io::Result<Summary> {
     let start = Instant::now();
     let mut summary = Summary {
@@ -516,97 +655,368 @@ fn scan_inputs(
         ..Summary::default()
     };
     for e in &inputs.errors {
-        summary.unreadable.push(Problem {
-            path: e.path.clone(),
-            record: None,
-            reason: e.reason.clone(),
-        });
+        summary
+            .unreadable
+            .push(Problem::new(&e.path, None, e.reason.clone()));
     }
-    let window = opts.window.max(1);
-    let mut files: Vec<&Input> = inputs
-        .inputs
-        .iter()
-        .filter(|i| **i != Input::Stdin)
-        .collect();
-    if by_delivery {
-        crate::source::delivery_order(&mut files);
-    }
-    for chunk in files.chunks(window) {
-        let reports: Vec<InputReport> = chunk
-            .par_iter()
-            .map(|input| {
-                let r = scan_file(engine, input, opts);
-                progress.input_done(r.summary.bytes_read, r.summary.events_read);
-                r
-            })
-            .collect();
-        for mut r in reports {
-            summary.absorb(std::mem::take(&mut r.summary));
-            emit(r)?;
+    let workers = rayon::current_num_threads().clamp(1, units.len().max(1));
+    let window = opts.window.max(workers);
+    let (tx, rx) = sync_channel::<Message>(1024);
+    let shared = Shared {
+        next: AtomicUsize::new(0),
+        head: Mutex::new(0),
+        moved: Condvar::new(),
+        abort: AtomicBool::new(false),
+        window,
+    };
+    let outcome = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("trailcedar-scan".to_string())
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, move || {
+                    worker(engine, units, opts, progress, shared, tx)
+                })?;
         }
-    }
-    if inputs.inputs.contains(&Input::Stdin) {
-        scan_stdin(engine, opts, progress, &mut summary, emit)?;
-    }
+        drop(tx);
+        write_in_order(rx, &shared, opts.held_findings, &mut summary, emit)
+    });
+    outcome?;
     summary.elapsed = start.elapsed();
     Ok(summary)
 }
 
-fn scan_stdin(
+/// What the workers and the writer share: the next input to take, and the input being
+/// written, which bounds how far ahead the workers read.
+struct Shared {
+    next: AtomicUsize,
+    head: Mutex<usize>,
+    moved: Condvar,
+    abort: AtomicBool,
+    window: usize,
+}
+
+impl Shared {
+    /// Waits until input `i` is within the window of the one being written.
+    fn wait_for(&self, i: usize) {
+        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        while i >= *head + self.window && !self.abort.load(Ordering::Relaxed) {
+            head = self
+                .moved
+                .wait(head)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn advance(&self, head: usize) {
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = head;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.abort.store(true, Ordering::Relaxed);
+        self.moved.notify_all();
+    }
+}
+
+/// Takes inputs in order and scans each, sending its findings as they are decided.
+fn worker(
     engine: &Engine,
+    units: &[Input],
     opts: &ScanOptions,
     progress: &dyn Progress,
-    summary: &mut Summary,
-    emit: &mut dyn FnMut(InputReport) -> io::Result<()>,
-) -> io::Result<()> {
-    let name = Input::Stdin.display_name();
-    let mut chunks = ValueChunks::new(io::stdin().lock(), 4 * 1024 * 1024, opts.max_file_size);
-    let mut next_index = 0u64;
-    summary.files_read += 1;
+    shared: &Shared,
+    tx: SyncSender<Message>,
+) {
     loop {
-        // Read a window of chunks, then evaluate them in parallel.
-        let mut batch: Vec<(u64, String)> = Vec::new();
-        let mut failed = None;
-        while batch.len() < opts.window.max(1) {
-            match chunks.next_chunk() {
-                Ok(Some(chunk)) => {
-                    // Record indexes continue across chunks: count the chunk's records first.
-                    let mut n = 0u64;
-                    let _ = decode::for_each_record(&chunk, 0, &mut |_| n += 1);
-                    batch.push((next_index, chunk));
-                    next_index += n;
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(input) = units.get(i) else {
+            return;
+        };
+        shared.wait_for(i);
+        if shared.abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let stop = || shared.abort.load(Ordering::Relaxed);
+        let summary = scan_input(engine, input, opts, &stop, &mut |f| {
+            // The writer only goes away after an error, which stops the scan.
+            let _ = tx.send(Message::Finding(i, f));
+        });
+        progress.input_done(summary.bytes_read, summary.events_read);
+        if tx.send(Message::Done(i, summary)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes findings in input order as they come: those of the input being written at once,
+/// the others held (in memory up to `budget` bytes, then in a temporary file) until their turn.
+fn write_in_order(
+    rx: Receiver<Message>,
+    shared: &Shared,
+    budget: usize,
+    summary: &mut Summary,
+    emit: &mut dyn FnMut(Finding) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut order = Reorder {
+        head: 0,
+        held: BTreeMap::new(),
+        held_bytes: 0,
+        budget,
+    };
+    let mut failed = None;
+    for message in rx {
+        if failed.is_some() {
+            // Drained, so that no worker waits on a full channel.
+            continue;
+        }
+        if let Err(e) = order.take(message, summary, emit, shared) {
+            failed = Some(e);
+            shared.stop();
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// The findings of inputs read ahead of the one being written.
+struct Reorder {
+    /// The input being written.
+    head: usize,
+    held: BTreeMap<usize, Held>,
+    /// Estimated bytes of the findings held in memory.
+    held_bytes: usize,
+    budget: usize,
+}
+
+#[derive(Default)]
+struct Held {
+    findings: VecDeque<Finding>,
+    /// Once a held input's findings no longer fit the budget, they go here, after those in
+    /// memory, in order.
+    spill: Option<Spill>,
+    summary: Option<Summary>,
+}
+
+impl Reorder {
+    fn take(
+        &mut self,
+        message: Message,
+        summary: &mut Summary,
+        emit: &mut dyn FnMut(Finding) -> io::Result<()>,
+        shared: &Shared,
+    ) -> io::Result<()> {
+        match message {
+            Message::Finding(i, f) if i == self.head => emit(f),
+            Message::Finding(i, f) => {
+                let size = approx_size(&f);
+                let held = self.held.entry(i).or_default();
+                if held.spill.is_none() && self.held_bytes + size <= self.budget {
+                    self.held_bytes += size;
+                    held.findings.push_back(f);
+                    return Ok(());
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+                let spill = match &mut held.spill {
+                    Some(s) => s,
+                    None => held.spill.insert(Spill::new()?),
+                };
+                spill.push(&f)
+            }
+            Message::Done(i, s) => {
+                if i != self.head {
+                    self.held.entry(i).or_default().summary = Some(s);
+                    return Ok(());
                 }
+                summary.absorb(s);
+                self.head += 1;
+                // Inputs read ahead are written now, up to one still being read.
+                while let Some(held) = self.held.remove(&self.head) {
+                    for f in held.findings {
+                        self.held_bytes = self.held_bytes.saturating_sub(approx_size(&f));
+                        emit(f)?;
+                    }
+                    if let Some(spill) = held.spill {
+                        spill.drain(emit)?;
+                    }
+                    match held.summary {
+                        Some(s) => {
+                            summary.absorb(s);
+                            self.head += 1;
+                        }
+                        None => break,
+                    }
+                }
+                shared.advance(self.head);
+                Ok(())
             }
         }
-        let done = batch.is_empty();
-        let reports: Vec<InputReport> = batch
-            .par_iter()
-            .map(|(first, text)| {
-                let mut r = scan_text(engine, &name, text, *first, opts);
-                r.summary.bytes_read = text.len() as u64;
-                progress.input_done(text.len() as u64, r.summary.events_read);
-                r
-            })
+    }
+}
+
+/// About how much memory a finding holds.
+fn approx_size(f: &Finding) -> usize {
+    let e = &f.event;
+    let strings = [
+        &f.detection.id,
+        &f.detection.title,
+        &f.detection.policy,
+        &e.event_id,
+        &e.event_time,
+        &e.action,
+        &e.principal,
+        &e.principal_type,
+        &e.resource,
+        &f.location.file,
+    ];
+    let optional = [
+        &f.detection.mitre,
+        &f.detection.description,
+        &f.detection.runbook,
+        &e.access_key_id,
+        &e.source_ip_address,
+        &e.aws_region,
+        &e.recipient_account_id,
+        &e.user_agent,
+        &e.error_code,
+    ];
+    let values: usize = f
+        .values
+        .iter()
+        .map(|v| 64 + v.field.len() + v.value.as_ref().map_or(0, String::len))
+        .sum();
+    512 + strings.iter().map(|s| s.len()).sum::<usize>()
+        + optional
+            .iter()
+            .map(|s| s.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+        + values
+        + f.notes.iter().map(|n| 32 + n.len()).sum::<usize>()
+}
+
+/// Findings waiting in a temporary file (removed by the system when closed), one JSON line each.
+struct Spill {
+    file: io::BufWriter<std::fs::File>,
+}
+
+fn spill_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!(
+        "a temporary file for findings waiting their turn: {e}"
+    ))
+}
+
+impl Spill {
+    fn new() -> io::Result<Spill> {
+        let file = tempfile::tempfile().map_err(spill_error)?;
+        Ok(Spill {
+            file: io::BufWriter::with_capacity(256 * 1024, file),
+        })
+    }
+
+    fn push(&mut self, f: &Finding) -> io::Result<()> {
+        serde_json::to_writer(&mut self.file, f).map_err(spill_error)?;
+        self.file.write_all(b"\n").map_err(spill_error)
+    }
+
+    fn drain(self, emit: &mut dyn FnMut(Finding) -> io::Result<()>) -> io::Result<()> {
+        use std::io::Seek;
+        let mut file = self.file.into_inner().map_err(|e| spill_error(e.error()))?;
+        file.rewind().map_err(spill_error)?;
+        for line in io::BufReader::with_capacity(256 * 1024, file).lines() {
+            let line = line.map_err(spill_error)?;
+            emit(serde_json::from_str(&line).map_err(spill_error)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(input: usize, n: u64) -> Finding {
+        let mut f = crate::report::tests::sample();
+        f.location = Location {
+            file: format!("input{input}"),
+            record: n,
+        };
+        f
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            next: AtomicUsize::new(0),
+            head: Mutex::new(0),
+            moved: Condvar::new(),
+            abort: AtomicBool::new(false),
+            window: 8,
+        }
+    }
+
+    #[test]
+    fn findings_of_inputs_read_ahead_are_written_in_order_and_spill_past_the_budget() {
+        // Three inputs whose findings arrive interleaved, the last input first.
+        let mut messages = Vec::new();
+        for n in 0..50 {
+            messages.push(Message::Finding(2, finding(2, n)));
+            messages.push(Message::Finding(1, finding(1, n)));
+            messages.push(Message::Finding(0, finding(0, n)));
+        }
+        messages.push(Message::Done(2, Summary::default()));
+        messages.push(Message::Done(1, Summary::default()));
+        messages.push(Message::Done(0, Summary::default()));
+        // Room for about three findings in memory: the rest of inputs 1 and 2 spill.
+        let budget = 3 * approx_size(&finding(0, 0));
+        let mut order = Reorder {
+            head: 0,
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            budget,
+        };
+        let shared = shared();
+        let mut summary = Summary::default();
+        let mut written = Vec::new();
+        let mut most_held = 0;
+        for m in messages {
+            order
+                .take(
+                    m,
+                    &mut summary,
+                    &mut |f| {
+                        written.push((f.location.file.clone(), f.location.record));
+                        Ok(())
+                    },
+                    &shared,
+                )
+                .unwrap();
+            most_held = most_held.max(order.held_bytes);
+            assert!(order.held_bytes <= budget);
+        }
+        assert!(
+            order.held.values().all(|h| h.spill.is_none()),
+            "nothing left"
+        );
+        assert!(most_held > 0, "some findings waited in memory");
+        let expected: Vec<(String, u64)> = (0..3)
+            .flat_map(|i| (0..50).map(move |n| (format!("input{i}"), n)))
             .collect();
-        for mut r in reports {
-            summary.absorb(std::mem::take(&mut r.summary));
-            emit(r)?;
-        }
-        if let Some(e) = failed {
-            summary.unreadable.push(Problem {
-                path: name.clone(),
-                record: Some(next_index),
-                reason: e.0,
-            });
-            return Ok(());
-        }
-        if done {
-            return Ok(());
-        }
+        assert_eq!(written, expected);
+        assert_eq!(order.head, 3);
+        assert_eq!(*shared.head.lock().unwrap(), 3, "the workers may read on");
+    }
+
+    #[test]
+    fn a_spilled_finding_reads_back_the_same() {
+        let mut spill = Spill::new().unwrap();
+        let f = finding(7, 3);
+        spill.push(&f).unwrap();
+        let mut back = Vec::new();
+        spill
+            .drain(&mut |g| {
+                back.push(g);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(back, vec![f]);
     }
 }

@@ -95,7 +95,10 @@ pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
     let mut out = Inputs::default();
     for path in paths {
         if path.as_os_str() == "-" {
-            out.inputs.push(Input::Stdin);
+            // Standard input is one stream: named twice, it is read once.
+            if !out.inputs.contains(&Input::Stdin) {
+                out.inputs.push(Input::Stdin);
+            }
             continue;
         }
         match std::fs::metadata(path) {
@@ -111,8 +114,31 @@ pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
 }
 
 fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
-    // Symbolic links are followed (synced archives are often made of them); a link cycle is
-    // reported as an error by the walk.
+    let found = walk(root, is_log_name);
+    for path in found.files {
+        classify(path, range, out);
+    }
+    out.skipped
+        .extend(found.skipped.into_iter().map(|p| (p, Skip::NotLog)));
+    out.errors.extend(found.errors);
+}
+
+/// What a walk of a directory found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Regular files whose name was accepted, in name order.
+    pub files: Vec<PathBuf>,
+    /// Files whose name was not accepted, and what is not a regular file (sockets, pipes,
+    /// devices): never opened.
+    pub skipped: Vec<PathBuf>,
+    /// What could not be listed or followed: an unreadable directory, a broken link, a cycle.
+    pub errors: Vec<InputError>,
+}
+
+/// Walks `root` in name order, following symbolic links (synced archives and inventories are
+/// often made of them), the one way every directory is read: logs and inventory alike.
+pub fn walk(root: &Path, accept: impl Fn(&Path) -> bool) -> Walk {
+    let mut out = Walk::default();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name();
@@ -120,15 +146,14 @@ fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
         match entry {
             Ok(entry) if entry.file_type().is_file() => {
                 let path = entry.into_path();
-                if is_log_name(&path) {
-                    classify(path, range, out);
+                if accept(&path) {
+                    out.files.push(path);
                 } else {
-                    out.skipped.push((path, Skip::NotLog));
+                    out.skipped.push(path);
                 }
             }
             Ok(entry) if entry.file_type().is_dir() => {}
-            // Sockets, pipes, devices: never opened, but counted.
-            Ok(entry) => out.skipped.push((entry.into_path(), Skip::NotLog)),
+            Ok(entry) => out.skipped.push(entry.into_path()),
             Err(e) => out.errors.push(InputError {
                 path: e
                     .path()
@@ -141,6 +166,7 @@ fn walk_dir(root: &Path, range: &TimeRange, out: &mut Inputs) {
             }),
         }
     }
+    out
 }
 
 fn classify(path: PathBuf, range: &TimeRange, out: &mut Inputs) {
@@ -313,6 +339,13 @@ mod tests {
         );
         let all = resolve(&[dir.path().to_path_buf()], &TimeRange::default());
         assert_eq!(all.skipped(Skip::NotLog), 1);
+    }
+
+    #[test]
+    fn standard_input_named_twice_is_one_input() {
+        let dash = PathBuf::from("-");
+        let got = resolve(&[dash.clone(), dash], &TimeRange::default());
+        assert_eq!(got.inputs, vec![Input::Stdin]);
     }
 
     #[test]

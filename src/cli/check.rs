@@ -39,6 +39,22 @@ pub fn warnings(pack: &Pack) -> Vec<String> {
             ));
         }
     }
+    for s in &pack.suppressions {
+        let d = &s.detection;
+        let at = format!("{}:{}: suppression {}", d.file, d.line, d.id);
+        if d.description.is_none() {
+            out.push(format!(
+                "{at}: no @description saying why it is safe to silence"
+            ));
+        }
+        let file = Path::new(&d.file);
+        if file.exists() && !case_file_for(file).exists() {
+            out.push(format!(
+                "{at}: no test cases (expected {})",
+                case_file_for(file).display()
+            ));
+        }
+    }
     out
 }
 
@@ -66,8 +82,13 @@ pub fn run(args: &CheckArgs) -> Result<u8, String> {
                 eprintln!("warning: {w}");
             }
             let count = pack.warnings.len() + lints.len();
+            let suppressions = match pack.suppressions.len() {
+                0 => String::new(),
+                1 => " and 1 suppression".to_string(),
+                n => format!(" and {n} suppressions"),
+            };
             eprintln!(
-                "trailcedar: {origin}: {} policies in {files} file(s) valid in strict mode, {count} warning(s)",
+                "trailcedar: {origin}: {} policies{suppressions} in {files} file(s) valid in strict mode, {count} warning(s)",
                 pack.detections.len(),
             );
             Ok(u8::from(args.strict && count > 0))

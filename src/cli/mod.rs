@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod list;
 pub mod scan;
 pub mod schema;
 pub mod snapshot;
@@ -44,6 +45,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Print the Cedar schema of the model, with every CloudTrail action.
     Schema(schema::SchemaArgs),
+    /// List a pack's detections: severity, ATT&CK technique and tactic, the data they need.
+    List(list::ListArgs),
 }
 
 /// When to colour the table.
@@ -93,6 +96,16 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Writes a line on standard error, like `eprintln!`, but a closed or broken standard error
+/// (`2>&- `, `2>&1 | head`) is not worth a panic: the exit status still tells.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use note;
+
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -110,11 +123,12 @@ pub fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::List(args) => list::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!(
+            note!(
                 "trailcedar: {}",
                 crate::report::sanitize::terminal(&message)
             );
@@ -159,16 +173,16 @@ impl InventoryArgs {
         let inventory = Inventory::load(&self.inventory, self.inventory_time).map_err(|e| {
             let n = e.0.len();
             for line in &e.0 {
-                eprintln!("inventory: {}", crate::report::sanitize::terminal(line));
+                note!("inventory: {}", crate::report::sanitize::terminal(line));
             }
             format!("{n} unreadable inventory file(s); nothing was scanned")
         })?;
         if describe {
             for line in inventory.describe() {
-                eprintln!("inventory: {}", crate::report::sanitize::terminal(&line));
+                note!("inventory: {}", crate::report::sanitize::terminal(&line));
             }
             for c in &inventory.conflicts {
-                eprintln!(
+                note!(
                     "inventory: conflict: {}",
                     crate::report::sanitize::terminal(c)
                 );
@@ -208,7 +222,7 @@ pub fn authoring_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// Prints a pack's diagnostics on stderr.
 pub fn print_reports<'r>(reports: impl IntoIterator<Item = &'r miette::Report>) {
     for report in reports {
-        eprintln!("{report:?}");
+        note!("{report:?}");
     }
 }
 

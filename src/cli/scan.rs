@@ -1,6 +1,6 @@
 //! `trailcedar scan`: evaluate a pack over CloudTrail logs and report flagged events.
 
-use super::{ColorChoice, FailOn, load_pack, parse_fail_on, parse_size, parse_time};
+use super::{ColorChoice, FailOn, load_pack, note, parse_fail_on, parse_size, parse_time};
 use crate::engine::Engine;
 use crate::engine::pack::Mode;
 use crate::model::aws_ranges::AwsRanges;
@@ -12,7 +12,8 @@ use crate::time::Timestamp;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// `trailcedar scan`.
 #[derive(Debug, clap::Args)]
@@ -233,6 +234,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     };
     let mode = pack.mode;
     let policy_count = pack.detections.len();
+    let suppression_count = pack.suppressions.len();
     let origin = pack.origin.clone();
     let inventory = args.inventory.load(!args.quiet)?;
     let engine = Engine::new(pack, ranges)?.with_inventory(inventory);
@@ -251,12 +253,21 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
 
     let inputs = source::resolve(&args.paths, &range);
     let stderr_tty = io::stderr().is_terminal();
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        )),
-        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    let closed = Arc::new(AtomicBool::new(false));
+    let destination: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            refuse_an_input(path, &inputs)?;
+            Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None if stdout_was_closed() => {
+            return Err("standard output is closed (`>&-`): the findings would be lost; write them with -o FILE, or discard them with >/dev/null".to_string());
+        }
+        None => Box::new(io::stdout().lock()),
     };
+    let out: Box<dyn Write> = Box::new(io::BufWriter::new(Output {
+        inner: destination,
+        closed: closed.clone(),
+    }));
     let color = super::use_color(args.color, args.output.is_some());
     let format = args
         .format
@@ -272,8 +283,13 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
             Mode::Detection => "detection mode",
             Mode::AllowList => "allow-list mode",
         };
-        eprintln!(
-            "trailcedar: {policy_count} polic{} from {origin} ({mode}), {} input(s)",
+        let suppressions = match suppression_count {
+            0 => String::new(),
+            1 => " and 1 suppression".to_string(),
+            n => format!(" and {n} suppressions"),
+        };
+        note!(
+            "trailcedar: {policy_count} polic{}{suppressions} from {origin} ({mode}), {} input(s)",
             if policy_count == 1 { "y" } else { "ies" },
             inputs.inputs.len()
         );
@@ -315,34 +331,22 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let mut written = 0u64;
     let mut saved = None;
     let run = |writer: &mut Box<dyn report::FindingWriter + '_>| {
-        let (summary, state) = scan::run_resumed(
-            &engine,
-            &inputs,
-            &opts,
-            &bar,
-            &mut |r| {
-                written += r.findings.len() as u64;
-                if timeline {
-                    matches.extend(r.findings);
-                    if matches.len() > limit {
-                        over_limit = true;
-                        matches.truncate(limit);
-                    }
-                    return Ok(());
+        let mut emit = |f: report::Finding| {
+            written += 1;
+            if timeline {
+                if matches.len() < limit {
+                    matches.push(f);
+                } else {
+                    over_limit = true;
                 }
-                if let Some(sorter) = sorter.as_mut() {
-                    for f in r.findings {
-                        sorter.push(f)?;
-                    }
-                    return Ok(());
-                }
-                for f in &r.findings {
-                    writer.write(f)?;
-                }
-                Ok(())
-            },
-            resume,
-        )?;
+                return Ok(());
+            }
+            if let Some(sorter) = sorter.as_mut() {
+                return sorter.push(f);
+            }
+            writer.write(&f)
+        };
+        let (summary, state) = scan::run_resumed(&engine, &inputs, &opts, &bar, &mut emit, resume)?;
         saved = Some(state);
         matches.sort_by_cached_key(report::sort::TimeKey::of);
         for f in &matches {
@@ -356,37 +360,36 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     };
     let result = run(&mut writer);
     bar.bar.finish_and_clear();
-    let summary = match result {
-        Ok(s) => s,
-        // A closed pipe (`| head`) is the reader's choice, not an error.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
-        Err(e) => return Err(format!("writing findings: {e}")),
-    };
-    let mut summary = summary;
+    let mut summary = result.map_err(|e| format!("writing findings: {e}"))?;
     if let (Some(path), Some(state)) = (&args.state, &saved) {
         crate::correlate::state::save(path, state)?;
     } else {
         summary.correlation.saved = 0;
     }
     if !args.quiet {
-        eprint!("{}", summary.render());
+        let _ = io::stderr().write_all(summary.render().as_bytes());
         if let Some(path) = &args.output {
             let shown = if timeline {
                 written.min(limit as u64)
             } else {
                 written
             };
-            eprintln!(
+            note!(
                 "trailcedar: wrote {shown} finding(s) to {} as {}",
                 path.display(),
                 format_name(format)
             );
         }
     }
+    if closed.load(Ordering::Relaxed) {
+        note!(
+            "trailcedar: the reader closed the output before every finding was written; the scan went on, and the exit status accounts for every input"
+        );
+    }
     // The process ends here: freeing a large inventory entry by entry only delays the exit.
     std::mem::forget(engine);
     if over_limit {
-        eprintln!(
+        note!(
             "trailcedar: more than {limit} events match: only the first {limit} read are listed; narrow the query or the time window, or raise --limit"
         );
         return Ok(2);
@@ -402,4 +405,100 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         _ => false,
     };
     Ok(u8::from(fail))
+}
+
+/// Where findings go. A reader that closes its end (`| head`) stops the writing, not the scan:
+/// the rest is discarded, the summary still accounts for every input, and the exit status
+/// follows the findings and errors of the whole scan, as the README's table says.
+struct Output<'w> {
+    inner: Box<dyn Write + 'w>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Output<'_> {
+    fn guard(&self, result: io::Result<usize>, len: usize) -> io::Result<usize> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(len)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for Output<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        let result = self.inner.write(buf);
+        self.guard(result, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let result = self.inner.flush().map(|()| 0);
+        self.guard(result, 0).map(|_| ())
+    }
+}
+
+/// Refuses an output file that is one of the inputs: creating it would empty it before it is
+/// read.
+fn refuse_an_input(output: &std::path::Path, inputs: &source::Inputs) -> Result<(), String> {
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in &inputs.inputs {
+        if let source::Input::File(path) = input
+            && std::fs::metadata(path).is_ok_and(|m| same_file(&out, &m, output, path))
+        {
+            return Err(format!(
+                "-o {}: this file is also an input of the scan ({}); it was not written",
+                output.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(
+    a: &std::fs::Metadata,
+    b: &std::fs::Metadata,
+    _: &std::path::Path,
+    _: &std::path::Path,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(
+    _: &std::fs::Metadata,
+    _: &std::fs::Metadata,
+    a: &std::path::Path,
+    b: &std::path::Path,
+) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Whether standard output was closed when the process started (`>&-`). The Rust runtime then
+/// opens /dev/null in its place, read-write, so that findings would vanish without an error;
+/// a shell's `>/dev/null` opens it write-only. Linux only: elsewhere writes are trusted.
+fn stdout_was_closed() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let null =
+        std::fs::read_link("/proc/self/fd/1").is_ok_and(|t| t == std::path::Path::new("/dev/null"));
+    null && std::fs::read_to_string("/proc/self/fdinfo/1").is_ok_and(|info| {
+        info.lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .is_some_and(|flags| flags & 0o3 == 0o2)
+    })
 }

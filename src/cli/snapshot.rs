@@ -6,7 +6,7 @@ use super::load_pack;
 use crate::engine::Engine;
 use crate::model::aws_ranges::AwsRanges;
 use crate::report::sanitize::terminal;
-use crate::report::snapshot::{diff, render};
+use crate::report::snapshot::{diff, render, render_suppressed};
 use crate::scan::{self, ScanOptions};
 use crate::source::{self, TimeRange};
 use std::path::PathBuf;
@@ -47,8 +47,18 @@ pub fn run(args: &SnapshotArgs) -> Result<u8, String> {
     let engine = Engine::new(pack, AwsRanges::embedded())?.with_inventory(inventory);
     let inputs = source::resolve(&args.corpus, &TimeRange::default());
     let mut findings = Vec::new();
-    let summary = scan::run(&engine, &inputs, &ScanOptions::default(), &(), &mut |r| {
-        findings.extend(r.findings);
+    // A snapshot's corpus is fixtures in no time order, not a trail: correlations take its
+    // matches in exact time order, as `test` does, holding up to half a million of them (past
+    // that the oldest is taken early, and the summary says so).
+    let opts = ScanOptions {
+        correlate: crate::correlate::Options {
+            max_pending: 500_000,
+            ..crate::correlate::Options::exact()
+        },
+        ..ScanOptions::default()
+    };
+    let summary = scan::run(&engine, &inputs, &opts, &(), &mut |f| {
+        findings.push(f);
         Ok(())
     })
     .map_err(|e| e.to_string())?;
@@ -63,7 +73,11 @@ pub fn run(args: &SnapshotArgs) -> Result<u8, String> {
         [one] if one.is_dir() => Some(one.as_path()),
         _ => None,
     };
-    let current = format!("{HEADER}{}", render(&findings, root));
+    let current = format!(
+        "{HEADER}{}{}",
+        render(&findings, root),
+        render_suppressed(&summary.suppressed)
+    );
     let path = &args.snapshot;
     let name = terminal(&path.display().to_string()).into_owned();
     if args.update {

@@ -47,6 +47,18 @@ pub fn run_cases(engine: &Engine, filter: Option<&str>) -> Report {
             .or_default()
             .push(d.id.clone());
     }
+    // A suppression's cases are about the detections it silences: `allow` that they report
+    // nothing (silenced), `flag` that they still report what it leaves alone.
+    for s in &engine.pack.suppressions {
+        let targets = s
+            .targets
+            .iter()
+            .filter_map(|i| engine.pack.detections.get(*i).map(|d| d.id.clone()));
+        by_file
+            .entry(PathBuf::from(&s.detection.file))
+            .or_default()
+            .extend(targets);
+    }
     let mut report = Report {
         results: Vec::new(),
         errors: Vec::new(),

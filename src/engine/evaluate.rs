@@ -98,8 +98,16 @@ impl Evaluator<'_> {
         Ok((p, serial))
     }
 
-    /// Decides one event. An error means the event cannot be modelled (it is rejected).
+    /// Decides one event, then which of its findings the pack's suppressions silence. An error
+    /// means the event cannot be modelled (it is rejected).
     pub fn evaluate(&mut self, view: &EventView) -> Result<Verdict, String> {
+        let mut verdict = self.decide_event(view)?;
+        self.engine.suppress(view, &mut verdict);
+        Ok(verdict)
+    }
+
+    /// The decision on one event, every finding included.
+    fn decide_event(&mut self, view: &EventView) -> Result<Verdict, String> {
         let engine = self.engine;
         let allow_list = engine.pack.mode == Mode::AllowList;
         // The candidates: the index's for the event's action and principal type, then those
@@ -127,6 +135,7 @@ impl Evaluator<'_> {
                 candidates,
                 errors: Vec::new(),
                 resources: None,
+                suppressed: Vec::new(),
             });
         }
         let (principal, serial) = match cached {
@@ -141,6 +150,7 @@ impl Evaluator<'_> {
             candidates: candidates.clone(),
             errors: Vec::new(),
             resources: None,
+            suppressed: Vec::new(),
         };
         if candidates.members.is_empty() {
             verdict.not_allowed = allow_list;

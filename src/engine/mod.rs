@@ -24,6 +24,7 @@ mod evaluate;
 mod explain;
 pub mod index;
 pub mod lint;
+pub mod nesting;
 pub mod pack;
 pub mod prefilter;
 mod request;
@@ -113,6 +114,8 @@ pub struct Verdict {
     pub errors: Vec<RuleError>,
     /// The resources, when the candidates read them.
     pub resources: Option<Vec<ResourceModel>>,
+    /// The hits a suppression silenced: (detection, suppression), by index in the pack.
+    pub suppressed: Vec<(usize, usize)>,
 }
 
 impl Verdict {
@@ -138,9 +141,21 @@ impl Verdict {
         }
     }
 
-    /// Whether the event is flagged.
+    /// Whether a detection's hit on the event is silenced by a suppression.
+    pub fn is_suppressed(&self, detection: usize) -> bool {
+        self.suppressed.iter().any(|(d, _)| *d == detection)
+    }
+
+    /// The hits reported: those no suppression silenced.
+    pub fn reported(&self) -> impl Iterator<Item = &Hit> {
+        self.hits
+            .iter()
+            .filter(|h| !self.is_suppressed(h.detection))
+    }
+
+    /// Whether the event is flagged (by a hit no suppression silenced, or as not allowed).
     pub fn flagged(&self) -> bool {
-        !self.hits.is_empty() || self.not_allowed
+        self.reported().next().is_some() || self.not_allowed
     }
 }
 
@@ -342,6 +357,64 @@ impl Engine {
         )
         .map_err(|e| e.to_string())?;
         Ok((request, entities))
+    }
+
+    /// Records which of a verdict's hits the pack's suppressions silence: a suppression naming
+    /// the hit's detection whose condition holds on the full request of the hit's resource (of
+    /// any resource, for a detection that does not read it). Only flagged events pay for it. A
+    /// suppression that fails on the event silences nothing, and its error is reported.
+    pub fn suppress(&self, view: &EventView, verdict: &mut Verdict) {
+        if self.pack.suppressions.is_empty() || verdict.hits.is_empty() {
+            return;
+        }
+        let Some(principal) = verdict.principal.clone() else {
+            return;
+        };
+        let resources = match &verdict.resources {
+            Some(r) => r.clone(),
+            None => resources_of(view, &principal).unwrap_or_default(),
+        };
+        let mut requests: Vec<Option<(Request, Entities)>> = vec![None; resources.len()];
+        for hit in verdict.hits.clone() {
+            for (si, s) in self.pack.suppressions.iter().enumerate() {
+                if !s.targets.contains(&hit.detection) {
+                    continue;
+                }
+                let indices: Vec<usize> = match hit.resource {
+                    Some(i) => vec![i],
+                    None => (0..resources.len()).collect(),
+                };
+                for ri in indices {
+                    let (Some(resource), Some(slot)) = (resources.get(ri), requests.get_mut(ri))
+                    else {
+                        continue;
+                    };
+                    if slot.is_none() {
+                        *slot = self.full_request(view, &principal, resource).ok();
+                    }
+                    let Some((request, entities)) = slot.as_ref() else {
+                        continue;
+                    };
+                    match eval_expression(request, entities, &s.detection.condition) {
+                        Ok(EvalResult::Bool(true)) => {
+                            if !verdict.is_suppressed(hit.detection) {
+                                verdict.suppressed.push((hit.detection, si));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) if verdict.errors.iter().any(|x| x.policy_id == s.detection.id) => {}
+                        Err(e) => verdict.errors.push(RuleError {
+                            detection: None,
+                            policy_id: s.detection.id.clone(),
+                            message: format!(
+                                "error while evaluating suppression `{}`: {e}",
+                                s.detection.id
+                            ),
+                        }),
+                    }
+                }
+            }
+        }
     }
 
     /// Cedar's own authorizer, on the full request for each resource of the event, with the

@@ -14,6 +14,7 @@ use crate::engine::analysis::{Analysis, analyse};
 use crate::engine::correlation::{self, Correlation, Declared, Keying};
 use crate::engine::diagnostic::InFile;
 use crate::engine::lint;
+use crate::engine::nesting;
 use crate::model::actions::Catalog;
 use crate::model::element::Each;
 use crate::model::schema::{self, Shapes};
@@ -24,7 +25,7 @@ use cedar_policy::{
 use miette::{NamedSource, Report};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -112,6 +113,9 @@ pub struct Detection {
     /// `@each`: the lists whose elements the policy is evaluated on, one at a time
     /// ([`crate::model::element`]).
     pub each: Option<Arc<Each>>,
+    /// `@suppress`: the ids of the detections this policy (a `permit`) silences; empty for a
+    /// detection.
+    pub suppresses: Vec<String>,
     /// The policy's scope and clauses, to trace which of them decided an event.
     pub body: Option<cedar_policy::pst::Template>,
     /// [`Detection::body`] parsed for explanations, on the first one; clones share it.
@@ -158,10 +162,21 @@ pub enum Mode {
     AllowList,
 }
 
+/// A policy that silences some detections' findings on the events it holds for: a `permit` with
+/// `@suppress("id, id")`. It does not make its pack an allow-list.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    pub detection: Detection,
+    /// The detections it silences, by index in the pack.
+    pub targets: Vec<usize>,
+}
+
 /// A loaded, validated pack.
 #[derive(Debug, Clone)]
 pub struct Pack {
     pub detections: Vec<Detection>,
+    /// The suppressions, which silence some detections' findings.
+    pub suppressions: Vec<Suppression>,
     pub mode: Mode,
     /// Where the pack came from, for the summary.
     pub origin: String,
@@ -270,6 +285,14 @@ pub fn load_with(
     origin: &str,
     options: LoadOptions,
 ) -> Result<Pack, PackErrors> {
+    nesting::on_deep_stack(move || load_on_this_stack(sources, origin, options))
+}
+
+fn load_on_this_stack(
+    sources: Vec<PolicySource>,
+    origin: &str,
+    options: LoadOptions,
+) -> Result<Pack, PackErrors> {
     let mut errors: Vec<Report> = Vec::new();
     let mut warnings: Vec<Report> = Vec::new();
     let mut detections: Vec<Detection> = Vec::new();
@@ -302,6 +325,10 @@ pub fn load_with(
 
     for (file_index, source) in sources.iter().enumerate() {
         let named = || NamedSource::new(source.name.clone(), source.text.clone());
+        if let Err(e) = nesting::check(&source.text) {
+            errors.push(e.report(named()));
+            continue;
+        }
         let set = match PolicySet::from_str(&source.text) {
             Ok(set) => set,
             Err(e) => {
@@ -366,6 +393,27 @@ pub fn load_with(
                 errors.push(err(format!("policy {id:?} needs a @title"), None));
             }
             let effect = policy.effect();
+            // A suppression names the detections it silences.
+            let suppresses: Vec<String> = ann("suppress")
+                .map(|list| {
+                    list.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ann("suppress").is_some() && suppresses.is_empty() {
+                errors.push(err(
+                    format!("suppression {id:?} names no detection"),
+                    Some("@suppress(\"iam-user-created, cis-iam-policy-changed\")".to_string()),
+                ));
+            }
+            if !suppresses.is_empty() && effect == Effect::Forbid {
+                errors.push(err(
+                    format!("suppression {id:?} is a forbid: a suppression is a `permit` of what the detections it names should not report"),
+                    Some("write `permit (...)` with the condition of the events to leave out".to_string()),
+                ));
+            }
             let severity = match (ann("severity"), effect) {
                 (Some(s), _) => match Severity::from_str(&s) {
                     Ok(s) => Some(s),
@@ -548,6 +596,7 @@ pub fn load_with(
                 indexed_condition,
                 guard,
                 each,
+                suppresses,
                 body,
                 trace: Arc::default(),
                 correlation: None,
@@ -561,10 +610,20 @@ pub fn load_with(
         errors.push(miette::miette!("the policy pack holds no policies"));
     }
 
+    // Suppressions go after the detections (in their order), so that the indexes correlations
+    // keep are those of the pack's detections once the suppressions are set apart.
+    let (suppressing, kept): (Vec<_>, Vec<_>) = detections
+        .into_iter()
+        .zip(declared)
+        .partition(|(d, _)| !d.suppresses.is_empty());
+    let count = kept.len();
+    let (mut detections, declared): (Vec<Detection>, Vec<Option<Declared>>) =
+        kept.into_iter().chain(suppressing).unzip();
+
     // Correlations name detections of the whole pack: resolved once every id is known.
     correlation_steps(
-        &mut detections,
-        &declared,
+        detections.get_mut(..count).unwrap_or_default(),
+        declared.get(..count).unwrap_or_default(),
         &sources,
         &file_of,
         &mut errors,
@@ -583,6 +642,33 @@ pub fn load_with(
             literal_false,
         };
         found.run(&mut errors, &mut warnings);
+    }
+    // Suppressions are not detections: they silence the findings of those they name.
+    let suppressions = detections.split_off(count);
+    let ids: Vec<&str> = detections.iter().map(|d| d.id.as_str()).collect();
+    let mut resolved = Vec::new();
+    for s in suppressions {
+        let mut targets = Vec::new();
+        for name in &s.suppresses {
+            match ids.iter().position(|id| id == name) {
+                Some(i) => targets.push(i),
+                None => {
+                    let help = crate::model::actions::closest(name, ids.iter().copied())
+                        .map(|c| format!("did you mean `{c}`?"));
+                    errors.push(miette::miette!(
+                        help = help.unwrap_or_else(|| "name a detection of the pack".to_string()),
+                        "{}:{}: suppression {:?} names `{name}`, which is no detection of the pack",
+                        s.file,
+                        s.line,
+                        s.id
+                    ));
+                }
+            }
+        }
+        resolved.push(Suppression {
+            detection: s,
+            targets,
+        });
     }
     if errors.is_empty()
         && let Err(e) = key_needs(&mut detections)
@@ -604,6 +690,7 @@ pub fn load_with(
         .collect();
     Ok(Pack {
         detections,
+        suppressions: resolved,
         mode,
         origin: origin.to_string(),
         warnings: warnings.into_iter().map(Arc::new).collect(),
@@ -820,55 +907,73 @@ impl Validation<'_> {
         }
     }
 
-    fn run(mut self, errors: &mut Vec<Report>, warnings: &mut Vec<Report>) {
-        let mut actions: BTreeSet<String> = self
-            .detections
-            .iter()
-            .flat_map(|d| {
-                d.analysis
-                    .action_ids
-                    .iter()
-                    .filter(|a| a.contains(':'))
-                    .cloned()
-            })
+    /// The actions a policy is validated against: those it names, with a placeholder member
+    /// for a service group it names without one, and a placeholder action (every action has the
+    /// same principals, resource and context, so one stands for the others).
+    fn actions_of<'d>(detections: impl IntoIterator<Item = &'d Detection>) -> BTreeSet<String> {
+        let ids: BTreeSet<&String> = detections
+            .into_iter()
+            .flat_map(|d| d.analysis.action_ids.iter())
             .collect();
-        // Unscoped policies still need one action to be checked against.
-        actions.insert("sts:GetCallerIdentity".to_string());
-        let groups: BTreeSet<String> = self
-            .detections
+        let mut actions: BTreeSet<String> = ids
             .iter()
-            .flat_map(|d| {
-                d.analysis
-                    .action_ids
-                    .iter()
-                    .filter(|a| !a.contains(':'))
-                    .cloned()
-            })
+            .filter(|a| a.contains(':'))
+            .map(|a| a.to_string())
             .collect();
-        for g in groups {
-            if !actions.iter().any(|a| a.starts_with(&format!("{g}:"))) {
+        for group in ids.iter().filter(|a| !a.contains(':')) {
+            if !actions.iter().any(|a| a.starts_with(&format!("{group}:"))) {
                 // A group is declared with its members; give a group its placeholder member.
-                actions.insert(format!("{g}:*"));
+                actions.insert(format!("{group}:*"));
             }
         }
-        let schema = match schema::schema(&actions) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(miette::miette!(
-                    "internal error: the model schema does not parse: {e}"
-                ));
-                return;
-            }
-        };
-        let set = match PolicySet::from_policies(self.detections.iter().map(|d| d.policy.clone())) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(miette::miette!("{e}"));
-                return;
-            }
-        };
-        let validator = Validator::new(schema);
-        let result = validator.validate(&set, ValidationMode::Strict);
+        actions.insert("sts:GetCallerIdentity".to_string());
+        actions
+    }
+
+    fn run(mut self, errors: &mut Vec<Report>, warnings: &mut Vec<Report>) {
+        // Cedar typechecks a policy once per action (and principal type) its scope admits: a
+        // policy whose scope names actions, against those only, but an unscoped one against
+        // every action of the schema, so that a pack's validation grew with the square of its
+        // size. Policies with an action scope are validated against one schema of every action
+        // the pack names; unscoped ones against a schema of only the actions they name, since
+        // the others, alike but for their names, tell nothing more.
+        let (scoped, unscoped): (Vec<&Detection>, Vec<&Detection>) = self
+            .detections
+            .iter()
+            .partition(|d| d.analysis.actions.is_some());
+        let mut groups: Vec<(BTreeSet<String>, Vec<Policy>)> = Vec::new();
+        if !scoped.is_empty() {
+            let actions = Self::actions_of(self.detections.iter());
+            groups.push((actions, scoped.iter().map(|d| d.policy.clone()).collect()));
+        }
+        let mut by_actions: BTreeMap<BTreeSet<String>, Vec<Policy>> = BTreeMap::new();
+        for d in unscoped {
+            by_actions
+                .entry(Self::actions_of([d]))
+                .or_default()
+                .push(d.policy.clone());
+        }
+        groups.extend(by_actions);
+        let mut results = Vec::new();
+        for (actions, policies) in groups {
+            let schema = match schema::schema(&actions) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(miette::miette!(
+                        "internal error: the model schema does not parse: {e}"
+                    ));
+                    return;
+                }
+            };
+            let set = match PolicySet::from_policies(policies) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(miette::miette!("{e}"));
+                    return;
+                }
+            };
+            results.push(Validator::new(schema).validate(&set, ValidationMode::Strict));
+        }
         let lenient = |e: &ValidationError| {
             self.options.lenient_optional
                 && matches!(
@@ -877,14 +982,15 @@ impl Validation<'_> {
                         | ValidationError::UnsafeTagAccess(_)
                 )
         };
-        for e in result.validation_errors() {
+        let all_errors = || results.iter().flat_map(|r| r.validation_errors());
+        for e in all_errors() {
             if !follow_on(e) {
                 self.wrong.insert(e.policy_id().to_string());
             }
         }
         // The same mistake is reported once for each principal type it applies to: keep one.
         let mut seen = HashSet::new();
-        for e in result.validation_errors() {
+        for e in all_errors() {
             let policy = e.policy_id().to_string();
             if lenient(e) || (follow_on(e) && self.wrong.contains(&policy)) {
                 continue;
@@ -899,7 +1005,7 @@ impl Validation<'_> {
             }
             errors.push(Report::new(self.report(e.policy_id(), e)));
         }
-        for w in result.validation_warnings() {
+        for w in results.iter().flat_map(|r| r.validation_warnings()) {
             let policy = w.policy_id().to_string();
             match w {
                 ValidationWarning::ImpossiblePolicy(_) => {
@@ -922,13 +1028,27 @@ impl Validation<'_> {
                 _ => warnings.push(Report::new(self.report(w.policy_id(), w).warning())),
             }
         }
-        self.check_keys(&validator, errors);
+        self.check_keys(errors);
     }
 
     /// Type-checks the expressions of `@group` and `@distinct`: each as if read at the end of
     /// the condition of every detection whose events it is read on (the detection, and for
     /// `@group` each step of its sequence), in strict mode; errors point into the annotation.
-    fn check_keys(&self, validator: &Validator, errors: &mut Vec<Report>) {
+    fn check_keys(&self, errors: &mut Vec<Report>) {
+        if self.detections.iter().all(|d| d.correlation.is_none()) {
+            return;
+        }
+        // Every step a key is read on is scoped to its actions or, unscoped, typechecks the same
+        // against any: one schema of the pack's actions serves them all.
+        let validator = match schema::schema(&Self::actions_of(self.detections.iter())) {
+            Ok(schema) => Validator::new(schema),
+            Err(e) => {
+                errors.push(miette::miette!(
+                    "internal error: the model schema does not parse: {e}"
+                ));
+                return;
+            }
+        };
         let mut seen = HashSet::new();
         for (i, d) in self.detections.iter().enumerate() {
             let (Some(Some(declared)), Some(c)) = (self.declared.get(i), &d.correlation) else {
@@ -1230,7 +1350,8 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         assert!(w[0].to_lowercase().contains("script"), "{w:?}");
     }
 
-    const COUNT: &str = r#"@id("reads") @title("t") @severity("low") @window("10m") @threshold("100")"#;
+    const COUNT: &str =
+        r#"@id("reads") @title("t") @severity("low") @window("10m") @threshold("100")"#;
 
     #[test]
     fn correlations_are_read_with_their_kind_and_keyings() {
@@ -1253,15 +1374,25 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         assert_eq!(whoami.kind(), "building block");
         assert!(!whoami.reported_alone() && !after.reported_alone());
         let c = reads.correlation.as_ref().unwrap();
-        assert_eq!((c.kind, c.threshold, c.window.ms), (correlation::Kind::Count, 100, 600_000));
+        assert_eq!(
+            (c.kind, c.threshold, c.window.ms),
+            (correlation::Kind::Count, 100, 600_000)
+        );
         let texts: Vec<&str> = c.group.iter().map(|g| g.text.as_str()).collect();
         assert_eq!(texts, ["principal.accessKeyId", "context.sourceIPAddress"]);
         assert_eq!(
             whoami.keyings,
-            [Keying { correlation: 2, step: 0, quick: true }],
+            [Keying {
+                correlation: 2,
+                step: 0,
+                quick: true
+            }],
             "a step is keyed for its sequence"
         );
-        assert_eq!(after.correlation.as_ref().unwrap().kind, correlation::Kind::Sequence);
+        assert_eq!(
+            after.correlation.as_ref().unwrap().kind,
+            correlation::Kind::Sequence
+        );
     }
 
     #[test]
@@ -1276,8 +1407,8 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
         let e = errors(&format!(
             "{COUNT} @group(\"context.sourceIPAddress\") forbid (principal, action, resource);"
         ));
-        assert!(e.contains("optional attribute `sourceIPAddress`"), "{e}");
-        assert!(e.contains("test the value there"), "{e}");
+        assert!(e.contains("attribute `sourceIPAddress`"), "{e}");
+        assert!(e.contains("the value there"), "{e}");
         let e = errors(&format!(
             r#"{COUNT} @distinct("context.requestParameters.getTag(\"secretId\")") forbid (principal, action, resource);"#
         ));
@@ -1294,7 +1425,10 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
             when { principal has accessKeyId };"#,
         );
         assert!(e.contains("(read on the events of step \"whoami\")"), "{e}");
-        assert!(e.ends_with("1 error(s) in the policy pack"), "the sequence's own is fine: {e}");
+        assert!(
+            e.ends_with("1 error(s) in the policy pack"),
+            "the sequence's own is fine: {e}"
+        );
     }
 
     #[test]
@@ -1323,24 +1457,50 @@ when { context.requestParameters.hasTag("x-amz-acl") && context.requestParameter
             (r#"@window("8d") @threshold("5")"#, "at most 7d"),
             (r#"@window("10m") @threshold("1")"#, "that is grouping"),
             (r#"@window("10m") @threshold("many")"#, "not a whole number"),
-            (r#"@threshold("5")"#, "@threshold needs @window"),
-            (r#"@window("10m") @distinct("context.eventName")"#, "@distinct needs @threshold"),
-            (r#"@window("10m") @threshold("5") @after("x")"#, "takes no @threshold"),
-            (r#"@window("10m") @buildingBlock"#, "a building block is a per-event detection"),
-            (r#"@window("10m") @threshold("5") @group("a,,b")"#, "an empty expression"),
+            (r#"@threshold("5")"#, "needs @window"),
+            (
+                r#"@window("10m") @distinct("context.eventName")"#,
+                "@distinct needs @threshold",
+            ),
+            (
+                r#"@window("10m") @threshold("5") @after("x")"#,
+                "takes no @threshold",
+            ),
+            (
+                r#"@window("10m") @buildingBlock"#,
+                "a building block is a per-event detection",
+            ),
+            (
+                r#"@window("10m") @threshold("5") @group("a,,b")"#,
+                "an empty expression",
+            ),
         ] {
+            let body = if annotations.contains("@group") {
+                " forbid (principal, action, resource);"
+            } else {
+                body
+            };
             let e = errors(&format!("{head}{annotations}{body}"));
             assert!(e.contains(want), "{annotations}: {e}");
         }
-        let e = errors(r#"@id("x") @title("t") @severity("low") @window("10m") forbid (principal, action, resource);"#);
+        let e = errors(
+            r#"@id("x") @title("t") @severity("low") @window("10m") forbid (principal, action, resource);"#,
+        );
         assert!(e.contains("@window alone counts nothing"), "{e}");
-        let e = errors(r#"@id("x") @title("t") @window("10m") @group("principal") permit (principal, action, resource);"#);
-        assert!(e.contains("correlations and building blocks are detections"), "{e}");
+        let e = errors(
+            r#"@id("x") @title("t") @window("10m") @group("principal") permit (principal, action, resource);"#,
+        );
+        assert!(
+            e.contains("correlations and building blocks are detections"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_building_block_no_correlation_reads_is_a_warning() {
-        let w = warnings(r#"@id("x") @title("t") @severity("low") @buildingBlock forbid (principal, action, resource);"#);
+        let w = warnings(
+            r#"@id("x") @title("t") @severity("low") @buildingBlock forbid (principal, action, resource);"#,
+        );
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("feeds no correlation"), "{w:?}");
     }

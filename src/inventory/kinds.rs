@@ -30,24 +30,68 @@ use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+/// Facts of one kind from one file, by key. A file is one snapshot: the same fact given twice
+/// in it with different values has no later one to keep, and whichever was kept, the order of
+/// the file would decide a join; so it is an error. Given twice alike, it is one fact.
+#[derive(Debug)]
+pub struct Facts<V> {
+    map: HashMap<String, V>,
+    /// The first key given twice with different values.
+    repeated: Option<String>,
+}
+
+impl<V> Default for Facts<V> {
+    fn default() -> Self {
+        Facts {
+            map: HashMap::default(),
+            repeated: None,
+        }
+    }
+}
+
+impl<V: PartialEq> Facts<V> {
+    pub fn insert(&mut self, key: String, value: V) {
+        if self.map.get(&key).is_some_and(|old| *old != value) && self.repeated.is_none() {
+            self.repeated = Some(key.clone());
+        }
+        self.map.insert(key, value);
+    }
+}
+
+impl<V> std::ops::Index<&str> for Facts<V> {
+    type Output = V;
+    #[allow(clippy::indexing_slicing)] // tests' shorthand, as for a map
+    fn index(&self, key: &str) -> &V {
+        &self.map[key]
+    }
+}
+
+impl<V> IntoIterator for Facts<V> {
+    type Item = (String, V);
+    type IntoIter = std::collections::hash_map::IntoIter<String, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.into_iter()
+    }
+}
+
 /// The facts of one file.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub kinds: BTreeSet<&'static str>,
     pub facts: usize,
-    pub resource_tags: HashMap<String, (Tags, Timestamp)>,
-    pub users: HashMap<String, UserFacts>,
-    pub roles: HashMap<String, RoleFacts>,
-    pub groups: HashMap<String, GroupFacts>,
-    pub keys: HashMap<String, KeyFacts>,
+    pub resource_tags: Facts<(Tags, Timestamp)>,
+    pub users: Facts<UserFacts>,
+    pub roles: Facts<RoleFacts>,
+    pub groups: Facts<GroupFacts>,
+    pub keys: Facts<KeyFacts>,
     pub key_users: Vec<String>,
     pub iam_accounts: HashMap<String, Timestamp>,
     pub role_accounts: HashMap<String, Timestamp>,
-    pub instances: HashMap<String, InstanceFacts>,
-    pub nat_gateways: HashMap<String, NatFacts>,
-    pub endpoints: HashMap<String, EndpointFacts>,
+    pub instances: Facts<InstanceFacts>,
+    pub nat_gateways: Facts<NatFacts>,
+    pub endpoints: Facts<EndpointFacts>,
     pub elastic_ips: Vec<ElasticIpFacts>,
-    pub accounts: HashMap<String, AccountFacts>,
+    pub accounts: Facts<AccountFacts>,
     pub organization: Option<Timestamp>,
     pub entity_tags: HashMap<String, HashMap<String, Tags>>,
     pub networks: Vec<NetworkFacts>,
@@ -87,23 +131,30 @@ impl<'t> Doc<'t> {
     }
 }
 
-/// Parses a file's text.
+/// Parses a file's text. An object that repeats a key is an error: which of its values a
+/// reader takes would decide the join.
 pub fn parse(text: &str) -> Result<Parsed<'_>, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with("user,arn,") {
         return Ok(Parsed::Csv(text));
     }
     let bad = |e: serde_json::Error| format!("not JSON, nor a credential report CSV: {e}");
-    if trimmed.starts_with('[') {
-        return serde_json::from_str(text).map(Parsed::Array).map_err(bad);
+    let parsed = if trimmed.starts_with('[') {
+        serde_json::from_str(text).map(Parsed::Array).map_err(bad)?
+    } else if trimmed.starts_with('{') {
+        Doc::parse(text).map(Parsed::Object).map_err(bad)?
+    } else {
+        // Not a list or an object: the parser says what it is.
+        return serde_json::from_str::<Value>(text)
+            .map_err(bad)
+            .and(Err("expected a JSON object or list".to_string()));
+    };
+    if let Some(key) = crate::decode::repeated_key(text) {
+        return Err(format!(
+            "the key {key:?} appears twice in one object: which value to join is ambiguous"
+        ));
     }
-    if trimmed.starts_with('{') {
-        return Doc::parse(text).map(Parsed::Object).map_err(bad);
-    }
-    // Not a list or an object: the parser says what it is.
-    serde_json::from_str::<Value>(text)
-        .map_err(bad)
-        .and(Err("expected a JSON object or list".to_string()))
+    Ok(parsed)
 }
 
 /// The snapshot time a file records itself (the credential report's `GeneratedTime`).
@@ -123,11 +174,20 @@ struct Tag {
     value: String,
 }
 
-fn tags(list: Option<Vec<Tag>>) -> Tags {
-    list.unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect()
+/// Tags from AWS's list of `{Key, Value}`; a key given twice with different values is an error
+/// (see [`Facts`]).
+fn tags(list: Option<Vec<Tag>>) -> Result<Tags, String> {
+    let mut out = Tags::new();
+    for t in list.unwrap_or_default() {
+        if out.get(&t.key).is_some_and(|v| *v != t.value) {
+            return Err(format!(
+                "the tag {:?} is given twice with different values",
+                t.key
+            ));
+        }
+        out.insert(t.key, t.value);
+    }
+    Ok(out)
 }
 
 fn time(s: &Option<String>) -> Option<Timestamp> {
@@ -165,6 +225,33 @@ pub fn read_parsed(parsed: &Parsed<'_>, at: Timestamp, out: &mut Loaded) -> Resu
         Parsed::Csv(text) => credential_report_csv(text, at, out),
         Parsed::Object(doc) => read_object(doc, at, out),
         Parsed::Array(items) => read_array(items, at, out),
+    }?;
+    out.repeated_fact()
+}
+
+impl Loaded {
+    /// An error naming a fact given twice with different values, if one was (see [`Facts`]).
+    fn repeated_fact(&self) -> Result<(), String> {
+        let repeated = [
+            ("tags of", &self.resource_tags.repeated),
+            ("the user", &self.users.repeated),
+            ("the role", &self.roles.repeated),
+            ("the group", &self.groups.repeated),
+            ("the access key", &self.keys.repeated),
+            ("the instance", &self.instances.repeated),
+            ("the NAT gateway", &self.nat_gateways.repeated),
+            ("the VPC endpoint", &self.endpoints.repeated),
+            ("the account", &self.accounts.repeated),
+        ];
+        match repeated
+            .iter()
+            .find_map(|(what, key)| Some((what, key.as_ref()?)))
+        {
+            Some((what, key)) => Err(format!(
+                "{what} {key} is given twice in this file with different values: the file has one snapshot time, so neither can be kept"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -242,7 +329,7 @@ fn resource_tags(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), Str
     out.kinds.insert("resourcegroupstaggingapi get-resources");
     for m in list::<Mapping>(v, "ResourceTagMappingList")? {
         out.facts += 1;
-        out.resource_tags.insert(m.arn, (tags(m.tags), at));
+        out.resource_tags.insert(m.arn, (tags(m.tags)?, at));
     }
     Ok(())
 }
@@ -338,7 +425,7 @@ fn authorization_details(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result
                 name: u.name,
                 groups,
                 policies: u.policies.into_iter().map(|p| p.arn).collect(),
-                tags: tags(u.tags),
+                tags: tags(u.tags)?,
                 detailed: true,
                 taken_at: Some(at),
                 ..UserFacts::default()
@@ -357,7 +444,7 @@ fn authorization_details(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result
                 arn: r.arn,
                 name: r.name,
                 policies: r.policies.into_iter().map(|p| p.arn).collect(),
-                tags: tags(r.tags),
+                tags: tags(r.tags)?,
                 detailed: true,
                 taken_at: Some(at),
             },
@@ -392,7 +479,7 @@ fn list_users(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String
                 created: time(&u.created),
                 arn: u.arn,
                 name: u.name,
-                tags: tags(u.tags),
+                tags: tags(u.tags)?,
                 taken_at: Some(at),
                 ..UserFacts::default()
             },
@@ -414,7 +501,7 @@ fn list_roles(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String
                 created: time(&r.created),
                 arn: r.arn,
                 name: r.name,
-                tags: tags(r.tags),
+                tags: tags(r.tags)?,
                 taken_at: Some(at),
                 ..RoleFacts::default()
             },
@@ -443,7 +530,7 @@ fn user_tags(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String>
         UserFacts {
             arn,
             name: u.name,
-            tags: tags(Some(u.tags)),
+            tags: tags(Some(u.tags))?,
             taken_at: Some(at),
             ..UserFacts::default()
         },
@@ -633,7 +720,7 @@ fn instances(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String>
                 subnet: i.subnet,
                 profile_arn: i.profile.and_then(|p| p.arn),
                 state: i.state.and_then(|s| s.name),
-                tags: tags(i.tags),
+                tags: tags(i.tags)?,
                 taken_at: Some(at),
                 ..InstanceFacts::default()
             };
@@ -696,7 +783,7 @@ fn nat_gateways(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), Stri
             id: n.id.clone(),
             vpc: n.vpc,
             subnet: n.subnet,
-            tags: tags(n.tags),
+            tags: tags(n.tags)?,
             taken_at: Some(at),
             ..NatFacts::default()
         };
@@ -739,7 +826,7 @@ fn vpc_endpoints(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), Str
                 service: e.service,
                 owner: e.owner,
                 kind: e.kind,
-                tags: tags(e.tags),
+                tags: tags(e.tags)?,
                 taken_at: Some(at),
             },
         );
@@ -766,7 +853,7 @@ fn addresses(v: &Doc<'_>, at: Timestamp, out: &mut Loaded) -> Result<(), String>
             ip: a.public_ip.as_deref().and_then(ip),
             instance: a.instance,
             network_interface: a.interface,
-            tags: tags(a.tags),
+            tags: tags(a.tags)?,
             taken_at: Some(at),
         });
     }
@@ -912,12 +999,20 @@ fn cedar_entities(items: &[Value], out: &mut Loaded) -> Result<(), String> {
                 "entity {i} ({ty}::{id:?}): attribute {name:?} is not read; entities JSON gives tags (and a Network's `ranges`), attributes come from the event and the AWS inventory"
             ));
         }
-        out.entity_tags
+        let known = out
+            .entity_tags
             .entry(ty.to_string())
             .or_default()
             .entry(id.to_string())
-            .or_default()
-            .extend(tags);
+            .or_default();
+        for (k, v) in tags {
+            if known.get(&k).is_some_and(|old| *old != v) {
+                return Err(format!(
+                    "entity {i} ({ty}::{id:?}): the tag {k:?} is given twice in this file with different values"
+                ));
+            }
+            known.insert(k, v);
+        }
     }
     Ok(())
 }

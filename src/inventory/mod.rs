@@ -94,7 +94,7 @@ pub struct InventoryFile {
 }
 
 /// An IAM user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFacts {
     pub arn: String,
     pub name: String,
@@ -114,7 +114,7 @@ pub struct UserFacts {
 }
 
 /// An IAM role.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoleFacts {
     pub arn: String,
     pub name: String,
@@ -127,7 +127,7 @@ pub struct RoleFacts {
 }
 
 /// An IAM group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupFacts {
     pub arn: String,
     pub name: String,
@@ -136,7 +136,7 @@ pub struct GroupFacts {
 }
 
 /// An access key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyFacts {
     pub id: String,
     pub user: String,
@@ -147,7 +147,7 @@ pub struct KeyFacts {
 }
 
 /// An EC2 instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceFacts {
     pub id: String,
     pub account: Option<String>,
@@ -162,7 +162,7 @@ pub struct InstanceFacts {
 }
 
 /// A NAT gateway.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NatFacts {
     pub id: String,
     pub public_ips: BTreeSet<IpAddr>,
@@ -175,7 +175,7 @@ pub struct NatFacts {
 }
 
 /// A VPC endpoint.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointFacts {
     pub id: String,
     pub vpc: Option<String>,
@@ -197,7 +197,7 @@ pub struct ElasticIpFacts {
 }
 
 /// An account of the organization.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountFacts {
     pub id: String,
     pub name: Option<String>,
@@ -312,6 +312,17 @@ pub struct Inventory {
     pub conflicts: Vec<String>,
 }
 
+/// The largest inventory file read (after decompression): an inventory is read whole, and this
+/// bounds what one file may cost. An organization's largest, `get-account-authorization-details`,
+/// is tens of megabytes.
+pub const MAX_FILE: u64 = 1 << 30;
+
+/// Names read in an inventory directory: `.json`, `.csv` and `.gz` files.
+fn is_inventory_name(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".json") || name.ends_with(".csv") || name.ends_with(".gz")
+}
+
 /// Why inventory files could not be loaded; each names its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryError(pub Vec<String>);
@@ -339,24 +350,17 @@ impl Inventory {
         let mut files = Vec::new();
         for path in paths {
             if path.is_dir() {
-                let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
-                    .sort_by_file_name()
-                    .into_iter()
-                    .filter_map(Result::ok)
-                    .filter(|e| e.file_type().is_file())
-                    .map(|e| e.into_path())
-                    .filter(|p| {
-                        let name = p.to_string_lossy();
-                        name.ends_with(".json") || name.ends_with(".csv") || name.ends_with(".gz")
-                    })
-                    .collect();
-                if found.is_empty() {
+                let found = crate::source::walk(path, is_inventory_name);
+                for e in found.errors {
+                    errors.push(format!("{}: {}", e.path, e.reason));
+                }
+                if found.files.is_empty() {
                     errors.push(format!(
                         "{}: no inventory files (.json, .csv) in the directory",
                         path.display()
                     ));
                 }
-                files.append(&mut found);
+                files.extend(found.files);
             } else {
                 files.push(path.clone());
             }
@@ -376,6 +380,15 @@ impl Inventory {
     }
 
     fn load_file(&mut self, path: &Path, flag_time: Option<Timestamp>) -> Result<(), String> {
+        self.load_file_within(path, flag_time, MAX_FILE)
+    }
+
+    fn load_file_within(
+        &mut self,
+        path: &Path,
+        flag_time: Option<Timestamp>,
+        limit: u64,
+    ) -> Result<(), String> {
         let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
         let modified = file
             .metadata()
@@ -383,8 +396,14 @@ impl Inventory {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp(d.as_millis() as i64));
-        let bytes =
-            crate::decode::read_all(std::io::BufReader::new(file), 1 << 30, 0).map_err(|e| e.0)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bytes = crate::decode::read_all(std::io::BufReader::new(file), limit, size)
+            .map_err(|e| match e.0.strip_prefix("larger than the limit") {
+                Some(_) => format!(
+                    "larger than the limit of {limit} bytes for one inventory file (after decompression)"
+                ),
+                None => e.0,
+            })?;
         let text = crate::decode::as_text(&bytes).map_err(|e| e.0)?;
         let parsed = kinds::parse(text)?;
         let recorded = kinds::recorded_time(&parsed)
@@ -913,6 +932,30 @@ fn instance_id_of_arn(arn: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_past_the_inventory_limit_says_which_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.json");
+        std::fs::write(
+            &path,
+            format!("{{\"ResourceTagMappingList\":[]{}}}", " ".repeat(5000)),
+        )
+        .unwrap();
+        let mut inventory = Inventory::default();
+        let err = inventory
+            .load_file_within(&path, Some(Timestamp(0)), 4096)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "larger than the limit of 4096 bytes for one inventory file (after decompression)"
+        );
+        assert!(
+            inventory
+                .load_file_within(&path, Some(Timestamp(0)), 8192)
+                .is_ok()
+        );
+    }
 
     #[test]
     fn an_object_with_tags_of_its_own_has_them_and_the_others_their_buckets() {

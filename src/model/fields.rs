@@ -19,6 +19,7 @@ use crate::event::Event;
 use cedar_policy::RestrictedExpression;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// The free-form payloads of an event.
@@ -102,6 +103,47 @@ impl FieldNeed {
     pub fn is_needed(&self) -> bool {
         !matches!(self, FieldNeed::Nothing)
     }
+}
+
+/// The most bytes of any value a rule may read: each top-level string of an event, the JSON
+/// text of `userIdentity`, `resources` and `tlsDetails`, and of each free-form payload (so every
+/// tag of it). An event with a larger one is rejected, with the field's name: one event must not
+/// cost gigabytes and minutes (a `like` over a 300 MB string), and a value too large to read is
+/// never read as absent. CloudTrail itself omits payloads far smaller than this.
+pub const MAX_VALUE: usize = 1 << 20;
+
+/// A free-form payload, parsed: an error when it is larger than [`MAX_VALUE`], or when one of its
+/// objects repeats a key (AWS never writes one; whichever reading won, the order of the keys
+/// could hide a finding, so the event is ambiguous).
+pub fn parse(field: Field, raw: &RawValue) -> Result<Value, String> {
+    let json = raw.get();
+    check(field, json)?;
+    serde_json::from_str(json).map_err(|e| format!("{}: {e}", field.name()))
+}
+
+/// Whether a rule may read a free-form payload, for readers that do not [`parse`] it: not
+/// larger than [`MAX_VALUE`], and no key repeated in one of its objects.
+pub fn check<'a>(field: Field, json: &'a str) -> Result<(), String> {
+    if json.len() > MAX_VALUE {
+        return Err(format!(
+            "{}: {} bytes, more than the {MAX_VALUE} bytes a rule may read",
+            field.name(),
+            json.len()
+        ));
+    }
+    // A header is read without regard to case (`is_header`): `X-Amz-Acl` repeats `x-amz-acl`.
+    let spelled = |key: Cow<'a, str>| match is_header(&key) {
+        true => Cow::Owned(key.to_ascii_lowercase()),
+        false => key,
+    };
+    if let Some(key) = crate::decode::repeated_key_as(json, spelled) {
+        return Err(format!(
+            "{}: the key {:?} appears twice in one object: the event is ambiguous",
+            field.name(),
+            crate::model::truncate(&key, 100)
+        ));
+    }
+    Ok(())
 }
 
 /// Most tags one field may have when a policy reads every tag.
@@ -374,6 +416,61 @@ mod tests {
                 .filter(|(k, _)| k == "x-amz-acl")
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_makes_a_payload_ambiguous_at_any_depth_and_in_any_spelling() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        for (json, key) in [
+            (
+                r#"{"x-amz-acl":"public-read","x-amz-acl":"private"}"#,
+                "x-amz-acl",
+            ),
+            (
+                r#"{"x-amz-acl":"private","x-amz-acl":"public-read"}"#,
+                "x-amz-acl",
+            ),
+            (r#"{"a":{"b":[{"c":1,"c":2}]}}"#, "c"),
+            (
+                r#"{"x-amz-acl":"public-read","x-amz-\u0061cl":"private"}"#,
+                "x-amz-acl",
+            ),
+        ] {
+            assert_eq!(
+                crate::decode::repeated_key(json).as_deref(),
+                Some(key),
+                "{json}"
+            );
+            let err = parse(Field::RequestParameters, &raw(json)).unwrap_err();
+            assert!(err.contains("appears twice"), "{err}");
+        }
+        for json in [
+            r#"{"a":{"a":"a"},"b":["a","a",{"a":1}],"c":"\"a\"","d":{"e":1},"e":{"d":1}}"#,
+            r#"{"k":"v","k\"":"w"}"#,
+            r#"{"Key":"a","key":"b"}"#,
+        ] {
+            assert_eq!(crate::decode::repeated_key(json), None, "{json}");
+            assert!(parse(Field::RequestParameters, &raw(json)).is_ok());
+        }
+        // A header is read without regard to case: in two cases, it is given twice.
+        let cases = r#"{"X-Amz-Acl":"public-read","x-amz-acl":"private"}"#;
+        let err = parse(Field::RequestParameters, &raw(cases)).unwrap_err();
+        assert!(
+            err.contains(r#"the key "x-amz-acl" appears twice"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_payload_larger_than_a_rule_may_read_is_an_error() {
+        let big =
+            serde_json::to_string(&json!({ "policyDocument": "x".repeat(MAX_VALUE) })).unwrap();
+        let raw = serde_json::from_str::<Box<RawValue>>(&big).unwrap();
+        let err = parse(Field::RequestParameters, &raw).unwrap_err();
+        assert!(
+            err.starts_with("requestParameters: 1048597 bytes, more than the 1048576 bytes"),
+            "{err}"
         );
     }
 

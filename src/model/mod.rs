@@ -197,6 +197,12 @@ impl<'a> EventView<'a> {
 
     /// Checks a parsed event; the error says why it cannot be evaluated.
     pub fn new(event: Event<'a>) -> Result<Self, String> {
+        if let Some((name, len)) = event.oversized(fields::MAX_VALUE) {
+            return Err(format!(
+                "{name}: {len} bytes, more than the {} bytes a rule may read",
+                fields::MAX_VALUE
+            ));
+        }
         let time = Timestamp::parse(&event.event_time).map_err(|e| {
             format!(
                 "eventTime {:?} is not a time ({e}); times look like 2024-05-14T06:34:11Z",
@@ -241,9 +247,7 @@ impl<'a> EventView<'a> {
         self.parsed[field as usize]
             .get_or_init(|| match field.raw(&self.event) {
                 None => Ok(None),
-                Some(raw) => serde_json::from_str(raw.get())
-                    .map(Some)
-                    .map_err(|e| format!("{}: {e}", field.name())),
+                Some(raw) => fields::parse(field, raw).map(Some),
             })
             .as_ref()
             .map(Option::as_ref)

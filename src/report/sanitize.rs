@@ -4,13 +4,28 @@
 use std::borrow::Cow;
 use std::io;
 
-/// Characters that can move the cursor, change colours, hide or reorder text.
+/// Characters that can move the cursor, change colours, hide or reorder text, or stand for
+/// nothing visible: controls, every Unicode format character (category Cf: bidirectional
+/// overrides, zero-width characters, the TAG block of "ASCII smuggling"), and the characters
+/// that render as blank without being spaces (Hangul fillers, variation selectors, the
+/// combining grapheme joiner, the Braille blank).
 fn dangerous(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}'
-            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}')
+            // Format characters (Cf), Unicode 14.
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+            // Line and paragraph separators.
+            | '\u{2028}' | '\u{2029}'
+            // Invisible fillers and selectors.
+            | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            // Plane 14: tags (U+E0000-E007F) and variation selectors (U+E0100-E01EF).
+            | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// `s` with every dangerous character written as `\u{..}` (and `\` doubled when escaping
@@ -33,12 +48,35 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A CSV cell: terminal-safe, and never read as a formula by a spreadsheet.
+/// A CSV cell: terminal-safe, and never read as a formula by a spreadsheet. A cell whose first
+/// character other than white space is a formula character (`=`, `+`, `-`, `@`, or their
+/// full-width and small forms, which some spreadsheets fold to ASCII) is prefixed with `'`.
 pub fn csv_cell(s: &str) -> Cow<'_, str> {
     let safe = terminal(s);
-    match safe.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '|' | '%') => Cow::Owned(format!("'{safe}")),
-        _ => safe,
+    let formula = |c: char| {
+        matches!(
+            c,
+            '=' | '+'
+                | '-'
+                | '@'
+                | '|'
+                | '%'
+                | '\u{FF1D}' // full-width = + - @
+                | '\u{FF0B}'
+                | '\u{FF0D}'
+                | '\u{FF20}'
+                | '\u{FE66}' // small = + - @
+                | '\u{FE62}'
+                | '\u{FE63}'
+                | '\u{FE6B}'
+                | '\u{2212}' // minus sign
+        )
+    };
+    // Tabs and carriage returns are escaped by `terminal` already.
+    if safe.trim_start().chars().next().is_some_and(formula) {
+        Cow::Owned(format!("'{safe}"))
+    } else {
+        safe
     }
 }
 
@@ -107,6 +145,66 @@ mod tests {
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_cell("-2+3"), "'-2+3");
         assert_eq!(csv_cell("s3:PutObject"), "s3:PutObject");
+    }
+
+    #[test]
+    fn invisible_characters_are_escaped() {
+        // ASCII smuggling: "ignore" written in Unicode TAG characters.
+        let smuggled: String = "ignore"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let text = format!("ok{smuggled}");
+        let out = terminal(&text);
+        assert!(out.is_ascii(), "{out}");
+        assert!(out.starts_with("ok\\u{e0069}"), "{out}");
+        for c in [
+            '\u{3164}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{FFA0}',
+            '\u{180E}',
+            '\u{00AD}',
+            '\u{FE0F}',
+            '\u{E0100}',
+            '\u{2800}',
+            '\u{2066}',
+        ] {
+            let s = format!("a{c}b");
+            assert_eq!(
+                terminal(&s),
+                format!("a\\u{{{:x}}}b", c as u32),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert_eq!(
+            terminal("한국어 日本語 ü"),
+            "한국어 日本語 ü",
+            "visible text stays"
+        );
+    }
+
+    #[test]
+    fn formulas_behind_blanks_or_full_width_signs_are_neutralised() {
+        for cell in [
+            " =1+1",
+            "\u{3000}=cmd",
+            "\u{a0}@SUM(A1)",
+            "\u{FF1D}HYPERLINK(\"x\")",
+            "\u{FF0B}1",
+            "\u{FE66}1",
+            "\u{2212}1",
+            "  -2",
+        ] {
+            assert!(
+                csv_cell(cell).starts_with('\''),
+                "{cell:?} -> {:?}",
+                csv_cell(cell)
+            );
+        }
+        assert_eq!(csv_cell(" plain"), " plain");
+        assert_eq!(csv_cell("\t=1"), "\\t=1", "a tab is escaped as text");
     }
 
     #[test]

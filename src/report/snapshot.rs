@@ -12,6 +12,15 @@ pub fn render(findings: &[Finding], corpus: Option<&Path>) -> String {
     blocks.join("")
 }
 
+/// The findings suppressions silenced, by suppression, after the findings: a change to a
+/// suppression shows in the diff too.
+pub fn render_suppressed(suppressed: &std::collections::BTreeMap<String, u64>) -> String {
+    suppressed
+        .iter()
+        .map(|(id, n)| format!("suppressed by {}: {n} finding(s)\n", terminal(id)))
+        .collect()
+}
+
 fn block(f: &Finding, corpus: Option<&Path>) -> String {
     // Log content is attacker-controlled, and a snapshot is read in terminals and diffs.
     let t = |s: &str| terminal(s).into_owned();

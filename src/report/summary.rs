@@ -18,6 +18,26 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// The most characters of a reason kept: a reason can quote the input (a value of the wrong
+/// type, say), and one event must not make megabytes of messages.
+pub const MAX_REASON: usize = 400;
+
+impl Problem {
+    /// A problem whose reason is cut at [`MAX_REASON`] characters.
+    pub fn new(path: &str, record: Option<u64>, reason: String) -> Problem {
+        let reason = if reason.len() > MAX_REASON {
+            crate::text::truncate(&reason, MAX_REASON)
+        } else {
+            reason
+        };
+        Problem {
+            path: path.to_string(),
+            record,
+            reason,
+        }
+    }
+}
+
 /// Counts of one scan.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -41,6 +61,8 @@ pub struct Summary {
     pub findings: u64,
     /// Findings per detection id, with its severity.
     pub by_detection: BTreeMap<String, (Severity, u64)>,
+    /// Findings silenced, per suppression id.
+    pub suppressed: BTreeMap<String, u64>,
     pub rule_errors: u64,
     pub rule_error_examples: Vec<Problem>,
     /// Matches of detections not reported on their own (correlations' per-event parts and
@@ -102,6 +124,9 @@ impl Summary {
         self.findings += other.findings;
         for (id, (sev, n)) in other.by_detection {
             self.by_detection.entry(id).or_insert((sev, 0)).1 += n;
+        }
+        for (id, n) in other.suppressed {
+            *self.suppressed.entry(id).or_insert(0) += n;
         }
         self.rule_errors += other.rule_errors;
         for r in other.rule_error_examples {
@@ -186,6 +211,17 @@ impl Summary {
         for (id, (sev, n)) in by {
             writeln!(out, "    {:<8} {:<44} {n}", sev.as_str(), terminal(id))?;
         }
+        if !self.suppressed.is_empty() {
+            let total: u64 = self.suppressed.values().sum();
+            writeln!(
+                out,
+                "  suppressed: {total} finding(s) by {} suppression(s)",
+                self.suppressed.len()
+            )?;
+            for (id, n) in &self.suppressed {
+                writeln!(out, "    {:<53} {n}", terminal(id))?;
+            }
+        }
         if !self.matches.is_empty() {
             let total: u64 = self.matches.values().sum();
             writeln!(
@@ -198,7 +234,11 @@ impl Summary {
         }
         self.correlation.write_to(out)?;
         if !self.unreadable.is_empty() {
-            writeln!(out, "  unreadable: {} input(s)", self.unreadable.len())?;
+            writeln!(
+                out,
+                "  unreadable: {} input(s), in whole or from where it says",
+                self.unreadable.len()
+            )?;
             for p in &self.unreadable {
                 writeln!(out, "    {}: {}", terminal(&p.path), terminal(&p.reason))?;
             }

@@ -42,13 +42,13 @@ fn exit_codes_follow_findings_and_errors() {
     );
     let near_misses = "fixtures/events/iam/user_created.allow.json";
     assert_eq!(trailcedar(&["scan", "-q", near_misses], None).0, 0, "clean");
-    let low_only = "fixtures/events/sts/get_caller_identity_long_term_key.flag.json";
+    let info_only = "fixtures/events/sts/get_caller_identity_long_term_key.flag.json";
     assert_eq!(
-        trailcedar(&["scan", "-q", "--fail-on", "medium", low_only], None).0,
+        trailcedar(&["scan", "-q", "--fail-on", "low", info_only], None).0,
         0
     );
     assert_eq!(
-        trailcedar(&["scan", "-q", "--fail-on", "low", low_only], None).0,
+        trailcedar(&["scan", "-q", "--fail-on", "info", info_only], None).0,
         1
     );
     let (code, _, err) = trailcedar(&["scan", "no/such/dir"], None);
@@ -92,20 +92,22 @@ fn formats_are_machine_readable() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    // Two attachments, the first also a CIS 4.4 change (a user's policy); by record, then id.
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["detection"]["id"], "cis-iam-policy-changed");
     assert_eq!(
-        lines[0]["detection"]["id"],
+        lines[1]["detection"]["id"],
         "iam-administrator-access-attached"
     );
     assert_eq!(
-        lines[0]["values"][0]["field"],
+        lines[1]["values"][0]["field"],
         "requestParameters[\"policyArn\"]"
     );
     assert_eq!(
-        lines[0]["values"][0]["value"],
+        lines[1]["values"][0]["value"],
         "arn:aws:iam::aws:policy/AdministratorAccess"
     );
-    assert_eq!(lines[0]["location"]["record"], 0);
+    assert_eq!(lines[1]["location"]["record"], 0);
     let (_, json, _) = trailcedar(&["scan", "-q", "-f", "json", file], None);
     let array: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(array, lines);
@@ -116,7 +118,7 @@ fn formats_are_machine_readable() {
             .unwrap()
             .starts_with("severity,detection,title,mitre,eventTime")
     );
-    assert_eq!(rows.count(), 2);
+    assert_eq!(rows.count(), 3);
     let (_, empty, _) = trailcedar(
         &[
             "scan",

@@ -49,15 +49,23 @@ fn broken_inputs_are_reported_with_path_and_reason() {
             b"{\"Records\":[{\"userAgent\":\"caf\xe9\"}]}".to_vec(),
             "not UTF-8",
         ),
+    ];
+    // Values that are JSON but not CloudTrail are rejected records: counted, and the rest of
+    // their input read.
+    let not_records: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "other.json",
             br#"{"Items":[1,2,3]}"#.to_vec(),
-            "unrecognised JSON object",
+            "not a CloudTrail event",
         ),
-        ("scalar.json", b"42".to_vec(), "expected a JSON object"),
+        (
+            "scalar.json",
+            b"42".to_vec(),
+            "expected a JSON object or array, found a number",
+        ),
     ];
     let mut paths = Vec::new();
-    for (name, bytes, _) in &cases {
+    for (name, bytes, _) in cases.iter().chain(&not_records) {
         paths.push(write(dir.path(), name, bytes));
     }
     paths.push(dir.path().join("missing.json"));
@@ -77,6 +85,15 @@ fn broken_inputs_are_reported_with_path_and_reason() {
             .iter()
             .any(|p| p.path.ends_with("missing.json") && p.reason.contains("No such file"))
     );
+    assert_eq!(s.events_rejected, 2, "{}", s.render());
+    for (name, _, reason) in &not_records {
+        let p = s
+            .rejected
+            .iter()
+            .find(|p| p.path.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not rejected"));
+        assert!(p.reason.contains(reason), "{name}: {}", p.reason);
+    }
     assert!(s.balanced());
 }
 

@@ -1,4 +1,5 @@
-//! The shipped pack: every detection has a flagging case and a near miss, and all pass.
+//! The shipped pack: every detection has a flagging case and a near miss, and all pass; the
+//! README's coverage tables are the pack's.
 
 use crate::support::{engine_from, shipped};
 use std::collections::BTreeSet;
@@ -60,7 +61,7 @@ fn every_shipped_case_passes() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(passed >= 26, "{passed} cases");
+    assert!(passed >= 140, "{passed} cases");
 }
 
 #[test]
@@ -202,4 +203,102 @@ fn model_reference_documents_every_attribute() {
             "docs/model.md does not document `{name}`"
         );
     }
+}
+
+const README_BEGIN: &str = "<!-- BEGIN trailcedar list --format markdown -->\n";
+const README_END: &str = "<!-- END trailcedar list --format markdown -->\n";
+
+/// The README's coverage tables are `trailcedar list --format markdown` of the embedded pack;
+/// `TRAILCEDAR_UPDATE_README=1` rewrites them.
+#[test]
+fn readme_coverage_is_generated_from_the_pack() {
+    use trailcedar::cli::list;
+    let embedded = pack::load(pack::embedded_sources(), "embedded").unwrap();
+    let generated = list::markdown(&list::entries(&embedded));
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let start = readme
+        .find(README_BEGIN)
+        .expect("README has the BEGIN marker")
+        + README_BEGIN.len();
+    let end = readme[start..]
+        .find(README_END)
+        .expect("README has the END marker")
+        + start;
+    let current = &readme[start..end];
+    if current == generated {
+        return;
+    }
+    if std::env::var_os("TRAILCEDAR_UPDATE_README").is_some() {
+        let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+        std::fs::write("README.md", updated).unwrap();
+        return;
+    }
+    let diff = similar::TextDiff::from_lines(current, generated.as_str())
+        .unified_diff()
+        .header("README.md", "trailcedar list --format markdown")
+        .to_string();
+    panic!(
+        "the README's coverage tables differ from the pack's; regenerate them with \
+         TRAILCEDAR_UPDATE_README=1 cargo test readme\n{diff}"
+    );
+}
+
+#[test]
+fn every_technique_has_a_tactic_and_every_stratus_id_a_tactic_of_its_own() {
+    use trailcedar::cli::list;
+    for e in list::entries(&shipped().pack) {
+        for t in &e.techniques {
+            assert_ne!(
+                t.tactic, "unknown",
+                "{}: add {} to list::TECHNIQUES",
+                e.id, t.id
+            );
+        }
+        for s in &e.stratus {
+            let tactic = s.strip_prefix("aws.").and_then(|r| r.split_once('.'));
+            assert!(
+                tactic.is_some_and(|(t, name)| {
+                    list::TACTICS.iter().any(|(id, _)| *id == t) && !name.is_empty()
+                }),
+                "{}: {s} is not a Stratus Red Team AWS technique id",
+                e.id
+            );
+        }
+        for c in &e.cis {
+            assert!(
+                list::CIS_CONTROLS.iter().any(|(id, _)| id == c),
+                "{}: CIS control {c}",
+                e.id
+            );
+        }
+    }
+}
+
+#[test]
+fn every_cis_monitoring_control_has_a_detection() {
+    use trailcedar::cli::list;
+    let entries = list::entries(&shipped().pack);
+    for (control, name) in list::CIS_CONTROLS {
+        assert!(
+            entries.iter().any(|e| e.cis.iter().any(|c| c == control)),
+            "CIS {control} {name} has no detection"
+        );
+    }
+}
+
+#[test]
+fn the_pack_adds_the_event_names_the_catalog_lacks() {
+    // Lambda's versioned event name is in the pack's actions.txt, embedded with the policies.
+    let embedded = pack::embedded_sources();
+    assert!(
+        embedded.iter().any(|s| s.name.ends_with("actions.txt")
+            && s.text.contains("lambda:AddPermission20150331v2")),
+        "policies/actions.txt is embedded"
+    );
+    assert!(
+        shipped()
+            .pack
+            .action_ids()
+            .contains("lambda:AddPermission20150331v2")
+    );
 }

@@ -87,8 +87,8 @@ pub fn scan_paths(
 ) -> (Vec<Finding>, Summary) {
     let inputs = source::resolve(paths, &opts.range);
     let mut findings = Vec::new();
-    let summary = scan::run(engine, &inputs, opts, &(), &mut |r| {
-        findings.extend(r.findings);
+    let summary = scan::run(engine, &inputs, opts, &(), &mut |f| {
+        findings.push(f);
         Ok(())
     })
     .expect("scan runs");

@@ -110,6 +110,7 @@ pub(super) fn from_request_parameters<'a>(
     let Some(naming) = SERVICES.iter().find(|n| n.service == service) else {
         return Ok(());
     };
+    crate::model::fields::check(crate::model::Field::RequestParameters, raw.get())?;
     let mut params = match quick_params(raw.get(), naming.keys, naming.nested) {
         Some(p) => p,
         None => params_by_serde(raw.get(), naming.keys)?,
@@ -260,10 +261,14 @@ mod tests {
                 "{params}"
             );
         }
-        // The last of duplicate members.
-        assert_eq!(
-            ec2(r#"{"instanceId":"i-1","instanceId":"i-9"}"#),
-            vec![arn("i-9")]
+        // Duplicate members: ambiguous, an error (issue 21), never the last or the first.
+        let v = view(
+            r#"{"eventTime":"2024-01-07T22:35:30Z","eventSource":"ec2.amazonaws.com","eventName":"X","requestParameters":{"instanceId":"i-1","instanceId":"i-9"}}"#,
+        );
+        assert!(
+            resources_of(&v, &principal())
+                .unwrap_err()
+                .contains("appears twice")
         );
     }
 
