@@ -318,6 +318,7 @@ pub fn open(input: &Input) -> Result<Box<dyn Read + Send>, DecodeError> {
     let reader: Box<dyn Read + Send> = match input {
         Input::File(path) => Box::new(std::fs::File::open(path).map_err(io_error)?),
         Input::Stdin => Box::new(io::stdin()),
+        Input::Object(object) => crate::source::s3::open(object).map_err(DecodeError)?,
     };
     sniffed(reader).map_err(io_error)
 }

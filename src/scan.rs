@@ -138,8 +138,8 @@ pub fn scan_reader(
     summary
 }
 
-/// An input opened as a stream, and how much of it may be read: a regular file is bounded in
-/// total by `max`; standard input, pipes and devices only in the size of one value.
+/// An input opened as a stream, and how much of it may be read: a regular file or an S3 object
+/// is bounded in total by `max`; standard input, pipes and devices only in the size of one value.
 fn open(input: &Input, max: u64) -> Result<(Box<dyn io::Read + Send>, Limits), String> {
     let mut limits = Limits {
         value: max,
@@ -158,6 +158,11 @@ fn open(input: &Input, max: u64) -> Result<(Box<dyn io::Read + Send>, Limits), S
             Box::new(file)
         }
         Input::Stdin => Box::new(io::stdin()),
+        // An object is bounded like a regular file.
+        Input::Object(object) => {
+            limits.total = Some(max);
+            crate::source::s3::open(object)?
+        }
     };
     let reader = decode::sniffed(reader).map_err(|e| e.to_string())?;
     Ok((reader, limits))

@@ -175,6 +175,24 @@ impl Timestamp {
         Some(Timestamp(days_from_civil(year, month, day) * MS_PER_DAY))
     }
 
+    /// The current time, by the system clock.
+    pub fn now() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// The UTC date of this time: year, month, day.
+    pub fn date(self) -> (i64, u32, u32) {
+        civil_from_days(self.0.div_euclid(MS_PER_DAY))
+    }
+
+    /// The start of this time's UTC day.
+    pub fn start_of_day(self) -> Self {
+        Timestamp(self.0.div_euclid(MS_PER_DAY) * MS_PER_DAY)
+    }
+
     /// This time plus whole days.
     pub fn plus_days(self, days: i64) -> Self {
         Timestamp(self.0 + days * MS_PER_DAY)

@@ -148,6 +148,30 @@ pub fn use_color(choice: ColorChoice, to_file: bool) -> bool {
     }
 }
 
+/// Where S3 is, when the environment does not say (`AWS_ENDPOINT_URL`, `AWS_REGION`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct S3Args {
+    /// The endpoint of an S3-compatible store for s3:// paths (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// The region of s3:// buckets (default: AWS_REGION, AWS_DEFAULT_REGION, else asked of S3).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+}
+
+impl S3Args {
+    /// The options of the S3 client.
+    pub fn options(&self) -> crate::source::s3::S3Options {
+        crate::source::s3::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            credentials: None,
+        }
+    }
+}
+
 /// `--inventory` and `--inventory-time`, shared by the commands that evaluate events.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct InventoryArgs {
@@ -167,16 +191,27 @@ impl InventoryArgs {
     /// Loads the inventory (empty without `--inventory`); with `describe`, one line per file and
     /// every conflict on stderr.
     pub fn load(&self, describe: bool) -> Result<Arc<Inventory>, String> {
+        self.load_from(describe, &crate::source::s3::S3Options::default())
+    }
+
+    /// Loads the inventory as [`InventoryArgs::load`] does, with `s3://` paths read through
+    /// the given S3 options.
+    pub fn load_from(
+        &self,
+        describe: bool,
+        s3: &crate::source::s3::S3Options,
+    ) -> Result<Arc<Inventory>, String> {
         if self.inventory.is_empty() {
             return Ok(Arc::new(Inventory::default()));
         }
-        let inventory = Inventory::load(&self.inventory, self.inventory_time).map_err(|e| {
-            let n = e.0.len();
-            for line in &e.0 {
-                note!("inventory: {}", crate::report::sanitize::terminal(line));
-            }
-            format!("{n} unreadable inventory file(s); nothing was scanned")
-        })?;
+        let inventory =
+            Inventory::load_with(&self.inventory, self.inventory_time, s3).map_err(|e| {
+                let n = e.0.len();
+                for line in &e.0 {
+                    note!("inventory: {}", crate::report::sanitize::terminal(line));
+                }
+                format!("{n} unreadable inventory file(s); nothing was scanned")
+            })?;
         if describe {
             for line in inventory.describe() {
                 note!("inventory: {}", crate::report::sanitize::terminal(&line));

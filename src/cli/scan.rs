@@ -19,9 +19,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
     /// Files or directories of CloudTrail logs (.json, .json.gz, NDJSON; any of CloudTrail's
-    /// shapes), or `-` for standard input.
+    /// shapes), `s3://bucket/prefix/`, or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub s3: super::S3Args,
+
+    /// Scan only part K of N of the inputs (1/4 to 4/4), dealt out by account and region, for
+    /// N workers over one archive.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::source::shard::Shard>,
 
     /// A directory of .cedar policies (repeatable). Default: the pack built into trailcedar.
     /// With --where, only the pack's actions.txt is used.
@@ -236,7 +244,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let policy_count = pack.detections.len();
     let suppression_count = pack.suppressions.len();
     let origin = pack.origin.clone();
-    let inventory = args.inventory.load(!args.quiet)?;
+    let inventory = args.inventory.load_from(!args.quiet, &args.s3.options())?;
     let engine = Engine::new(pack, ranges)?.with_inventory(inventory);
     let correlate = crate::correlate::Options {
         lateness_ms: args.lateness,
@@ -251,7 +259,10 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         None => None,
     };
 
-    let inputs = source::resolve(&args.paths, &range);
+    let mut inputs = source::resolve_with(&args.paths, &range, &args.s3.options());
+    if let Some(shard) = args.shard {
+        shard.apply(&mut inputs);
+    }
     let stderr_tty = io::stderr().is_terminal();
     let closed = Arc::new(AtomicBool::new(false));
     let destination: Box<dyn Write> = match &args.output {

@@ -9,6 +9,7 @@
 pub mod kinds;
 
 use crate::arn::{Arn, arn_service};
+use crate::source::s3::S3Options;
 use crate::text::{concat, split_byte};
 use crate::time::Timestamp;
 // Fx hashing: the keys are ARNs and ids from the inventory and the logs, looked up per event;
@@ -345,10 +346,52 @@ impl Inventory {
         paths: &[PathBuf],
         taken_at: Option<Timestamp>,
     ) -> Result<Inventory, InventoryError> {
+        Inventory::load_with(paths, taken_at, &S3Options::default())
+    }
+
+    /// Loads inventory as [`Inventory::load`] does, and the inventory files (`.json`, `.csv`,
+    /// `.gz`) under `s3://bucket/prefix/` paths, whose snapshot time is otherwise the object's
+    /// last write.
+    pub fn load_with(
+        paths: &[PathBuf],
+        taken_at: Option<Timestamp>,
+        s3: &S3Options,
+    ) -> Result<Inventory, InventoryError> {
         let mut inventory = Inventory::default();
         let mut errors = Vec::new();
         let mut files = Vec::new();
         for path in paths {
+            if let Some(url) = path.to_str().filter(|p| p.starts_with("s3://")) {
+                let listing = crate::source::s3::list(url, &Default::default(), s3);
+                for e in listing.errors {
+                    errors.push(format!("{}: {}", e.path, e.reason));
+                }
+                let objects: Vec<_> = listing
+                    .objects
+                    .into_iter()
+                    .filter(|o| is_inventory_name(Path::new(&o.key)))
+                    .collect();
+                if objects.is_empty() {
+                    errors.push(format!("{url}: no inventory files (.json, .csv) under it"));
+                }
+                for object in objects {
+                    let loaded = crate::source::s3::open(&object).and_then(|reader| {
+                        let name = object.url();
+                        inventory.load_reader(
+                            Path::new(&name),
+                            reader,
+                            object.size,
+                            Some(object.modified),
+                            taken_at,
+                            MAX_FILE,
+                        )
+                    });
+                    if let Err(e) = loaded {
+                        errors.push(format!("{}: {e}", object.url()));
+                    }
+                }
+                continue;
+            }
             if path.is_dir() {
                 let found = crate::source::walk(path, is_inventory_name);
                 for e in found.errors {
@@ -397,7 +440,21 @@ impl Inventory {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp(d.as_millis() as i64));
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let bytes = crate::decode::read_all(std::io::BufReader::new(file), limit, size)
+        self.load_reader(path, Box::new(file), size, modified, flag_time, limit)
+    }
+
+    /// Loads one inventory file read from `reader` (`size` bytes as stored, named `path`,
+    /// last written at `modified`).
+    fn load_reader(
+        &mut self,
+        path: &Path,
+        reader: Box<dyn std::io::Read + Send>,
+        size: u64,
+        modified: Option<Timestamp>,
+        flag_time: Option<Timestamp>,
+        limit: u64,
+    ) -> Result<(), String> {
+        let bytes = crate::decode::read_all(std::io::BufReader::new(reader), limit, size)
             .map_err(|e| match e.0.strip_prefix("larger than the limit") {
                 Some(_) => format!(
                     "larger than the limit of {limit} bytes for one inventory file (after decompression)"

@@ -19,6 +19,7 @@ mod prefilter;
 mod readme;
 mod records;
 mod reliability;
+mod s3;
 mod snapshots;
 mod support;
 mod suppress;

@@ -3,6 +3,11 @@
 //! Directories are walked in name order so that a scan is reproducible. Files that the path
 //! alone says not to read are counted here and never opened: CloudTrail digest and Insights
 //! deliveries, and S3-layout files whose delivery day lies outside `--since`/`--until`.
+//! `s3://bucket/prefix/` names the objects under it ([`s3`]); `--shard K/N` keeps a part of
+//! the inputs ([`shard`]).
+
+pub mod s3;
+pub mod shard;
 
 use crate::time::Timestamp;
 use std::path::{Component, Path, PathBuf};
@@ -14,6 +19,8 @@ pub enum Input {
     File(PathBuf),
     /// Standard input (`-`).
     Stdin,
+    /// An object in S3 or an S3-compatible store, read as a stream like a file.
+    Object(s3::S3Object),
 }
 
 impl Input {
@@ -22,6 +29,7 @@ impl Input {
         match self {
             Input::File(p) => p.display().to_string(),
             Input::Stdin => "<stdin>".to_string(),
+            Input::Object(o) => o.url(),
         }
     }
 }
@@ -92,8 +100,18 @@ impl Inputs {
 
 /// Resolves paths (files, directories, `-`) into inputs, skipping by path what need not be read.
 pub fn resolve(paths: &[PathBuf], range: &TimeRange) -> Inputs {
+    resolve_with(paths, range, &s3::S3Options::default())
+}
+
+/// Resolves paths as [`resolve`] does, and `s3://bucket/prefix/` into the objects under it.
+pub fn resolve_with(paths: &[PathBuf], range: &TimeRange, options: &s3::S3Options) -> Inputs {
     let mut out = Inputs::default();
+    let mut clients = s3::Clients::default();
     for path in paths {
+        if let Some(url) = path.to_str().filter(|p| p.starts_with("s3://")) {
+            s3::resolve(url, range, options, &mut clients, &mut out);
+            continue;
+        }
         if path.as_os_str() == "-" {
             // Standard input is one stream: named twice, it is read once.
             if !out.inputs.contains(&Input::Stdin) {
@@ -170,12 +188,24 @@ pub fn walk(root: &Path, accept: impl Fn(&Path) -> bool) -> Walk {
 }
 
 fn classify(path: PathBuf, range: &TimeRange, out: &mut Inputs) {
-    if let Some(skip) = skip_by_name(&path) {
-        out.skipped.push((path, skip));
-    } else if range.is_bounded() && s3_delivery_day(&path).is_some_and(|day| !range.may_hold(day)) {
-        out.skipped.push((path, Skip::OutOfRange));
-    } else {
-        out.inputs.push(Input::File(path));
+    classify_input(&path.clone(), Input::File(path), range, out);
+}
+
+/// Keeps `input`, or counts it skipped by what its path (a file's, an object's key) says.
+fn classify_input(path: &Path, input: Input, range: &TimeRange, out: &mut Inputs) {
+    let skip = skip_by_name(path).or_else(|| {
+        (range.is_bounded() && s3_delivery_day(path).is_some_and(|day| !range.may_hold(day)))
+            .then_some(Skip::OutOfRange)
+    });
+    match skip {
+        Some(skip) => {
+            let name = match input {
+                Input::File(p) => p,
+                other => PathBuf::from(other.display_name()),
+            };
+            out.skipped.push((name, skip));
+        }
+        None => out.inputs.push(input),
     }
 }
 
@@ -203,13 +233,7 @@ fn skip_by_name(path: &Path) -> Option<Skip> {
 
 /// The delivery day of a file in the S3 layout `AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/`.
 pub fn s3_delivery_day(path: &Path) -> Option<Timestamp> {
-    let parts: Vec<&str> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => s.to_str(),
-            _ => None,
-        })
-        .collect();
+    let parts = normal_parts(path);
     let at = parts.iter().rposition(|p| *p == "CloudTrail")?;
     let tail = parts.get(at + 2..at + 5)?;
     let [y, m, d] = tail else { return None };
@@ -249,8 +273,34 @@ pub fn s3_delivery_time(path: &Path) -> Option<Timestamp> {
 pub fn delivery_order(inputs: &mut [&Input]) {
     inputs.sort_by_key(|i| match i {
         Input::File(p) => s3_delivery_time(p),
+        Input::Object(o) => s3_delivery_time(Path::new(&o.key)),
         Input::Stdin => None,
     });
+}
+
+/// The account and region of a file in the S3 layout: `AWSLogs/<account>/CloudTrail/<region>/`
+/// or an organization trail's `AWSLogs/o-org/<account>/CloudTrail/<region>/`.
+pub fn s3_account_region(path: &Path) -> Option<(&str, &str)> {
+    let parts = normal_parts(path);
+    let logs = parts.iter().rposition(|p| *p == "AWSLogs")?;
+    let mut rest = parts.get(logs + 1..)?.iter();
+    let mut account = *rest.next()?;
+    if account.starts_with("o-") {
+        account = rest.next()?;
+    }
+    let (Some(&"CloudTrail"), Some(region)) = (rest.next(), rest.next()) else {
+        return None;
+    };
+    Some((account, region))
+}
+
+fn normal_parts(path: &Path) -> Vec<&str> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -267,6 +317,15 @@ mod tests {
             Path::new("AWSLogs/o-abc123/123456789012/CloudTrail/us-east-1/2024/01/02/f.json.gz");
         assert_eq!(s3_delivery_day(org), Timestamp::from_date(2024, 1, 2));
         assert_eq!(s3_delivery_day(Path::new("logs/2022/06/28/f.json")), None);
+        assert_eq!(
+            s3_account_region(p),
+            Some(("123456789012", "ap-northeast-1"))
+        );
+        assert_eq!(s3_account_region(org), Some(("123456789012", "us-east-1")));
+        assert_eq!(
+            s3_account_region(Path::new("AWSLogs/123/CloudTrail-Digest/r/f.json")),
+            None
+        );
         assert_eq!(
             s3_delivery_day(Path::new("AWSLogs/1/CloudTrail/r/2022/13/01/f.json")),
             None
