@@ -211,3 +211,46 @@ fn summary_accounts_for_the_sample_archive() {
         "{out}"
     );
 }
+
+#[test]
+fn shards_are_disjoint_and_together_are_one_run() {
+    let paths = ["fixtures/archive", "fixtures/events"];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["scan", "-f", "jsonl", "--fail-on", "never"];
+        args.extend(paths);
+        args.extend(extra);
+        let (code, out, err) = trailcedar(&args, None);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let mut whole = run(&[]);
+    for n in [2, 3] {
+        let mut union = Vec::new();
+        let mut owners: std::collections::HashMap<String, usize> = Default::default();
+        for k in 1..=n {
+            for line in run(&["--shard", &format!("{k}/{n}")]) {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let file = v["location"]["file"].as_str().unwrap().to_string();
+                let owner = *owners.entry(file.clone()).or_insert(k);
+                assert_eq!(owner, k, "{file} is in shards {owner} and {k} of {n}");
+                union.push(line);
+            }
+        }
+        // One account and region's files stay in one shard.
+        let mut by_region: std::collections::HashMap<String, usize> = Default::default();
+        for (file, k) in &owners {
+            if let Some((account, region)) =
+                trailcedar::source::s3_account_region(std::path::Path::new(file))
+            {
+                let owner = *by_region.entry(format!("{account}/{region}")).or_insert(*k);
+                assert_eq!(owner, *k, "{account}/{region} is split");
+            }
+        }
+        union.sort();
+        whole.sort();
+        assert_eq!(union, whole, "{n} shards");
+    }
+    let (code, _, err) = trailcedar(&["scan", "fixtures/archive", "--shard", "4/3"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("K/N"), "{err}");
+}
