@@ -42,6 +42,8 @@ pub struct RawRecord<'a> {
     /// 0-based position of the record in its input.
     pub index: u64,
     pub data: RecordData<'a>,
+    /// The record's JSON text as it stands in the input, where there is one (`--raw`).
+    pub text: Option<&'a str>,
 }
 
 /// A record's content.
@@ -745,16 +747,40 @@ impl Parser {
     }
 
     fn emit(&mut self, data: RecordData<'_>, f: &mut dyn FnMut(RawRecord<'_>)) {
+        let text = match &data {
+            RecordData::Json(json) => Some(*json),
+            _ => None,
+        };
         f(RawRecord {
             index: self.index,
             data,
+            text,
         });
         self.index += 1;
     }
 
-    fn flush<'t>(&mut self, batch: &mut Vec<Event<'t>>, f: &mut dyn FnMut(RawRecord<'_>)) {
-        for event in batch.drain(..) {
-            self.emit(RecordData::Event(event), f);
+    /// An event parsed in place, with its text.
+    fn emit_event<'t>(
+        &mut self,
+        event: Event<'t>,
+        text: &'t str,
+        f: &mut dyn FnMut(RawRecord<'_>),
+    ) {
+        f(RawRecord {
+            index: self.index,
+            data: RecordData::Event(event),
+            text: Some(text),
+        });
+        self.index += 1;
+    }
+
+    fn flush<'t>(
+        &mut self,
+        batch: &mut Vec<(Event<'t>, &'t str)>,
+        f: &mut dyn FnMut(RawRecord<'_>),
+    ) {
+        for (event, text) in batch.drain(..) {
+            self.emit_event(event, text, f);
         }
     }
 
@@ -768,7 +794,7 @@ impl Parser {
     ) -> Result<usize, DecodeError> {
         let bytes = text.as_bytes();
         let mut pos = 0usize;
-        let mut batch: Vec<Event<'_>> = Vec::new();
+        let mut batch: Vec<(Event<'_>, &str)> = Vec::new();
         loop {
             match self.level {
                 Level::Top => {
@@ -856,7 +882,7 @@ impl Parser {
                     if records {
                         match parse_at::<Event>(text, p) {
                             Parsed::Value(event, e) => {
-                                batch.push(event);
+                                batch.push((event, text.get(p..e).unwrap_or_default()));
                                 if batch.len() == BATCH {
                                     self.flush(&mut batch, f);
                                 }
@@ -1014,7 +1040,7 @@ impl Parser {
         if first == b'{' {
             match parse_at::<Event>(text, at) {
                 Parsed::Value(event, e) if !event.has_envelope_members() => {
-                    self.emit(RecordData::Event(event), f);
+                    self.emit_event(event, text.get(at..e).unwrap_or_default(), f);
                     return Ok(Step::Done(e));
                 }
                 Parsed::Value(..) | Parsed::Data(_) => {}

@@ -47,6 +47,8 @@ pub struct ScanOptions {
     pub held_findings: usize,
     /// The lateness bound and the caps of the correlations ([`crate::correlate`]).
     pub correlate: crate::correlate::Options,
+    /// Each finding carries the event's JSON text as read (`--raw`).
+    pub raw: bool,
 }
 
 impl Default for ScanOptions {
@@ -59,6 +61,7 @@ impl Default for ScanOptions {
             rule_errors_are_false: false,
             held_findings: 32 << 20,
             correlate: crate::correlate::Options::default(),
+            raw: false,
         }
     }
 }
@@ -229,6 +232,7 @@ impl<'e> Records<'e> {
     fn record(&mut self, record: RawRecord<'_>, sink: &mut dyn FnMut(Finding)) {
         self.summary.events_read += 1;
         let index = record.index;
+        let text = record.text;
         let view = match record.data.into_event().and_then(EventView::new) {
             Ok(v) => v,
             Err(e) => return self.reject(index, e),
@@ -276,7 +280,12 @@ impl<'e> Records<'e> {
             if !reported.is_empty() {
                 summary.events_flagged += 1;
             }
-            for f in reported {
+            for mut f in reported {
+                // Only what is written carries its event: a match a correlation only counts
+                // would hold it for nothing.
+                if self.opts.raw && f.matched.as_ref().is_none_or(|m| m.reported) {
+                    f.raw = text.map(|t| crate::report::RawEvent(t.to_string()));
+                }
                 summary.findings += 1;
                 summary
                     .by_detection
@@ -465,6 +474,7 @@ fn findings_for(
             notes,
             correlation: None,
             matched,
+            raw: None,
         });
     }
     if matches.is_none() && verdict.not_allowed && engine.pack.mode == Mode::AllowList {
@@ -515,6 +525,7 @@ fn findings_for(
             notes,
             correlation: None,
             matched: None,
+            raw: None,
         });
     }
     out
@@ -556,6 +567,7 @@ fn unexplained(
         notes: Vec::new(),
         correlation: None,
         matched,
+        raw: None,
     }
 }
 
@@ -897,6 +909,7 @@ fn approx_size(f: &Finding) -> usize {
             .sum::<usize>()
         + values
         + f.notes.iter().map(|n| 32 + n.len()).sum::<usize>()
+        + f.raw.as_ref().map_or(0, |r| r.0.len())
 }
 
 /// Findings waiting in a temporary file (removed by the system when closed), one JSON line each.

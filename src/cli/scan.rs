@@ -50,6 +50,10 @@ pub struct ScanArgs {
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
 
+    /// With json, jsonl or ocsf: each finding carries the event as it was read.
+    #[arg(long)]
+    pub raw: bool,
+
     /// Write findings to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -130,7 +134,8 @@ pub enum Order {
     Time,
 }
 
-/// The format of `--output FILE` when `-f` does not say: from the file's extension.
+/// The format of `--output FILE` when `-f` does not say: from the file's extension (`.sarif`
+/// is SARIF; OCSF is asked for by name).
 pub fn format_for(output: Option<&std::path::Path>) -> Format {
     let ext = output
         .and_then(|p| p.extension())
@@ -140,6 +145,7 @@ pub fn format_for(output: Option<&std::path::Path>) -> Format {
         Some("json") => Format::Json,
         Some("jsonl" | "ndjson") => Format::Jsonl,
         Some("csv") => Format::Csv,
+        Some("sarif") => Format::Sarif,
         _ => Format::Table,
     }
 }
@@ -163,6 +169,8 @@ fn format_name(format: Format) -> &'static str {
         Format::Jsonl => "JSON lines",
         Format::Json => "a JSON array",
         Format::Csv => "CSV",
+        Format::Sarif => "SARIF",
+        Format::Ocsf => "OCSF Detection Findings",
     }
 }
 
@@ -283,6 +291,12 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
     let format = args
         .format
         .unwrap_or_else(|| format_for(args.output.as_deref()));
+    if args.raw && !matches!(format, Format::Json | Format::Jsonl | Format::Ocsf) {
+        return Err(format!(
+            "--raw goes with -f json, jsonl or ocsf, not {}",
+            format_name(format)
+        ));
+    }
     let mut writer = if args.where_.is_some() && format == Format::Table {
         report::timeline_writer(out)
     } else {
@@ -329,6 +343,7 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
         // In a query, a value the event lacks makes the condition false, not an error.
         rule_errors_are_false: args.where_.is_some(),
         correlate,
+        raw: args.raw,
         ..ScanOptions::default()
     };
     // A query's matches are held and written in time order; a pack's findings stream out, or,

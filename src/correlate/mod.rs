@@ -699,6 +699,8 @@ fn build(
             sample,
         })),
         matched: None,
+        // A finding over many events carries none of them whole.
+        raw: None,
     }
 }
 

@@ -1,6 +1,9 @@
-//! Reports: findings as a terminal table, JSON lines, a JSON array or CSV, and the summary.
+//! Reports: findings as a terminal table, JSON lines, a JSON array, CSV, SARIF or OCSF, and the
+//! summary.
 
+pub mod ocsf;
 pub mod sanitize;
+pub mod sarif;
 pub mod snapshot;
 pub mod sort;
 pub mod summary;
@@ -29,7 +32,11 @@ pub struct Finding {
     /// Taken off before a finding is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched: Option<Box<Matched>>,
+    /// The event as read (`--raw`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawEvent>,
 }
+
 
 /// A finding over many events ([`crate::engine::correlation`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -200,6 +207,28 @@ impl Contributing {
     }
 }
 
+/// An event's JSON text as it stood in its input, written as JSON (not as a string) and through
+/// the same escapes as the rest of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent(pub String);
+
+impl Serialize for RawEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.clone()) {
+            Ok(raw) => raw.serialize(serializer),
+            // The decoder hands over only valid JSON; were it not, the text as a string.
+            Err(_) => serializer.serialize_str(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(RawEvent(raw.get().to_string()))
+    }
+}
+
 impl Finding {
     /// The fields the policy read that the event does not have.
     pub fn absent_fields(&self) -> Vec<&str> {
@@ -310,6 +339,35 @@ pub enum Format {
     Json,
     /// Comma-separated values with a header row.
     Csv,
+    /// SARIF 2.1.0, for code-scanning UIs: a rule per detection, a result per finding.
+    Sarif,
+    /// OCSF Detection Findings (class 2004) as JSON lines, for Security Lake and SIEMs.
+    Ocsf,
+}
+
+/// A finding in one line of text: the detection's title, who did what to what, and the values
+/// the detection read.
+pub fn finding_text(f: &Finding) -> String {
+    let e = &f.event;
+    let mut text = format!(
+        "{}: {} {} {} on {}",
+        f.detection.title, e.principal_type, e.principal, e.action, e.resource
+    );
+    if let Some(ip) = &e.source_ip_address {
+        text.push_str(&format!(" from {ip}"));
+    }
+    let because: Vec<String> = f
+        .values
+        .iter()
+        .map(|v| match &v.value {
+            Some(value) => format!("{} = {value}", v.field),
+            None => format!("{} absent", v.field),
+        })
+        .collect();
+    if !because.is_empty() {
+        text.push_str(&format!(" ({})", because.join("; ")));
+    }
+    text
 }
 
 /// A destination for findings.
@@ -344,6 +402,8 @@ pub fn writer<'w>(
             out: csv::Writer::from_writer(out),
             header: false,
         }),
+        Format::Sarif => Box::new(sarif::SarifWriter::new(out)),
+        Format::Ocsf => Box::new(ocsf::OcsfWriter { out }),
     }
 }
 
@@ -755,6 +815,7 @@ pub(crate) mod tests {
             notes: Vec::new(),
             correlation: None,
             matched: None,
+            raw: None,
         }
     }
 
@@ -770,7 +831,14 @@ pub(crate) mod tests {
 
     #[test]
     fn no_escape_sequence_reaches_any_format() {
-        for format in [Format::Table, Format::Jsonl, Format::Json, Format::Csv] {
+        for format in [
+            Format::Table,
+            Format::Jsonl,
+            Format::Json,
+            Format::Csv,
+            Format::Sarif,
+            Format::Ocsf,
+        ] {
             let out = render(format);
             assert!(!out.contains('\u{1b}'), "{format:?}: {out}");
         }

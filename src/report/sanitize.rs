@@ -106,6 +106,31 @@ impl serde_json::ser::Formatter for SafeJson {
         }
         Ok(())
     }
+
+    /// JSON text kept as read (`--raw`): on one line, with the same escapes. A line break, tab
+    /// or other control character can stand in valid JSON only between tokens, where a blank
+    /// means the same; every other character [`dangerous`] stands in a string, where its
+    /// `\u` escape means the same.
+    fn write_raw_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut buf = [0u16; 2];
+        let mut b = [0u8; 4];
+        for c in fragment.chars() {
+            if c.is_ascii_control() {
+                writer.write_all(b" ")?;
+            } else if dangerous(c) {
+                for unit in c.encode_utf16(&mut buf) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            } else {
+                writer.write_all(c.encode_utf8(&mut b).as_bytes())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Serialises `value` as one line of JSON with [`SafeJson`].

@@ -9,6 +9,7 @@ mod authoring;
 mod catalog;
 mod cli;
 mod correlate;
+mod formats;
 mod fuzz;
 mod hostile;
 mod inventory;

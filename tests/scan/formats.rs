@@ -1,0 +1,224 @@
+//! SARIF and OCSF output, validated against their official JSON schemas (tests/schemas/, where
+//! README.md names their sources), and `--raw`.
+
+use crate::cli::trailcedar;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+
+fn schema(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("tests/schemas/{name}")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+fn jsonl(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn sarif_is_valid_with_a_rule_per_detection_and_a_result_per_finding() {
+    // The published schema's pattern for a `language` has a stray `]`, which ECMAScript reads
+    // as a literal and the validator refuses as a regex; trailcedar writes no language.
+    fn fix_language(v: &mut Value, fixed: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if map.get("pattern").and_then(Value::as_str)
+                    == Some("^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$")
+                {
+                    map.insert("pattern".into(), "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$".into());
+                    *fixed += 1;
+                }
+                map.values_mut().for_each(|v| fix_language(v, fixed));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| fix_language(v, fixed)),
+            _ => {}
+        }
+    }
+    let mut sarif_schema = schema("sarif-schema-2.1.0.json");
+    let mut fixed = 0;
+    fix_language(&mut sarif_schema, &mut fixed);
+    assert_eq!(fixed, 2);
+    let validator = jsonschema::options().build(&sarif_schema).unwrap();
+    let (code, out, err) = trailcedar(&["scan", "fixtures/archive", "-f", "sarif"], None);
+    assert_eq!(code, 1, "{err}");
+    let sarif: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(errors(&validator, &sarif), Vec::<String>::new());
+    let (_, lines, _) = trailcedar(&["scan", "fixtures/archive", "-f", "jsonl"], None);
+    let findings = jsonl(&lines);
+
+    let run = &sarif["runs"][0];
+    let results = run["results"].as_array().unwrap();
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    let rule_ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let fired: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["detection"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rule_ids.len(), fired.len(), "one rule per detection");
+    assert_eq!(rule_ids.iter().copied().collect::<BTreeSet<_>>(), fired);
+    for (result, finding) in results.iter().zip(&findings) {
+        let id = finding["detection"]["id"].as_str().unwrap();
+        assert_eq!(result["ruleId"], id);
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], id);
+        let level = match finding["detection"]["severity"].as_str().unwrap() {
+            "critical" | "high" => "error",
+            "medium" => "warning",
+            _ => "note",
+        };
+        assert_eq!(result["level"], level);
+        assert_eq!(
+            result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            finding["location"]["file"]
+        );
+    }
+    let acl = rules
+        .iter()
+        .find(|r| r["id"] == "s3-public-canned-acl")
+        .unwrap();
+    assert_eq!(acl["defaultConfiguration"]["level"], "error");
+    assert_eq!(acl["properties"]["security-severity"], "8.0");
+    assert!(acl["help"]["text"].as_str().unwrap().contains("Runbook: "));
+    assert!(
+        acl["properties"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("external/mitre/T1530"))
+    );
+
+    // No finding: still a valid log, with no results.
+    let (code, out, _) = trailcedar(
+        &[
+            "scan",
+            "fixtures/archive",
+            "-f",
+            "sarif",
+            "--since",
+            "2030-01-01",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let empty: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(errors(&validator, &empty), Vec::<String>::new());
+    assert_eq!(empty["runs"][0]["results"], Value::Array(Vec::new()));
+}
+
+/// The Detection Finding class, with every OCSF object it refers to registered by its URI.
+fn ocsf_validator() -> jsonschema::Validator {
+    let bundle = schema("ocsf-1.1.0-detection_finding.json");
+    let resources: Vec<(String, jsonschema::Resource)> = bundle["objects"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(uri, s)| (uri.clone(), jsonschema::Resource::from_contents(s.clone())))
+        .collect();
+    let registry = jsonschema::Registry::new()
+        .extend(resources)
+        .unwrap()
+        .prepare()
+        .unwrap();
+    // The registry is needed only while the validator is built.
+    jsonschema::options()
+        .with_registry(&registry)
+        .build(&bundle["class"])
+        .unwrap()
+}
+
+#[test]
+fn ocsf_records_are_valid_detection_findings_one_per_finding() {
+    let validator = ocsf_validator();
+    let (code, out, err) = trailcedar(&["scan", "fixtures/archive", "-f", "ocsf", "--raw"], None);
+    assert_eq!(code, 1, "{err}");
+    let records = jsonl(&out);
+    let (_, lines, _) = trailcedar(&["scan", "fixtures/archive", "-f", "jsonl"], None);
+    let findings = jsonl(&lines);
+    assert_eq!(records.len(), findings.len());
+    for (record, finding) in records.iter().zip(&findings) {
+        assert_eq!(errors(&validator, record), Vec::<String>::new(), "{record}");
+        assert_eq!(record["class_uid"], 2004);
+        assert_eq!(record["type_uid"], 200401);
+        let e = &finding["event"];
+        assert_eq!(
+            record["finding_info"]["analytic"]["uid"],
+            finding["detection"]["id"]
+        );
+        assert_eq!(record["cloud"]["region"], e["awsRegion"]);
+        assert_eq!(record["cloud"]["account"]["uid"], e["recipientAccountId"]);
+        assert_eq!(
+            record["evidences"][0]["actor"]["user"]["uid"],
+            e["principal"]
+        );
+        let action = e["action"].as_str().unwrap();
+        assert!(action.ends_with(record["api"]["operation"].as_str().unwrap()));
+        let raw: Value = serde_json::from_str(record["raw_data"].as_str().unwrap()).unwrap();
+        assert_eq!(raw["eventID"], e["eventID"]);
+    }
+    // The schema is strict: a member OCSF does not define, or a required one missing, fails.
+    let mut bad = records[0].clone();
+    bad["finding_info"]["rule"] = "x".into();
+    assert!(!errors(&validator, &bad).is_empty());
+    let mut bad = records[0].clone();
+    bad.as_object_mut().unwrap().remove("cloud");
+    assert!(!errors(&validator, &bad).is_empty());
+    let acl = records
+        .iter()
+        .find(|r| r["finding_info"]["analytic"]["uid"] == "s3-public-canned-acl")
+        .unwrap();
+    assert_eq!(acl["severity_id"], 4);
+    assert_eq!(
+        acl["finding_info"]["attacks"][0]["technique"]["uid"],
+        "T1530"
+    );
+    assert_eq!(acl["evidences"][0]["src_endpoint"]["ip"], "203.0.113.24");
+    assert!(acl["remediation"]["desc"].as_str().unwrap().len() > 10);
+}
+
+#[test]
+fn raw_carries_the_event_as_read_on_one_line_and_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pretty-printed, with a bidirectional override in a value.
+    let event =
+        crate::support::event(r#""eventSource": "s3.amazonaws.com", "eventName": "PutObject""#)
+            .replace(
+                "\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"GetCallerIdentity\",",
+                "",
+            );
+    let mut value: Value = serde_json::from_str(&event).unwrap();
+    value["requestParameters"] = serde_json::json!({
+        "bucketName": "b", "key": "evil\u{202e}fdp.exe", "x-amz-acl": "public-read"
+    });
+    let pretty = serde_json::to_string_pretty(&serde_json::json!({ "Records": [value] })).unwrap();
+    let path = crate::support::write(dir.path(), "pretty.json", pretty.as_bytes());
+    let path = path.to_str().unwrap();
+    for format in ["jsonl", "json"] {
+        let (code, out, err) = trailcedar(&["scan", path, "-f", format, "--raw"], None);
+        assert_eq!(code, 1, "{err}");
+        assert!(!out.contains('\u{202e}'), "{out}");
+        assert!(out.contains("\\u202e"), "{out}");
+        let first = match format {
+            "json" => serde_json::from_str::<Value>(&out).unwrap()[0].clone(),
+            _ => {
+                assert_eq!(out.lines().count(), 1, "one line per finding: {out}");
+                jsonl(&out).remove(0)
+            }
+        };
+        assert_eq!(first["raw"], value, "{format}");
+    }
+    let (code, _, err) = trailcedar(&["scan", path, "--raw"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("--raw goes with"), "{err}");
+    // Without --raw, no event.
+    let (_, out, _) = trailcedar(&["scan", path, "-f", "jsonl"], None);
+    let plain: HashMap<String, Value> = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(!plain.contains_key("raw"));
+}
