@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod install;
 pub mod list;
 pub mod scan;
 pub mod schema;
@@ -47,6 +48,10 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// List a pack's detections: severity, ATT&CK technique and tactic, the data they need.
     List(list::ListArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(install::CompletionsArgs),
+    /// Print the man page of trailcedar, or of one of its commands.
+    Man(install::ManArgs),
 }
 
 /// When to colour the table.
@@ -124,6 +129,8 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::List(args) => list::run(&args),
+        Command::Completions(args) => install::completions(&args),
+        Command::Man(args) => install::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

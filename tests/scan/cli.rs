@@ -254,3 +254,46 @@ fn shards_are_disjoint_and_together_are_one_run() {
     assert_eq!(code, 2);
     assert!(err.contains("K/N"), "{err}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definitions() {
+    let (code, bash, _) = trailcedar(&["completions", "bash"], None);
+    assert_eq!(code, 0);
+    assert!(bash.contains("complete -F"), "{bash}");
+    for word in [
+        "scan",
+        "check",
+        "test",
+        "explain",
+        "--shard",
+        "--s3-endpoint",
+        "sarif",
+        "ocsf",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = trailcedar(&["completions", shell], None);
+        assert_eq!(code, 0);
+        assert!(script.contains("max-file-size"), "{shell}");
+    }
+    let (code, page, _) = trailcedar(&["man"], None);
+    assert_eq!(code, 0);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH trailcedar 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("scan") && page.contains("completions"),
+        "{page}"
+    );
+    let (code, page, _) = trailcedar(&["man", "scan"], None);
+    assert_eq!(code, 0);
+    assert!(page.contains(".TH trailcedar-scan 1"), "{page}");
+    for option in ["shard", "s3\\-endpoint", "max\\-file\\-size", "raw"] {
+        assert!(page.contains(option), "the page lacks --{option}");
+    }
+    let (code, _, err) = trailcedar(&["man", "nope"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("no command"), "{err}");
+}
