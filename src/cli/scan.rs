@@ -31,6 +31,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::source::shard::Shard>,
 
+    /// With --shard: keep an account's files together per region (the default), or across
+    /// every region (for detections over a principal's activity in several regions).
+    #[arg(long, value_enum, default_value_t, requires = "shard")]
+    pub shard_by: crate::source::shard::ShardBy,
+
     /// A directory of .cedar policies (repeatable). Default: the pack built into trailcedar.
     /// With --where, only the pack's actions.txt is used.
     #[arg(short, long, value_name = "DIR")]
@@ -269,6 +274,10 @@ pub fn run(args: &ScanArgs) -> Result<u8, String> {
 
     let mut inputs = source::resolve_with(&args.paths, &range, &args.s3.options());
     if let Some(shard) = args.shard {
+        let shard = crate::source::shard::Shard {
+            by: args.shard_by,
+            ..shard
+        };
         shard.apply(&mut inputs);
     }
     let stderr_tty = io::stderr().is_terminal();

@@ -5,9 +5,11 @@
 //! Inputs are dealt out by account and region, read from the S3 layout of their path or key
 //! (`AWSLogs/[o-org/]<account>/CloudTrail/<region>/`): every file of one account and region goes
 //! to the same worker, whichever prefix or folder each worker was given, so what a detection or
-//! a correlation sees within one account and region is the same as in one run. An input outside
-//! the layout is dealt out by its whole name. Every worker resolves the same paths and keeps its
-//! part: the parts are disjoint, and together they are every input.
+//! a correlation sees within one account and region is the same as in one run. With
+//! [`ShardBy::Account`], by account alone: a principal's activity across regions stays together,
+//! for fewer, larger parts. An input outside the layout is dealt out by its whole name. Every
+//! worker resolves the same paths and keeps its part: the parts are disjoint, and together they
+//! are every input.
 
 use super::{Input, Inputs};
 use std::path::Path;
@@ -17,6 +19,17 @@ use std::path::Path;
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+    pub by: ShardBy,
+}
+
+/// What stays together in one part (`--shard-by`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShardBy {
+    /// An account's files in one region.
+    #[default]
+    Region,
+    /// An account's files in every region.
+    Account,
 }
 
 impl std::str::FromStr for Shard {
@@ -34,6 +47,7 @@ impl std::str::FromStr for Shard {
         Ok(Shard {
             index: k - 1,
             count: n,
+            by: ShardBy::default(),
         })
     }
 }
@@ -41,7 +55,7 @@ impl std::str::FromStr for Shard {
 impl Shard {
     /// Whether this part holds `input`.
     pub fn holds(&self, input: &Input) -> bool {
-        stable_hash(&key(input)) % u64::from(self.count) == u64::from(self.index)
+        stable_hash(&key(input, self.by)) % u64::from(self.count) == u64::from(self.index)
     }
 
     /// Keeps only this part's inputs. Skipped files and listing errors stay: each worker
@@ -51,15 +65,17 @@ impl Shard {
     }
 }
 
-/// What an input is dealt out by: `account/region` in the S3 layout, else its name.
-pub fn key(input: &Input) -> String {
+/// What an input is dealt out by: `account/region` (or `account`) in the S3 layout, else its
+/// name.
+pub fn key(input: &Input, by: ShardBy) -> String {
     let name = match input {
         Input::File(p) => p.to_string_lossy().into_owned(),
         Input::Object(o) => o.key.clone(),
         Input::Stdin => return "-".to_string(),
     };
     match super::s3_account_region(Path::new(&name)) {
-        Some((account, region)) => format!("{account}/{region}"),
+        Some((account, region)) if by == ShardBy::Region => format!("{account}/{region}"),
+        Some((account, _)) => account.to_string(),
         None => name,
     }
 }
@@ -79,7 +95,14 @@ mod tests {
 
     #[test]
     fn parses_k_of_n() {
-        assert_eq!("2/5".parse::<Shard>(), Ok(Shard { index: 1, count: 5 }));
+        assert_eq!(
+            "2/5".parse::<Shard>(),
+            Ok(Shard {
+                index: 1,
+                count: 5,
+                by: ShardBy::Region
+            })
+        );
         for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
@@ -90,9 +113,12 @@ mod tests {
         let file = |p: &str| Input::File(PathBuf::from(p));
         let a = file("x/AWSLogs/111111111111/CloudTrail/us-east-1/2024/05/14/a.json.gz");
         let b = file("y/AWSLogs/o-org/111111111111/CloudTrail/us-east-1/2024/05/15/b.json.gz");
-        assert_eq!(key(&a), "111111111111/us-east-1");
-        assert_eq!(key(&a), key(&b));
-        assert_eq!(key(&file("logs/f.json")), "logs/f.json");
+        let c = file("AWSLogs/111111111111/CloudTrail/eu-west-1/2024/05/14/c.json.gz");
+        assert_eq!(key(&a, ShardBy::Region), "111111111111/us-east-1");
+        assert_eq!(key(&a, ShardBy::Region), key(&b, ShardBy::Region));
+        assert_ne!(key(&a, ShardBy::Region), key(&c, ShardBy::Region));
+        assert_eq!(key(&a, ShardBy::Account), key(&c, ShardBy::Account));
+        assert_eq!(key(&file("logs/f.json"), ShardBy::Account), "logs/f.json");
         assert_eq!(stable_hash("111111111111/us-east-1"), 0x3391_8223_b535_4e86);
         for n in 1..6 {
             let holders = (0..n)
@@ -100,6 +126,7 @@ mod tests {
                     Shard {
                         index: *k,
                         count: n,
+                        by: ShardBy::Region,
                     }
                     .holds(&a)
                 })

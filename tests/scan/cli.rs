@@ -224,11 +224,11 @@ fn shards_are_disjoint_and_together_are_one_run() {
         out.lines().map(str::to_string).collect::<Vec<_>>()
     };
     let mut whole = run(&[]);
-    for n in [2, 3] {
+    for (n, by) in [(2, "region"), (3, "region"), (2, "account")] {
         let mut union = Vec::new();
         let mut owners: std::collections::HashMap<String, usize> = Default::default();
         for k in 1..=n {
-            for line in run(&["--shard", &format!("{k}/{n}")]) {
+            for line in run(&["--shard", &format!("{k}/{n}"), "--shard-by", by]) {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                 let file = v["location"]["file"].as_str().unwrap().to_string();
                 let owner = *owners.entry(file.clone()).or_insert(k);
@@ -242,13 +242,17 @@ fn shards_are_disjoint_and_together_are_one_run() {
             if let Some((account, region)) =
                 trailcedar::source::s3_account_region(std::path::Path::new(file))
             {
-                let owner = *by_region.entry(format!("{account}/{region}")).or_insert(*k);
+                let group = match by {
+                    "region" => format!("{account}/{region}"),
+                    _ => account.to_string(),
+                };
+                let owner = *by_region.entry(group).or_insert(*k);
                 assert_eq!(owner, *k, "{account}/{region} is split");
             }
         }
         union.sort();
         whole.sort();
-        assert_eq!(union, whole, "{n} shards");
+        assert_eq!(union, whole, "{n} shards by {by}");
     }
     let (code, _, err) = trailcedar(&["scan", "fixtures/archive", "--shard", "4/3"], None);
     assert_eq!(code, 2);
