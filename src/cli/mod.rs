@@ -82,23 +82,13 @@ pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse(s).map_err(|e| format!("{e}: expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ"))
 }
 
+/// A size such as `512M`: K, M, G and T are binary (KiB, MiB...), as `--max-file-size` always
+/// read them.
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size such as 512M"))?;
-    let mult = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{s:?}: {e}: expected a size such as 512M"))
 }
 
 /// Writes a line on standard error, like `eprintln!`, but a closed or broken standard error
@@ -295,7 +285,10 @@ mod tests {
     fn sizes_and_thresholds() {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("10").unwrap(), 10);
-        assert!(parse_size("1T").is_err());
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("M").is_err());
         assert!(parse_size("99999999999999999G").is_err());
         assert_eq!(
             parse_fail_on("high").unwrap(),

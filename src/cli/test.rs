@@ -177,7 +177,7 @@ pub fn run(args: &TestArgs) -> Result<u8, String> {
     }
     println!("{passed} passed, {failed} failed");
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit(&report.results))
+        std::fs::write(path, junit(&report.results)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(if !report.errors.is_empty() {
@@ -187,16 +187,12 @@ pub fn run(args: &TestArgs) -> Result<u8, String> {
     })
 }
 
-fn xml(s: &str) -> String {
+/// Control characters made visible (`\u{1b}`): XML 1.0 allows none but newline and tab, even
+/// escaped, and a case's message may quote an event's.
+fn visible(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters, even escaped.
             c if c.is_control() && !matches!(c, '\n' | '\t') => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32))
             }
@@ -206,8 +202,10 @@ fn xml(s: &str) -> String {
     out
 }
 
-/// The results as JUnit XML: a test suite per case file, a test case per case.
-pub fn junit(results: &[CaseResult]) -> String {
+/// The results as JUnit XML (written by `quick-junit`): a test suite per case file, a test case
+/// per case; a `todo` case is skipped.
+pub fn junit(results: &[CaseResult]) -> Result<String, String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut suites: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
     for r in results {
         suites
@@ -215,64 +213,41 @@ pub fn junit(results: &[CaseResult]) -> String {
             .or_default()
             .push(r);
     }
-    let total = results.len();
-    let failures = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
-        .count();
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"trailcedar\" tests=\"{total}\" failures=\"{failures}\">\n"
-    );
+    let mut report = Report::new("trailcedar");
     for (file, cases) in suites {
-        let f = cases
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
-            .count();
-        let s = cases
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Todo { .. }))
-            .count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">",
-            xml(&file),
-            cases.len()
-        );
+        let mut suite = TestSuite::new(visible(&file));
         let ids: BTreeSet<&str> = cases
             .iter()
             .flat_map(|c| c.detections.iter().map(String::as_str))
             .collect();
         let classname = ids.into_iter().collect::<Vec<_>>().join(",");
         for c in cases {
-            let _ = write!(
-                out,
-                "    <testcase name=\"{}\" classname=\"{}\"",
-                xml(&c.name),
-                xml(&classname)
-            );
-            match &c.outcome {
-                Outcome::Pass => out.push_str("/>\n"),
+            let status = match &c.outcome {
+                Outcome::Pass => TestCaseStatus::success(),
                 Outcome::Fail(messages) => {
-                    let _ = write!(
-                        out,
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                        xml(messages.first().map(String::as_str).unwrap_or("failed")),
-                        xml(&messages.join("\n"))
-                    );
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status
+                        .set_message(visible(
+                            messages.first().map(String::as_str).unwrap_or("failed"),
+                        ))
+                        .set_description(visible(&messages.join("\n")));
+                    status
                 }
                 Outcome::Todo { reason, .. } => {
-                    let _ = write!(
-                        out,
-                        ">\n      <skipped message=\"todo: {}\"/>\n    </testcase>\n",
-                        xml(reason)
-                    );
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(format!("todo: {}", visible(reason)));
+                    status
                 }
-            }
+            };
+            let mut case = TestCase::new(visible(&c.name), status);
+            case.set_classname(visible(&classname));
+            suite.add_test_case(case);
         }
-        out.push_str("  </testsuite>\n");
+        report.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    report
+        .to_string()
+        .map_err(|e| format!("writing JUnit XML: {e}"))
 }
 
 #[cfg(test)]
@@ -301,8 +276,14 @@ mod tests {
                     reason: "later".into(),
                 },
             ),
-        ]);
-        assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+        ])
+        .unwrap();
+        assert!(
+            xml.contains(
+                "<testsuites name=\"trailcedar\" tests=\"3\" skipped=\"1\" failures=\"1\""
+            ),
+            "{xml}"
+        );
         assert!(
             xml.contains("name=\"a &lt;b&gt; &amp; &quot;c&quot;\""),
             "{xml}"

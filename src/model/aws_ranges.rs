@@ -84,20 +84,16 @@ impl AwsRanges {
     }
 
     fn add_cidr(&mut self, cidr: &str) -> Result<(), &'static str> {
-        let (addr, len) = cidr.split_once('/').ok_or("not a CIDR block")?;
-        let len: u32 = len.parse().map_err(|_| "bad prefix length")?;
-        match addr.parse::<IpAddr>().map_err(|_| "bad address")? {
-            IpAddr::V4(a) if len <= 32 => {
-                let start = u32::from(a) & u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                let end = start | u32::MAX.checked_shr(len).unwrap_or(0);
-                self.v4.push((start, end));
-            }
-            IpAddr::V6(a) if len <= 128 => {
-                let start = u128::from(a) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                let end = start | u128::MAX.checked_shr(len).unwrap_or(0);
-                self.v6.push((start, end));
-            }
-            _ => return Err("bad prefix length"),
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .map_err(|_| "not a CIDR block")?
+        {
+            ipnet::IpNet::V4(net) => self
+                .v4
+                .push((u32::from(net.network()), u32::from(net.broadcast()))),
+            ipnet::IpNet::V6(net) => self
+                .v6
+                .push((u128::from(net.network()), u128::from(net.broadcast()))),
         }
         Ok(())
     }
@@ -136,6 +132,9 @@ fn merge<T: Ord + Copy + num_like::Succ>(mut v: Vec<(T, T)>) -> Vec<(T, T)> {
     out
 }
 
+/// Whether `x` is in one of the merged, sorted ranges. Kept by hand (blocks are parsed with
+/// `ipnet`): it runs for every event with a source address, and `ipnet` has no set of ranges to
+/// search, only blocks to test one by one, thousands of them.
 fn lookup<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
     let i = ranges.partition_point(|(start, _)| *start <= x);
     i > 0 && ranges.get(i - 1).is_some_and(|(_, end)| x <= *end)

@@ -604,20 +604,24 @@ struct TableWriter<'w> {
     count: u64,
 }
 
-fn severity_color(s: Severity) -> &'static str {
+fn severity_style(s: Severity) -> anstyle::Style {
+    use anstyle::AnsiColor::{BrightWhite, Cyan, Red, White, Yellow};
+    let bold = anstyle::Style::new().bold();
     match s {
-        Severity::Critical => "\x1b[1;97;41m",
-        Severity::High => "\x1b[1;31m",
-        Severity::Medium => "\x1b[1;33m",
-        Severity::Low => "\x1b[1;36m",
-        Severity::Info => "\x1b[1;37m",
+        Severity::Critical => bold
+            .fg_color(Some(BrightWhite.into()))
+            .bg_color(Some(Red.into())),
+        Severity::High => bold.fg_color(Some(Red.into())),
+        Severity::Medium => bold.fg_color(Some(Yellow.into())),
+        Severity::Low => bold.fg_color(Some(Cyan.into())),
+        Severity::Info => bold.fg_color(Some(White.into())),
     }
 }
 
 impl TableWriter<'_> {
-    fn paint(&self, code: &str, text: &str) -> String {
+    fn paint(&self, style: anstyle::Style, text: &str) -> String {
         if self.color {
-            format!("{code}{text}\x1b[0m")
+            format!("{style}{text}{style:#}")
         } else {
             text.to_string()
         }
@@ -635,11 +639,12 @@ impl FindingWriter for TableWriter<'_> {
         }
         block.push_str(&format!(
             "{} {}  {}\n",
-            self.paint(severity_color(f.detection.severity), &sev),
-            self.paint("\x1b[1m", &t(&f.detection.id)),
+            self.paint(severity_style(f.detection.severity), &sev),
+            self.paint(anstyle::Style::new().bold(), &t(&f.detection.id)),
             t(&f.detection.title)
         ));
-        let label = |name: &str| self.paint("\x1b[2m", &format!("  {name:<10}"));
+        let label =
+            |name: &str| self.paint(anstyle::Style::new().dimmed(), &format!("  {name:<10}"));
         if let Some(c) = &f.correlation {
             block.push_str(&format!("{}{}\n", label("rule"), t(&c.rule)));
             for g in &c.group {

@@ -220,7 +220,10 @@ fn test_runs_every_case_and_reports_failures() {
     );
     let xml = std::fs::read_to_string(junit).unwrap();
     assert!(
-        xml.contains(&format!("tests=\"{}\" failures=\"1\"", counted + todo)),
+        xml.contains(&format!(
+            "tests=\"{}\" skipped=\"{todo}\" failures=\"1\"",
+            counted + todo
+        )),
         "{xml}"
     );
 }
