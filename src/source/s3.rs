@@ -212,25 +212,11 @@ pub(crate) fn list_with(
     clients: &mut Clients,
 ) -> Listing {
     let mut out = Listing::default();
-    let Some((bucket, prefix)) = parse_url(url) else {
-        out.errors.push(InputError {
-            path: url.to_string(),
-            reason: "not an S3 URL: expected s3://bucket/prefix/".to_string(),
-        });
-        return out;
-    };
-    let bucket = match clients.get(bucket, options) {
-        Ok(b) => b,
-        Err(reason) => {
-            out.errors.push(InputError {
-                path: url.to_string(),
-                reason,
-            });
-            return out;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    let connected = parse_url(url)
+        .ok_or_else(|| "not an S3 URL: expected s3://bucket/prefix/".to_string())
+        .and_then(|(bucket, prefix)| Ok((clients.get(bucket, options)?, prefix, runtime()?)));
+    let (bucket, prefix, rt) = match connected {
+        Ok(c) => c,
         Err(reason) => {
             out.errors.push(InputError {
                 path: url.to_string(),
