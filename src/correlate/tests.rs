@@ -112,6 +112,7 @@ fn with_distinct(
             reported: false,
             explained: true,
         })),
+        raw: None,
     }
 }
 

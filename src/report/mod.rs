@@ -37,7 +37,6 @@ pub struct Finding {
     pub raw: Option<RawEvent>,
 }
 
-
 /// A finding over many events ([`crate::engine::correlation`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -349,6 +348,20 @@ pub enum Format {
 /// the detection read.
 pub fn finding_text(f: &Finding) -> String {
     let e = &f.event;
+    if let Some(c) = &f.correlation {
+        let group: Vec<String> = c
+            .group
+            .iter()
+            .map(|g| format!("{} = {}", g.field, g.value.as_deref().unwrap_or("-")))
+            .collect();
+        return format!(
+            "{}: {} ({}): {}",
+            f.detection.title,
+            c.rule,
+            group.join(", "),
+            c.counted()
+        );
+    }
     let mut text = format!(
         "{}: {} {} {} on {}",
         f.detection.title, e.principal_type, e.principal, e.action, e.resource

@@ -32,8 +32,15 @@ pub struct DetectionFinding<'a> {
     pub severity: &'static str,
     pub status_id: u8,
     pub status: &'static str,
-    /// The event's time, in milliseconds since the epoch.
+    /// The event's time, in milliseconds since the epoch (a finding over many events: its first).
     pub time: i64,
+    /// A finding over many events: how many, and the times of the first and last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
     pub message: String,
     pub metadata: Metadata,
     pub finding_info: FindingInfo<'a>,
@@ -188,6 +195,9 @@ pub struct Unmapped<'a> {
     pub values: &'a [super::ReadValue],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub notes: &'a [String],
+    /// A finding over many events: its group, window, counts and sample of events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<&'a super::Correlated>,
 }
 
 /// OCSF's severity: id and name.
@@ -242,6 +252,8 @@ pub fn record(f: &Finding) -> DetectionFinding<'_> {
         })
         .collect();
     let (severity_id, severity_name) = severity(d.severity);
+    let millis = |t: &str| crate::time::Timestamp::parse(t).ok().map(|t| t.0);
+    let correlation = f.correlation.as_deref();
     DetectionFinding {
         activity_id: 1,
         activity_name: "Create",
@@ -255,7 +267,10 @@ pub fn record(f: &Finding) -> DetectionFinding<'_> {
         severity: severity_name,
         status_id: 1,
         status: "New",
-        time: crate::time::Timestamp::parse(&e.event_time).map_or(0, |t| t.0),
+        time: millis(&e.event_time).unwrap_or(0),
+        count: correlation.map(|c| c.events),
+        start_time: correlation.and_then(|c| millis(&c.first)),
+        end_time: correlation.and_then(|c| millis(&c.last)),
         message: finding_text(f),
         metadata: Metadata {
             version: OCSF_VERSION,
@@ -267,7 +282,11 @@ pub fn record(f: &Finding) -> DetectionFinding<'_> {
             profiles: ["cloud"],
         },
         finding_info: FindingInfo {
-            uid: format!("{}:{}", d.id, e.event_id),
+            uid: match correlation {
+                // One finding per group and window.
+                Some(c) => format!("{}:{}:{}", d.id, e.event_id, c.start),
+                None => format!("{}:{}", d.id, e.event_id),
+            },
             title: &d.title,
             desc: d.description.as_deref(),
             types: [&d.id],
@@ -315,6 +334,7 @@ pub fn record(f: &Finding) -> DetectionFinding<'_> {
             user_agent: e.user_agent.as_deref(),
             values: &f.values,
             notes: &f.notes,
+            correlation,
         },
         raw_data: f.raw.as_ref().map(|r| r.0.as_str()),
     }

@@ -140,9 +140,10 @@ fn result(f: &Finding, rule_index: usize) -> Hit {
         .logical_locations(vec![logical])
         .build();
     let mut fingerprints = BTreeMap::new();
+    let window = f.correlation.as_ref().map_or("", |c| c.start.as_str());
     fingerprints.insert(
         "trailcedar/v1".to_string(),
-        format!("{}:{}", f.detection.id, e.event_id),
+        format!("{}:{}:{window}", f.detection.id, e.event_id),
     );
     let mut properties = BTreeMap::new();
     let mut put = |k: &str, v: Option<&str>| {
@@ -166,6 +167,12 @@ fn result(f: &Finding, rule_index: usize) -> Hit {
         "values".to_string(),
         serde_json::to_value(&f.values).unwrap_or_default(),
     );
+    if let Some(c) = &f.correlation {
+        properties.insert(
+            "correlation".to_string(),
+            serde_json::to_value(c).unwrap_or_default(),
+        );
+    }
     Hit::builder()
         .rule_id(f.detection.id.clone())
         .rule_index(rule_index as i64)
