@@ -51,8 +51,7 @@ fn sarif_is_valid_with_a_rule_per_detection_and_a_result_per_finding() {
     assert_eq!(code, 1, "{err}");
     let sarif: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(errors(&validator, &sarif), Vec::<String>::new());
-    let (_, lines, _) = trailcedar(&["scan", "fixtures/archive", "-f", "jsonl"], None);
-    let findings = jsonl(&lines);
+    let findings = jsonl(&crate::cli::archive_jsonl().1);
 
     let run = &sarif["runs"][0];
     let results = run["results"].as_array().unwrap();
@@ -140,8 +139,7 @@ fn ocsf_records_are_valid_detection_findings_one_per_finding() {
     let (code, out, err) = trailcedar(&["scan", "fixtures/archive", "-f", "ocsf", "--raw"], None);
     assert_eq!(code, 1, "{err}");
     let records = jsonl(&out);
-    let (_, lines, _) = trailcedar(&["scan", "fixtures/archive", "-f", "jsonl"], None);
-    let findings = jsonl(&lines);
+    let findings = jsonl(&crate::cli::archive_jsonl().1);
     assert_eq!(records.len(), findings.len());
     let mut correlations = 0;
     for (record, finding) in records.iter().zip(&findings) {
