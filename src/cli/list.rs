@@ -207,7 +207,9 @@ pub struct Entry {
     pub stratus: Vec<String>,
     /// It reads inventory facts; without `--inventory` those are absent.
     pub inventory: bool,
-    /// `single-event`: decided on each event alone.
+    /// `single-event`: decided on each event alone; over many events, `count`, `distinct`,
+    /// `sequence` or `grouping` (a correlation), or `building block` (a step of one, never
+    /// reported alone).
     pub kind: &'static str,
     pub file: String,
     pub line: usize,
@@ -273,9 +275,23 @@ pub fn entry(d: &Detection) -> Entry {
         cis: listed(d.policy.annotation("cis")),
         stratus: listed(d.policy.annotation("stratus")),
         inventory: d.analysis.reads.iter().any(|r| r.inventory.is_some()),
-        kind: "single-event",
+        kind: kind(d),
         file: d.file.clone(),
         line: d.line,
+    }
+}
+
+fn kind(d: &Detection) -> &'static str {
+    use crate::engine::correlation::Kind;
+    match (&d.correlation, d.building_block) {
+        (Some(c), _) => match c.kind {
+            Kind::Count => "count",
+            Kind::Distinct => "distinct",
+            Kind::Sequence => "sequence",
+            Kind::Group => "grouping",
+        },
+        (None, true) => "building block",
+        (None, false) => "single-event",
     }
 }
 
@@ -356,9 +372,10 @@ pub fn table(entries: &[Entry]) -> String {
     }
     let _ = writeln!(
         out,
-        "{} detection(s): {} single-event, {} reading inventory facts",
+        "{} detection(s): {} single-event, {} over many events, {} reading inventory facts",
         entries.len(),
         entries.iter().filter(|e| e.kind == "single-event").count(),
+        entries.iter().filter(|e| e.kind != "single-event").count(),
         entries.iter().filter(|e| e.inventory).count()
     );
     out
@@ -545,7 +562,9 @@ forbid (principal, action, resource) when { principal has accountInOrganization 
         assert!(t.starts_with("SEVERITY"), "{t}");
         assert!(t.contains("high      x-logs-stopped"), "{t}");
         assert!(
-            t.ends_with("2 detection(s): 2 single-event, 1 reading inventory facts\n"),
+            t.ends_with(
+                "2 detection(s): 2 single-event, 0 over many events, 1 reading inventory facts\n"
+            ),
             "{t}"
         );
     }

@@ -69,11 +69,7 @@ impl Engine {
             request = bound;
             entities = store;
         }
-        let eval = |expr: &str| {
-            Expression::from_str(expr)
-                .ok()
-                .and_then(|e| eval_expression(&request, &entities, &e).ok())
-        };
+        let eval = |expr: &str| parsed(expr, |e| eval_expression(&request, &entities, e?).ok());
         let mut seen = FxHashSet::default();
         let mut roots: Vec<&'static str> = Vec::new();
         for d in detections
@@ -118,6 +114,27 @@ impl Engine {
         }
         out
     }
+}
+
+/// Calls `f` with `text` parsed as a Cedar expression (`None` if it does not parse). A value an
+/// explanation reads is one of a few hundred expressions of the pack, read on every finding and
+/// on every correlation match explained: each thread parses each once.
+fn parsed<T>(text: &str, f: impl FnOnce(Option<&Expression>) -> T) -> T {
+    thread_local! {
+        static PARSED: std::cell::RefCell<rustc_hash::FxHashMap<String, Option<Expression>>> =
+            std::cell::RefCell::default();
+    }
+    PARSED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(text) {
+            // Bounded, should a pack ever read more than this.
+            if cache.len() >= 4096 {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), Expression::from_str(text).ok());
+        }
+        f(cache.get(text).and_then(Option::as_ref))
+    })
 }
 
 /// The first element of `each` on which `d`'s condition holds (else the first element), with
