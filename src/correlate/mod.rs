@@ -630,19 +630,12 @@ fn build(
         _ => f.events,
     };
     let first = f.sample.first().unwrap_or(&f.last_event);
-    let event = first.event.clone().unwrap_or_else(|| EventInfo {
-        event_id: first.shown.event_id.clone(),
-        event_time: first.shown.event_time.clone(),
-        action: first.shown.action.clone(),
-        principal: String::new(),
-        principal_type: String::new(),
-        access_key_id: None,
-        resource: String::new(),
-        source_ip_address: None,
-        aws_region: None,
-        recipient_account_id: None,
-        user_agent: None,
-        error_code: None,
+    let event = first.event.clone().unwrap_or_else(|| {
+        EventInfo::identified(
+            first.shown.event_id.clone(),
+            first.shown.event_time.clone(),
+            first.shown.action.clone(),
+        )
     });
     let mut notes = first.notes.clone();
     if f.closed_early {

@@ -286,6 +286,26 @@ pub struct EventInfo {
     pub error_code: Option<String>,
 }
 
+impl EventInfo {
+    /// An event known only by its id, time and action (a match counted, not explained).
+    pub fn identified(event_id: String, event_time: String, action: String) -> EventInfo {
+        EventInfo {
+            event_id,
+            event_time,
+            action,
+            principal: String::new(),
+            principal_type: String::new(),
+            access_key_id: None,
+            resource: String::new(),
+            source_ip_address: None,
+            aws_region: None,
+            recipient_account_id: None,
+            user_agent: None,
+            error_code: None,
+        }
+    }
+}
+
 /// Where the event was read.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Location {

@@ -245,15 +245,7 @@ impl Summary {
         }
         if self.events_rejected > 0 {
             writeln!(out, "  rejected: {} event(s)", self.events_rejected)?;
-            for p in &self.rejected {
-                writeln!(
-                    out,
-                    "    {}#{}: {}",
-                    terminal(&p.path),
-                    p.record.unwrap_or(0),
-                    terminal(&p.reason)
-                )?;
-            }
+            write_located(out, &self.rejected)?;
             if self.events_rejected as usize > self.rejected.len() {
                 writeln!(
                     out,
@@ -268,15 +260,7 @@ impl Summary {
                 "  rule errors: {} (a rule that errs on an event did not decide it)",
                 self.rule_errors
             )?;
-            for p in &self.rule_error_examples {
-                writeln!(
-                    out,
-                    "    {}#{}: {}",
-                    terminal(&p.path),
-                    p.record.unwrap_or(0),
-                    terminal(&p.reason)
-                )?;
-            }
+            write_located(out, &self.rule_error_examples)?;
             if self.rule_errors as usize > self.rule_error_examples.len() {
                 writeln!(
                     out,
@@ -300,15 +284,7 @@ impl Correlations {
                 self.late_applied,
                 self.too_late
             )?;
-            for p in &self.too_late_examples {
-                writeln!(
-                    out,
-                    "    {}#{}: {}",
-                    terminal(&p.path),
-                    p.record.unwrap_or(0),
-                    terminal(&p.reason)
-                )?;
-            }
+            write_located(out, &self.too_late_examples)?;
         }
         if self.released_early > 0 {
             writeln!(
@@ -333,6 +309,20 @@ impl Correlations {
         }
         Ok(())
     }
+}
+
+/// Problems that name their record, one line each: `    path#record: reason`.
+fn write_located(out: &mut String, problems: &[Problem]) -> fmt::Result {
+    for p in problems {
+        writeln!(
+            out,
+            "    {}#{}: {}",
+            terminal(&p.path),
+            p.record.unwrap_or(0),
+            terminal(&p.reason)
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
