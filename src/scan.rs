@@ -295,8 +295,24 @@ impl<'e> Records<'e> {
                 sink(f);
             }
             let location = (self.name, index);
-            for f in matches_of(self.engine, &view, &verdict, location, &mut self.sampler) {
+            for mut f in matches_of(self.engine, &view, &verdict, location, &mut self.sampler) {
                 *summary.matches.entry(f.detection.id.clone()).or_insert(0) += 1;
+                // A sampled match keeps its text, explained only if its group fires.
+                if f.matched
+                    .as_ref()
+                    .is_some_and(|m| m.sampled && !m.explained)
+                {
+                    match text {
+                        Some(t) if t.len() <= KEPT_TEXT => {
+                            f.raw = Some(crate::report::RawEvent(t.to_string()));
+                        }
+                        Some(t) => f.notes.push(format!(
+                            "not explained: its record ({} KiB) is larger than a match keeps",
+                            t.len() / 1024
+                        )),
+                        None => {}
+                    }
+                }
                 sink(f);
             }
         }
@@ -330,6 +346,10 @@ fn quoted(mut v: ReadValue) -> ReadValue {
     }
     v
 }
+
+/// The largest record a sampled match keeps to be explained when its group fires (a CloudTrail
+/// record is a few KiB; one larger is shown by its id, time, action and location, with a note).
+pub const KEPT_TEXT: usize = 64 * 1024;
 
 /// The most characters of event content a finding quotes in one field or value (a value a rule
 /// read can be up to a MiB, and an event can make a finding per detection). The decision was
@@ -431,16 +451,16 @@ fn findings_for(
         } else {
             engine.match_keys_of(hit.detection, view, principal, hit.keys.as_deref())
         };
-        let keys = keys.as_slice();
-        let explained = match (matches.as_deref_mut(), d.reported_alone()) {
-            (None, true) => true,
+        let (explained, sampled) = match (matches.as_deref_mut(), d.reported_alone()) {
+            (None, true) => (true, false),
             (Some(sampler), false) => {
                 let window = keys
                     .first()
                     .and_then(|k| engine.pack.detections.get(k.correlation))
                     .and_then(|c| c.correlation.as_ref())
                     .map_or(0, |c| c.window.ms);
-                sampler.wants(hit.detection, keys, view.time.0, window)
+                let sampled = sampler.wants(hit.detection, &keys, view.time.0, window);
+                (sampled && sampler.eager(), sampled)
             }
             _ => continue,
         };
@@ -450,6 +470,7 @@ fn findings_for(
                 keys: keyed(engine, keys),
                 reported: d.reported_alone(),
                 explained,
+                sampled,
             })
         });
         if !explained {
@@ -548,9 +569,10 @@ fn unexplained(
             runbook: None,
             policy: String::new(),
         },
+        // Its time is formatted only if a correlation shows it (see `correlate::build`).
         event: EventInfo::identified(
             quote(view.event_id()),
-            view.time.to_string(),
+            String::new(),
             quote(&view.event.action_id()),
         ),
         location: location.clone(),
@@ -563,18 +585,18 @@ fn unexplained(
 }
 
 /// The keys of a match, with the correlations named by their ids.
-fn keyed(engine: &Engine, keys: &[crate::engine::MatchKey]) -> Vec<Keyed> {
-    let value = |v: &crate::engine::Shown| KeyValue {
-        cedar: v.cedar.clone(),
-        json: v.json.clone(),
+fn keyed(engine: &Engine, keys: Vec<crate::engine::MatchKey>) -> Vec<Keyed> {
+    let value = |v: crate::engine::Shown| KeyValue {
+        cedar: v.cedar,
+        json: v.json,
     };
-    keys.iter()
+    keys.into_iter()
         .filter_map(|k| {
             Some(Keyed {
                 correlation: engine.pack.detections.get(k.correlation)?.id.clone(),
                 step: k.step,
-                group: k.group.iter().map(value).collect(),
-                distinct: k.distinct.iter().map(value).collect(),
+                group: k.group.into_iter().map(value).collect(),
+                distinct: k.distinct.into_iter().map(value).collect(),
                 weight: k.weight,
             })
         })
@@ -593,9 +615,14 @@ impl Progress for () {
 /// What a worker tells the writer.
 #[allow(clippy::large_enum_variant)] // moved once per finding; a box would cost an allocation
 enum Message {
-    Finding(usize, Finding),
+    /// Findings of input `.0`, in order: a batch of up to [`BATCH`] from a file or object (one
+    /// wake-up of the writer each, not one a finding), one at a time from a stream.
+    Findings(usize, Vec<Finding>),
     Done(usize, Summary),
 }
+
+/// The most findings a worker sends the writer at once.
+const BATCH: usize = 64;
 
 /// Scans every input; `emit` receives every finding, in input order, as it is decided, and the
 /// findings of correlations as their windows end (the last at the end). An error from `emit`
@@ -636,13 +663,79 @@ pub fn run_resumed(
     } else {
         &inputs.inputs
     };
-    let mut routed = |f: Finding| correlator.route(f, emit);
+    let mut explainer = Explainer::new(engine);
+    let mut emit = |mut f: Finding| {
+        explainer.fill(&mut f);
+        emit(f)
+    };
+    let mut routed = |f: Finding| correlator.route(f, &mut emit);
     let mut summary = scan_inputs(engine, inputs, units, opts, progress, &mut routed)?;
-    let groups = correlator.finish(emit)?;
+    let groups = correlator.finish(&mut emit)?;
     correlator.saved(groups.len() as u64);
     correlator.summarise(&mut summary);
     let saved = state::State::of(&correlator, groups);
     Ok((summary, saved))
+}
+
+/// Explains the sampled events of a correlation finding as it is written, from the text their
+/// matches kept: only the groups that fire cost an explanation (see [`Sampler`]).
+struct Explainer<'e> {
+    engine: &'e Engine,
+    evaluator: Option<Evaluator<'e>>,
+}
+
+impl<'e> Explainer<'e> {
+    fn new(engine: &'e Engine) -> Self {
+        Explainer {
+            engine,
+            evaluator: None,
+        }
+    }
+
+    /// Fills in the values of `f`'s sampled events, and its first event's whole.
+    fn fill(&mut self, f: &mut Finding) {
+        let Some(c) = f.correlation.as_deref_mut() else {
+            return;
+        };
+        for (i, shown) in c.sample.iter_mut().enumerate() {
+            let Some(text) = shown.text.take() else {
+                continue;
+            };
+            let Some(found) = self.explain(&text, shown) else {
+                continue;
+            };
+            shown.values.clone_from(&found.values);
+            if i == 0 {
+                f.event = found.event;
+                f.values = found.values;
+                f.notes.splice(0..0, found.notes);
+            }
+        }
+    }
+
+    /// The match of `shown`'s detection in its record's `text`, explained: the same finding
+    /// the scan would have made of it then (the same record, pack and inventory).
+    fn explain(&mut self, text: &str, shown: &crate::report::Contributing) -> Option<Finding> {
+        let engine = self.engine;
+        let evaluator = self.evaluator.get_or_insert_with(|| engine.evaluator());
+        let location = (shown.location.file.as_str(), shown.location.record);
+        let mut found = None;
+        let _ = decode::for_each_record(text, location.1, &mut |r| {
+            let Ok(view) = r.data.into_event().and_then(EventView::new) else {
+                return;
+            };
+            let Ok(verdict) = evaluator.evaluate(&view) else {
+                return;
+            };
+            let mut everything = Sampler::everything();
+            found = found.take().or_else(|| {
+                matches_of(engine, &view, &verdict, location, &mut everything)
+                    .into_iter()
+                    .find(|m| m.detection.id == shown.detection)
+            });
+        });
+        found
+    }
 }
 
 /// Scans `units` (the inputs, perhaps reordered) with the workers, writing in their order.
@@ -748,10 +841,19 @@ fn worker(
             return;
         }
         let stop = || shared.abort.load(Ordering::Relaxed);
+        // A stream's findings go out as decided; a file's, which ends soon, in batches.
+        let batch = if input.is_bounded() { BATCH } else { 1 };
+        let mut findings = Vec::new();
         let summary = scan_input(engine, input, opts, &stop, &mut |f| {
-            // The writer only goes away after an error, which stops the scan.
-            let _ = tx.send(Message::Finding(i, f));
+            findings.push(f);
+            if findings.len() >= batch {
+                // The writer only goes away after an error, which stops the scan.
+                let _ = tx.send(Message::Findings(i, std::mem::take(&mut findings)));
+            }
         });
+        if !findings.is_empty() {
+            let _ = tx.send(Message::Findings(i, findings));
+        }
         progress.input_done(summary.bytes_read, summary.events_read);
         if tx.send(Message::Done(i, summary)).is_err() {
             return;
@@ -808,6 +910,30 @@ struct Held {
 }
 
 impl Reorder {
+    /// A finding of input `i`: written if it is the one being written, else held.
+    fn finding(
+        &mut self,
+        i: usize,
+        f: Finding,
+        emit: &mut dyn FnMut(Finding) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if i == self.head {
+            return emit(f);
+        }
+        let size = approx_size(&f);
+        let held = self.held.entry(i).or_default();
+        if held.spill.is_none() && self.held_bytes + size <= self.budget {
+            self.held_bytes += size;
+            held.findings.push_back(f);
+            return Ok(());
+        }
+        let spill = match &mut held.spill {
+            Some(s) => s,
+            None => held.spill.insert(Spill::new()?),
+        };
+        spill.push(&f)
+    }
+
     fn take(
         &mut self,
         message: Message,
@@ -816,20 +942,11 @@ impl Reorder {
         shared: &Shared,
     ) -> io::Result<()> {
         match message {
-            Message::Finding(i, f) if i == self.head => emit(f),
-            Message::Finding(i, f) => {
-                let size = approx_size(&f);
-                let held = self.held.entry(i).or_default();
-                if held.spill.is_none() && self.held_bytes + size <= self.budget {
-                    self.held_bytes += size;
-                    held.findings.push_back(f);
-                    return Ok(());
+            Message::Findings(i, findings) => {
+                for f in findings {
+                    self.finding(i, f, emit)?;
                 }
-                let spill = match &mut held.spill {
-                    Some(s) => s,
-                    None => held.spill.insert(Spill::new()?),
-                };
-                spill.push(&f)
+                Ok(())
             }
             Message::Done(i, s) => {
                 if i != self.head {
@@ -967,9 +1084,9 @@ mod tests {
         // Three inputs whose findings arrive interleaved, the last input first.
         let mut messages = Vec::new();
         for n in 0..50 {
-            messages.push(Message::Finding(2, finding(2, n)));
-            messages.push(Message::Finding(1, finding(1, n)));
-            messages.push(Message::Finding(0, finding(0, n)));
+            messages.push(Message::Findings(2, vec![finding(2, n)]));
+            messages.push(Message::Findings(1, vec![finding(1, n)]));
+            messages.push(Message::Findings(0, vec![finding(0, n)]));
         }
         messages.push(Message::Done(2, Summary::default()));
         messages.push(Message::Done(1, Summary::default()));

@@ -29,11 +29,12 @@ use crate::engine::pack::Pack;
 use crate::report::summary::{EXAMPLES, Problem, Summary};
 use crate::report::{
     Contributing, Correlated, DetectionInfo, DistinctValues, EventInfo, Finding, KeyValue, Keyed,
-    ReadValue,
+    Matched, ReadValue,
 };
 use crate::time::Timestamp;
 use group::{Arrival, Fired, Group, Outcome};
 use serde::{Deserialize, Serialize};
+
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::io;
 use std::rc::Rc;
@@ -92,6 +93,9 @@ pub struct Evidence {
     pub event: Option<EventInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The record's text, for a sampled match not yet explained: explained if its group fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A match waiting for the lateness bound.
@@ -99,7 +103,8 @@ struct Pending {
     time: i64,
     seq: u64,
     evidence: Rc<Evidence>,
-    keys: Vec<Keyed>,
+    /// Each key with the index of its correlation's spec.
+    keys: Vec<(usize, Keyed)>,
 }
 
 impl PartialEq for Pending {
@@ -120,8 +125,23 @@ impl Ord for Pending {
     }
 }
 
-/// A group's key: its values' Cedar spellings.
-type Key = Rc<[String]>;
+/// A group's key: its values' Cedar spellings, joined by NUL (which a spelling escapes), so
+/// that a one-value key is looked up without a copy and keys sort as their values do.
+type Key = Rc<str>;
+
+/// The key of a group with these values, borrowed when there is one.
+fn key_of(values: &[KeyValue]) -> std::borrow::Cow<'_, str> {
+    match values {
+        [one] => std::borrow::Cow::Borrowed(one.cedar.as_str()),
+        _ => std::borrow::Cow::Owned(
+            values
+                .iter()
+                .map(|v| v.cedar.as_str())
+                .collect::<Vec<_>>()
+                .join("\0"),
+        ),
+    }
+}
 
 /// One correlation detection and its open groups.
 struct Spec {
@@ -213,49 +233,32 @@ impl Correlator {
         mut f: Finding,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
-        let Some(matched) = f.matched.take() else {
+        let Some(mut matched) = f.matched.take() else {
             return out(f);
         };
         if matched.reported {
-            self.take(&f, matched.time, matched.explained, matched.keys, out)?;
+            self.take(evidence(f.clone(), &matched), matched.keys, out)?;
             return out(f);
         }
-        let (time, explained) = (matched.time, matched.explained);
-        self.take(&f, time, explained, matched.keys, out)
+        let keys = std::mem::take(&mut matched.keys);
+        self.take(evidence(f, &matched), keys, out)
     }
 
     fn take(
         &mut self,
-        f: &Finding,
-        time: i64,
-        explained: bool,
+        evidence: Evidence,
         keys: Vec<Keyed>,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
-        let keys: Vec<Keyed> = keys
+        let keys: Vec<(usize, Keyed)> = keys
             .into_iter()
-            .filter(|k| self.by_id.contains_key(&k.correlation))
+            .filter_map(|k| Some((*self.by_id.get(&k.correlation)?, k)))
             .collect();
         if keys.is_empty() {
             return Ok(());
         }
-        let evidence = Rc::new(Evidence {
-            time,
-            shown: Contributing {
-                detection: f.detection.id.clone(),
-                event_id: f.event.event_id.clone(),
-                event_time: f.event.event_time.clone(),
-                action: f.event.action.clone(),
-                location: f.location.clone(),
-                values: if explained {
-                    f.values.clone()
-                } else {
-                    Vec::new()
-                },
-            },
-            event: explained.then(|| f.event.clone()),
-            notes: f.notes.clone(),
-        });
+        let time = evidence.time;
+        let evidence = Rc::new(evidence);
         self.latest = Some(self.latest.map_or(time, |l| l.max(time)));
         if let Some(clock) = self.clock
             && time < clock
@@ -278,14 +281,12 @@ impl Correlator {
         clock: i64,
         time: i64,
         evidence: &Rc<Evidence>,
-        keys: &[Keyed],
+        keys: &[(usize, Keyed)],
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut applied = false;
-        for k in keys {
-            let Some(&s) = self.by_id.get(&k.correlation) else {
-                continue;
-            };
+        for (s, k) in keys {
+            let s = *s;
             let window = self
                 .specs
                 .get(s)
@@ -307,7 +308,7 @@ impl Correlator {
                     reason: format!(
                         "{} at {}, {} after a later match had been taken",
                         shown.detection,
-                        shown.event_time,
+                        Timestamp(time),
                         crate::time::human_duration(clock - time)
                     ),
                 });
@@ -340,11 +341,9 @@ impl Correlator {
             self.clock = Some(self.clock.map_or(p.time, |c| c.max(p.time)));
             // A sequence's later steps first, so that one event is not two steps.
             let mut keys = p.keys;
-            keys.sort_by_key(|k| std::cmp::Reverse(k.step));
-            for k in &keys {
-                if let Some(&s) = self.by_id.get(&k.correlation) {
-                    self.apply(s, p.time, &p.evidence, k, out)?;
-                }
+            keys.sort_by_key(|(_, k)| std::cmp::Reverse(k.step));
+            for (s, k) in &keys {
+                self.apply(*s, p.time, &p.evidence, k, out)?;
             }
         }
         if let Some(clock) = self.clock {
@@ -362,11 +361,11 @@ impl Correlator {
         k: &Keyed,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<Outcome> {
-        let key: Vec<String> = k.group.iter().map(|v| v.cedar.clone()).collect();
+        let key = key_of(&k.group);
         let exists = self
             .specs
             .get(s)
-            .is_some_and(|spec| spec.groups.contains_key(key.as_slice()));
+            .is_some_and(|spec| spec.groups.contains_key(key.as_ref()));
         if !exists {
             self.make_room(s, out)?;
         }
@@ -374,10 +373,10 @@ impl Correlator {
             return Ok(Outcome::TooLate);
         };
         let c = spec.correlation.clone();
-        let key: Key = match spec.groups.get_key_value(key.as_slice()) {
+        let key: Key = match spec.groups.get_key_value(key.as_ref()) {
             Some((k, _)) => k.clone(),
             None => {
-                let key: Key = key.into();
+                let key: Key = key.as_ref().into();
                 spec.groups
                     .insert(key.clone(), (Group::new(k.group.clone(), &c), i64::MIN));
                 self.open += 1;
@@ -585,12 +584,7 @@ impl Correlator {
                 continue;
             };
             let group = g.into_group(&spec.correlation);
-            let key: Key = group
-                .values
-                .iter()
-                .map(|v| v.cedar.clone())
-                .collect::<Vec<_>>()
-                .into();
+            let key: Key = key_of(&group.values).as_ref().into();
             let expires = group.expires(&spec.correlation);
             spec.expiries.insert((expires, key.clone()));
             if spec.groups.insert(key, (group, expires)).is_none() {
@@ -613,6 +607,27 @@ impl Correlator {
     }
 }
 
+/// What a correlation keeps of a match: its finding's id, time, action and location, and, if
+/// explained, its event and values; else the record's text if it was sampled.
+fn evidence(f: Finding, matched: &Matched) -> Evidence {
+    let explained = matched.explained;
+    Evidence {
+        time: matched.time,
+        shown: Contributing {
+            detection: f.detection.id,
+            event_id: f.event.event_id.clone(),
+            event_time: f.event.event_time.clone(),
+            action: f.event.action.clone(),
+            location: f.location,
+            values: if explained { f.values } else { Vec::new() },
+            text: None,
+        },
+        event: explained.then_some(f.event),
+        notes: f.notes,
+        text: f.raw.map(|r| r.0).filter(|_| !explained),
+    }
+}
+
 /// The finding of a window that fired.
 fn build(
     info: &DetectionInfo,
@@ -621,9 +636,20 @@ fn build(
     values: &[KeyValue],
     f: &Fired,
 ) -> Finding {
-    let mut sample: Vec<Contributing> = f.sample.iter().map(|e| e.shown.clone()).collect();
+    // A match counted, not explained, carries its time as a number only.
+    let shown = |e: &Evidence| {
+        let mut c = Contributing {
+            text: e.text.clone(),
+            ..e.shown.clone()
+        };
+        if c.event_time.is_empty() {
+            c.event_time = Timestamp(e.time).to_string();
+        }
+        c
+    };
+    let mut sample: Vec<Contributing> = f.sample.iter().map(|e| shown(e)).collect();
     if !f.sample.iter().any(|e| Rc::ptr_eq(e, &f.last_event)) {
-        sample.push(f.last_event.shown.clone());
+        sample.push(shown(&f.last_event));
     }
     let shown_events = match c.kind {
         Kind::Sequence => f.events + c.after.len() as u64,
@@ -633,7 +659,7 @@ fn build(
     let event = first.event.clone().unwrap_or_else(|| {
         EventInfo::identified(
             first.shown.event_id.clone(),
-            first.shown.event_time.clone(),
+            Timestamp(first.time).to_string(),
             first.shown.action.clone(),
         )
     });

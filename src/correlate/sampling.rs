@@ -1,9 +1,12 @@
-//! Which matches a scan explains. A correlation finding shows its first events with the values
-//! their conditions read; explaining every match (a request built, each part of the condition
-//! evaluated again) would cost a bulk-read detection more than deciding its events did. So the
-//! scan explains the first [`SAMPLE`] matches of each group in each input and window, and gives
-//! the others only their id, time, action and location: they are counted, not shown. It is a
-//! function of the input alone, so a scan's output does not depend on its threads.
+//! Which matches a scan can explain. A correlation finding shows its first events with the
+//! values their conditions read; explaining every match (a request built, each part of the
+//! condition evaluated again) would cost a bulk-read detection more than deciding its events
+//! did, and most groups never fire. So the scan samples the first [`SAMPLE`] matches of each
+//! group in each input and window: a sampled match keeps its record's text, which is explained
+//! only if its group's window fires (`scan::Explainer`); the others carry only their id, time,
+//! action and location: they are counted, not shown. Test cases explain every match at once
+//! ([`Sampler::everything`]). It is a function of the input alone, so a scan's output does not
+//! depend on its threads.
 
 use crate::engine::MatchKey;
 use crate::report::SAMPLE;
@@ -16,7 +19,7 @@ const REMEMBERED: usize = 4096;
 /// The matches explained in one input.
 #[derive(Debug, Default)]
 pub struct Sampler {
-    /// Explain every match (test cases).
+    /// Sample and explain every match at once (test cases).
     all: bool,
     /// Per detection and group: when its window started in this input, and how many matches
     /// were explained since.
@@ -29,7 +32,12 @@ impl Sampler {
         Sampler::default()
     }
 
-    /// A sampler that explains every match.
+    /// Whether sampled matches are explained at once, rather than when their group fires.
+    pub fn eager(&self) -> bool {
+        self.all
+    }
+
+    /// A sampler that samples every match and explains it at once.
     pub fn everything() -> Sampler {
         Sampler {
             all: true,
@@ -37,7 +45,7 @@ impl Sampler {
         }
     }
 
-    /// Whether to explain a match of `detection` at `time` with these keys; `window` is the
+    /// Whether a match of `detection` at `time` with these keys is sampled; `window` is the
     /// window (in milliseconds) of the correlation its first key is for.
     pub fn wants(&mut self, detection: usize, keys: &[MatchKey], time: i64, window: i64) -> bool {
         if self.all {

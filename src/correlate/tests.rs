@@ -111,6 +111,7 @@ fn with_distinct(
             }],
             reported: false,
             explained: true,
+            sampled: true,
         })),
         raw: None,
     }

@@ -1008,13 +1008,13 @@ impl Engine {
 /// would raise for a value the event does not have.
 fn quick(view: &EventView, principal: &PrincipalModel, e: &KeyExpr) -> Result<Shown, String> {
     let missing = || format!("`{}`: the event has no such value", e.text);
-    let text = |v: Option<&str>| {
-        v.map(|v| Shown::of(&EvalResult::String(v.to_string())))
-            .ok_or_else(missing)
-    };
+    let text = |v: Option<&str>| v.map(Shown::text).ok_or_else(missing);
     let ev = &view.event;
     match &e.read {
-        Read::Principal => Ok(Shown::of(&EvalResult::EntityUid(principal.uid.clone()))),
+        Read::Principal => Ok(Shown::entity(
+            principal.kind.type_name(),
+            principal.uid.id().unescaped(),
+        )),
         Read::PrincipalAttr("arn") => text(principal.arn.as_deref()),
         Read::PrincipalAttr("accessKeyId") => text(principal.access_key_id.as_deref()),
         Read::PrincipalAttr("accountId") => text(principal.account_id.as_deref()),

@@ -184,6 +184,35 @@ pub struct Shown {
 }
 
 impl Shown {
+    /// A string, as [`Shown::of`] shows `EvalResult::String`, without making one: the keys of
+    /// correlation matches are mostly strings read straight from the event.
+    pub fn text(s: &str) -> Shown {
+        let plain = s
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+        let cedar = if plain {
+            let mut c = String::with_capacity(s.len() + 2);
+            c.push('"');
+            c.push_str(s);
+            c.push('"');
+            c
+        } else {
+            format!("\"{}\"", s.escape_debug())
+        };
+        Shown {
+            cedar,
+            json: serde_json::Value::String(s.to_string()),
+        }
+    }
+
+    /// An entity, as [`Shown::of`] shows `EvalResult::EntityUid`, without formatting one.
+    pub fn entity(type_name: &str, id: &str) -> Shown {
+        Shown {
+            cedar: format!("{type_name}::{}", Shown::text(id).cedar),
+            json: serde_json::json!({"type": type_name, "id": id}),
+        }
+    }
+
     pub fn of(v: &EvalResult) -> Shown {
         Shown {
             cedar: v.to_string(),
@@ -475,6 +504,26 @@ mod tests {
     use crate::engine::pack::{self, PolicySource};
     use crate::model::aws_ranges::AwsRanges;
     use crate::model::resource::resources_of;
+
+    #[test]
+    fn a_string_is_shown_as_cedar_shows_it() {
+        for s in [
+            "arn:aws:iam::111122223333:user/alice",
+            "",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "\u{1b}[31mred",
+            "\u{301}accent first",
+            "日本語",
+        ] {
+            assert_eq!(
+                Shown::text(s),
+                Shown::of(&EvalResult::String(s.to_string())),
+                "{s:?}"
+            );
+        }
+    }
 
     /// The labels and the decided parts of one policy on one event.
     fn explained(condition: &str, event: &str) -> (Vec<String>, Vec<(String, bool)>) {

@@ -106,6 +106,10 @@ pub struct Contributing {
     /// What its condition read; empty when not kept (see [`Matched::explained`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<ReadValue>,
+    /// The record's text, until the scan explains it as the finding is written
+    /// (see [`Matched::sampled`]); never written out.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 /// A value in Cedar's spelling and as JSON.
@@ -124,10 +128,14 @@ pub struct Matched {
     /// The detection is reported on its own too (a step of a sequence that is a detection of
     /// its own): the finding is written as well as counted.
     pub reported: bool,
-    /// Its event and the values its condition read are filled in. A scan explains the first
-    /// matches of each group in each input and window, and only gives the others' id, time,
-    /// action and location: most matches are counted, not shown.
+    /// Its event and the values its condition read are filled in (test cases explain every
+    /// match at once).
     pub explained: bool,
+    /// One of the first matches of its group in its input and window: it carries its record's
+    /// text (in `Finding::raw`), explained only if the group's window fires. The others give
+    /// only their id, time, action and location: most matches are counted, not shown.
+    #[serde(default)]
+    pub sampled: bool,
 }
 
 /// What one match is grouped and counted by, in one correlation.

@@ -24,6 +24,16 @@ pub enum Input {
 }
 
 impl Input {
+    /// Whether it ends by itself, soon: a regular file or an object, not a stream (standard
+    /// input, a pipe, a device) whose next record may be long in coming.
+    pub fn is_bounded(&self) -> bool {
+        match self {
+            Input::File(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+            Input::Stdin => false,
+            Input::Object(_) => true,
+        }
+    }
+
     /// The name shown in findings and errors.
     pub fn display_name(&self) -> String {
         match self {

@@ -86,7 +86,32 @@ fn every_format_shows_a_correlations_evidence() {
             .is_some_and(|v| !v.is_empty())
     );
     assert_eq!(c["omitted"], 1168 - 11);
+    // The sampled events kept their records and are explained as the finding is written; the
+    // last was only counted.
+    let sample = c["sample"].as_array().unwrap();
+    for (i, e) in sample.iter().enumerate() {
+        let explained = e["values"].as_array().is_some_and(|v| !v.is_empty());
+        assert_eq!(explained, i < 10, "sample {i}: {e}");
+        assert!(e.get("text").is_none(), "a kept record is not written: {e}");
+    }
+    assert_eq!(
+        sample[10]["eventTime"], "2024-05-14T03:34:39Z",
+        "{}",
+        sample[10]
+    );
+    let event = &findings[0]["event"];
+    assert!(
+        event["principal"]
+            .as_str()
+            .is_some_and(|p| p.contains("user/data-sync")),
+        "the first event whole: {event}"
+    );
     assert!(findings[0].get("matched").is_none(), "no match leaks out");
+    // From standard input (findings sent one at a time, not in batches): the same finding.
+    let bytes = std::fs::read(READS).unwrap();
+    let (code, piped, _) = trailcedar(&["scan", "-q", "-f", "json", "-"], Some(&bytes));
+    assert_eq!(code, 1);
+    assert_eq!(piped.replace("\"<stdin>\"", &format!("{READS:?}")), json);
     let (_, jsonl, _) = trailcedar(&["scan", "-q", "-f", "jsonl", READS], None);
     assert_eq!(jsonl.lines().count(), 1, "one finding, not 1,168");
     let (_, csv, _) = trailcedar(&["scan", "-q", "-f", "csv", READS], None);
@@ -131,6 +156,31 @@ fn every_format_shows_a_correlations_evidence() {
         text.contains("bulk_object_reads.flag.json#0"),
         "relative locations: {text}"
     );
+}
+
+#[test]
+fn a_sampled_record_too_large_to_keep_is_shown_unexplained_with_a_note() {
+    let mut log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(READS).unwrap()).unwrap();
+    log["Records"][0]["additionalEventData"] =
+        serde_json::json!({ "padding": "x".repeat(trailcedar::scan::KEPT_TEXT) });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reads.json");
+    std::fs::write(&path, log.to_string()).unwrap();
+    let (code, json, err) = trailcedar(&["scan", "-q", "-f", "json", path.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{err}");
+    let findings: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let f = &findings[0];
+    assert_eq!(f["correlation"]["count"], 1168);
+    let sample = f["correlation"]["sample"].as_array().unwrap();
+    assert!(sample[0].get("values").is_none(), "{}", sample[0]);
+    assert!(
+        sample[1]["values"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+    );
+    let notes = f["notes"].to_string();
+    assert!(notes.contains("larger than a match keeps"), "{notes}");
 }
 
 /// The bulk-reads fixture's events in two logs, at the `at`th event.
