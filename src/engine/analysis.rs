@@ -243,6 +243,9 @@ pub struct Analysis {
     /// What the condition requires of an event, tested on its plain fields before any Cedar
     /// work ([`super::prefilter`]).
     pub prefilter: super::prefilter::Formula,
+    /// The prefilter's formula is the policy's decision wherever it has a value
+    /// ([`super::prefilter::is_exact`]).
+    pub exact: bool,
 }
 
 /// Analyses a static policy.
@@ -294,6 +297,7 @@ pub fn analyse(policy: &Policy) -> Result<Analysis, String> {
     a.indexed_condition = condition(body, a.actions.is_none())?;
     a.principal_guard = principal_guard(body);
     a.prefilter = super::prefilter::of_policy(body);
+    a.exact = super::prefilter::is_exact(body);
     // What the condition requires of the event's name, source and principal type indexes the
     // policy as its scope would: `context.eventName == "ConsoleLogin"` in an unscoped policy
     // makes it a candidate for that event only.

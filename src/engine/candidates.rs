@@ -163,4 +163,31 @@ impl Evaluator<'_> {
             .insert((set.id, dropped), kept.clone());
         kept
     }
+
+    /// Whether every member of `set` (one [`CandidateSet::decided_by_tests`]) is satisfied on
+    /// the event by its prefilter's tests: `false` where a test cannot tell (the inventory's
+    /// facts) or a formula is false, and Cedar decides as usual.
+    pub(super) fn all_hold(&mut self, set: &CandidateSet, view: &EventView, facts: &Facts) -> bool {
+        let engine = self.engine;
+        let in_aws = std::cell::OnceCell::new();
+        let source_in_aws = || {
+            *in_aws.get_or_init(|| {
+                view.source_ip()
+                    .is_some_and(|ip| engine.ranges.contains(ip))
+            })
+        };
+        let on = On {
+            view,
+            principal: facts,
+            inventory: !engine.inventory.is_empty(),
+            addresses: engine.inventory.knows_addresses(),
+            source_in_aws: &source_in_aws,
+        };
+        // Computed afresh: `prefiltered` leaves the memo as it was when it had nothing to test.
+        self.tested.clear();
+        self.tested.resize(engine.prefilters.tests(), 0);
+        set.members
+            .iter()
+            .all(|&m| engine.prefilters.eval(m, &on, &mut self.tested) == Some(true))
+    }
 }

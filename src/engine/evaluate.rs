@@ -138,6 +138,32 @@ impl Evaluator<'_> {
                 suppressed: Vec::new(),
             });
         }
+        // Detections whose tests are their whole condition, all satisfied: the verdict without
+        // a request (a correlation's per-event part on a busy event, typically).
+        if candidates.decided_by_tests && self.all_hold(&candidates, view, facts) {
+            let (principal, _) = match cached {
+                Some(found) => found,
+                None => self.principal(view)?,
+            };
+            let hits = candidates
+                .members
+                .iter()
+                .map(|&detection| super::Hit {
+                    detection,
+                    resource: None,
+                    keys: None,
+                })
+                .collect();
+            return Ok(Verdict {
+                principal: Some(principal),
+                hits,
+                not_allowed: false,
+                candidates,
+                errors: Vec::new(),
+                resources: None,
+                suppressed: Vec::new(),
+            });
+        }
         let (principal, serial) = match cached {
             Some(found) => found,
             None => self.principal(view)?,

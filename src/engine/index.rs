@@ -31,6 +31,9 @@ pub struct CandidateSet {
     /// The positions (in `members`, below 128) of the members with a prefilter that can drop
     /// them ([`super::prefilter`]).
     pub prefiltered: Vec<usize>,
+    /// Every member is decided by its prefilter's tests alone where they have a value
+    /// ([`crate::engine::Detection::decided_by_tests`]), in a pack of detections (no permits).
+    pub decided_by_tests: bool,
 }
 
 /// Some members of a [`CandidateSet`], with what they read merged.
@@ -78,8 +81,17 @@ impl CandidateSet {
             })
             .map(|(pos, _)| pos)
             .collect();
+        let decided_by_tests = pack.mode == super::pack::Mode::Detection
+            && !members.is_empty()
+            && members.len() <= 128
+            && members.iter().all(|m| {
+                pack.detections
+                    .get(*m)
+                    .is_some_and(super::pack::Detection::decided_by_tests)
+            });
         let all = Group::of(members, pack);
         CandidateSet {
+            decided_by_tests,
             prefiltered,
             id,
             has_permit: all.members.iter().any(|i| {

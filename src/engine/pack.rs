@@ -131,6 +131,17 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Whether the engine may decide it on an event from its prefilter's tests alone, without
+    /// a request: a forbid whose formula is exact, without `@each`, that reads no resource, and
+    /// whose correlation keys (if any) are read straight from the event.
+    pub fn decided_by_tests(&self) -> bool {
+        self.analysis.exact
+            && self.effect == Effect::Forbid
+            && self.each.is_none()
+            && !self.analysis.needs.resource
+            && self.keyings.iter().all(|k| k.quick)
+    }
+
     /// Whether it is a detection over many events (a count, distinct count, sequence or
     /// grouping), reported once per group and window rather than once per event.
     pub fn is_correlation(&self) -> bool {

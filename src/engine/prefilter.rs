@@ -20,6 +20,12 @@
 //! - `holds(!A)` is `fails(A)`, and `fails(!A)` is `holds(A)`;
 //! - anything else holds and fails alike (it tells nothing).
 //!
+//! **Exact formulas.** Where a policy's scope is what the index and the formula decide and its
+//! clauses are tests joined by `&&`, `||` and `!` ([`is_exact`]), the formula is not only
+//! necessary but is the policy's decision wherever its tests tell: an event whose candidates
+//! are all such forbids, all satisfied, is flagged without a request (no principal entity, no
+//! context, no Cedar call), which is most of what correlations' per-event parts match.
+//!
 //! An expression may error when it holds arithmetic or datetime arithmetic (overflow); attribute
 //! and tag reads cannot, since strict validation requires their guards. A test on what only the
 //! inventory knows is unknown when an inventory is loaded (and absent, so false, without one);
@@ -370,6 +376,54 @@ pub fn of_policy(body: &pst::Template) -> Formula {
         }
     }
     formula
+}
+
+/// Whether a policy's formula ([`of_policy`]) is not only necessary but exact: its scope is
+/// what the index and the formula decide (any principal or one principal type, any resource,
+/// the action by the index) and its clauses are tests joined by `&&`, `||` and `!`, none of
+/// which can error. Where such a formula has a value on an event, it is Cedar's decision of the
+/// policy, and the engine need not ask Cedar ([`crate::engine::Detection::decided_by_tests`]).
+pub fn is_exact(body: &pst::Template) -> bool {
+    let principal = match &body.principal {
+        pst::PrincipalConstraint::Any => true,
+        pst::PrincipalConstraint::Is(ty) => {
+            PrincipalKind::from_type_name(&ty.to_string()).is_some()
+        }
+        _ => false,
+    };
+    let action = matches!(
+        body.action,
+        pst::ActionConstraint::Any | pst::ActionConstraint::Eq(_) | pst::ActionConstraint::In(_)
+    );
+    let resource = matches!(body.resource, pst::ResourceConstraint::Any);
+    principal
+        && action
+        && resource
+        && body.clauses().iter().all(|c| {
+            let (pst::Clause::When(e) | pst::Clause::Unless(e)) = c;
+            exact(e)
+        })
+}
+
+/// Whether an expression is exactly the formula [`derive`] makes of it: tests and boolean
+/// literals joined by `&&`, `||` and `!`.
+fn exact(e: &Expr) -> bool {
+    if as_test(e).is_some() {
+        return true;
+    }
+    match e {
+        Expr::Literal(Literal::Bool(_)) => true,
+        Expr::UnaryOp {
+            op: UnaryOp::Not,
+            expr,
+        } => exact(expr),
+        Expr::BinaryOp {
+            op: BinaryOp::And | BinaryOp::Or,
+            left,
+            right,
+        } => exact(left) && exact(right),
+        _ => false,
+    }
 }
 
 /// The prefilters of a pack, each distinct test once: a test several policies share
@@ -756,6 +810,29 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn a_formula_is_exact_when_tests_are_the_whole_condition() {
+        let exact = |text: &str| {
+            let p = Policy::from_str(text).unwrap();
+            is_exact(p.to_pst().unwrap().body())
+        };
+        assert!(exact(
+            r#"forbid (principal is AssumedRole, action in [Action::"a", Action::"b"], resource)
+               when { principal has instanceId && !(context has errorCode) }
+               unless { context.eventName like "Describe*" || context.sourceInAws };"#
+        ));
+        assert!(exact("forbid (principal, action, resource);"));
+        for not in [
+            // The resource's scope, a principal's identity, what is not a test, arithmetic.
+            r#"forbid (principal, action, resource is S3Object);"#,
+            r#"forbid (principal == IAMUser::"a", action, resource);"#,
+            r#"forbid (principal, action, resource) when { context.requestParameters has bucketName };"#,
+            r#"forbid (principal, action, resource) when { context has n && context.n + 1 > 2 };"#,
+        ] {
+            assert!(!exact(not), "{not}");
+        }
     }
 
     #[test]

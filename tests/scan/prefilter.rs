@@ -172,6 +172,7 @@ fn the_engine_agrees_with_cedar_on_generated_policies_and_events() {
     // Sixty policies that load (the pack rejects a condition that can never hold).
     let mut text = String::new();
     let mut kept = 0;
+    let mut each = std::collections::HashMap::new();
     for i in 0.. {
         let p = policy(&mut r, i);
         let one = vec![PolicySource {
@@ -180,6 +181,7 @@ fn the_engine_agrees_with_cedar_on_generated_policies_and_events() {
         }];
         if trailcedar::engine::pack::load(one, "one").is_ok() {
             text.push_str(&p);
+            each.insert(format!("gen-{i}"), p);
             kept += 1;
         }
         if kept == 60 {
@@ -219,4 +221,30 @@ fn the_engine_agrees_with_cedar_on_generated_policies_and_events() {
     .unwrap();
     let checked = assert_agrees_with_cedar(&engine, &[path.to_str().unwrap()]);
     assert_eq!(checked, 800);
+    // A policy whose tests are its whole condition, alone in its pack, is decided from them on
+    // every event where they tell (no request built): still Cedar's decisions.
+    let exact: Vec<&str> = engine
+        .pack
+        .detections
+        .iter()
+        .filter(|d| d.decided_by_tests())
+        .map(|d| d.id.as_str())
+        .collect();
+    assert!(exact.len() >= 10, "{} exact of 60", exact.len());
+    assert!(
+        exact.len() < 60,
+        "the formulas that tell nothing are not exact"
+    );
+    for id in exact {
+        let alone = engine_from(vec![PolicySource {
+            name: "alone.cedar".into(),
+            text: each[id].clone().into(),
+        }]);
+        assert_eq!(
+            assert_agrees_with_cedar(&alone, &[path.to_str().unwrap()]),
+            800,
+            "{}",
+            each[id]
+        );
+    }
 }
