@@ -1,6 +1,7 @@
 //! Reports: findings as a terminal table, JSON lines, a JSON array, CSV, SARIF or OCSF, and the
 //! summary.
 
+pub mod attack;
 pub mod ocsf;
 pub mod sanitize;
 pub mod sarif;

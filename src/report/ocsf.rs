@@ -97,12 +97,25 @@ pub struct Analytic<'a> {
 #[derive(Debug, Serialize)]
 pub struct Attack<'a> {
     pub technique: Technique<'a>,
+    /// The tactic the technique serves in a CloudTrail detection ([`super::attack`]), when the
+    /// table knows the technique.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tactic: Option<Tactic>,
     pub version: &'static str,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Technique<'a> {
     pub uid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'static str>,
+    pub src_url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tactic {
+    pub uid: &'static str,
+    pub name: &'static str,
     pub src_url: String,
 }
 
@@ -240,15 +253,27 @@ pub fn record(f: &Finding) -> DetectionFinding<'_> {
         .flat_map(|m| m.split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|uid| Attack {
-            technique: Technique {
-                uid,
-                src_url: format!(
-                    "https://attack.mitre.org/techniques/{}/",
-                    uid.replace('.', "/")
-                ),
-            },
-            version: "v15",
+        .map(|uid| {
+            let known = super::attack::technique(uid);
+            Attack {
+                technique: Technique {
+                    uid,
+                    name: known.map(|(name, _, _)| name),
+                    src_url: format!(
+                        "https://attack.mitre.org/techniques/{}/",
+                        uid.replace('.', "/")
+                    ),
+                },
+                tactic: known.and_then(|(_, tactic, name)| {
+                    let uid = super::attack::tactic_id(tactic)?;
+                    Some(Tactic {
+                        uid,
+                        name,
+                        src_url: format!("https://attack.mitre.org/tactics/{uid}/"),
+                    })
+                }),
+                version: "v16",
+            }
         })
         .collect();
     let (severity_id, severity_name) = severity(d.severity);

@@ -189,10 +189,26 @@ fn ocsf_records_are_valid_detection_findings_one_per_finding() {
         .find(|r| r["finding_info"]["analytic"]["uid"] == "s3-public-canned-acl")
         .unwrap();
     assert_eq!(acl["severity_id"], 4);
-    assert_eq!(
-        acl["finding_info"]["attacks"][0]["technique"]["uid"],
-        "T1530"
-    );
+    let attack = &acl["finding_info"]["attacks"][0];
+    assert_eq!(attack["technique"]["uid"], "T1530");
+    assert_eq!(attack["technique"]["name"], "Data from Cloud Storage");
+    assert_eq!(attack["tactic"]["uid"], "TA0009", "collection: {attack}");
+    assert_eq!(attack["tactic"]["name"], "Collection");
+    // Every attack of every record names the tactic its technique serves.
+    for r in &records {
+        for a in r["finding_info"]["attacks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                a["tactic"]["uid"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("TA")),
+                "{a}"
+            );
+        }
+    }
     assert_eq!(acl["evidences"][0]["src_endpoint"]["ip"], "203.0.113.24");
     assert!(acl["remediation"]["desc"].as_str().unwrap().len() > 10);
 }
