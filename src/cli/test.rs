@@ -24,6 +24,11 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 
+    /// Also write the failing cases as SARIF 2.1.0, for code-scanning UIs (GitHub code
+    /// scanning shows each at its case's line).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+
     /// Only the case files whose path contains this text.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
@@ -147,7 +152,7 @@ pub fn run(args: &TestArgs) -> Result<u8, String> {
                 let _ = writeln!(
                     out,
                     "  FAIL  {name} (expect {:?} by {})",
-                    r.expect,
+                    format!("{:?}", r.expect).to_lowercase(),
                     r.detections.join(", ")
                 );
                 for m in messages {
@@ -178,6 +183,10 @@ pub fn run(args: &TestArgs) -> Result<u8, String> {
     println!("{passed} passed, {failed} failed");
     if let Some(path) = &args.junit {
         std::fs::write(path, junit(&report.results)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.sarif {
+        std::fs::write(path, sarif(&report.results)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(if !report.errors.is_empty() {
@@ -248,6 +257,118 @@ pub fn junit(results: &[CaseResult]) -> Result<String, String> {
     report
         .to_string()
         .map_err(|e| format!("writing JUnit XML: {e}"))
+}
+
+/// The cases that need attention as a SARIF 2.1.0 log (written through `serde-sarif`'s types): a
+/// failing case is an error, a `todo` case that passes now a note (remove the todo); one rule
+/// per detection a case is about (the first it names), each result at the line of the case's
+/// `"name"` in its file. Passing cases are not results: SARIF lists problems.
+pub fn sarif(results: &[CaseResult]) -> Result<String, String> {
+    use serde_sarif::sarif::{
+        ArtifactLocation, Location, LogicalLocation, Message, PhysicalLocation, Region,
+        ReportingDescriptor, Result as Hit, ResultLevel, Run, Sarif, Tool, ToolComponent,
+    };
+    let mut rules: Vec<String> = Vec::new();
+    let mut texts: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
+    let mut hits = Vec::new();
+    for r in results {
+        let (level, message) = match &r.outcome {
+            Outcome::Pass | Outcome::Todo { passes: false, .. } => continue,
+            Outcome::Fail(messages) => (
+                ResultLevel::Error,
+                format!(
+                    "case \"{}\" (expect {}) failed: {}",
+                    r.name,
+                    format!("{:?}", r.expect).to_lowercase(),
+                    messages.join("; ")
+                ),
+            ),
+            Outcome::Todo { reason, .. } => (
+                ResultLevel::Note,
+                format!(
+                    "case \"{}\" is marked todo ({reason}) but passes now: remove the todo",
+                    r.name
+                ),
+            ),
+        };
+        let rule = r
+            .detections
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "trailcedar-test".to_string());
+        let index = match rules.iter().position(|x| *x == rule) {
+            Some(i) => i,
+            None => {
+                rules.push(rule.clone());
+                rules.len() - 1
+            }
+        };
+        let text = texts
+            .entry(r.file.clone())
+            .or_insert_with(|| std::fs::read_to_string(&r.file).ok());
+        let line = text.as_deref().map_or(1, |t| line_of_case(t, &r.name));
+        let file = r.file.display().to_string();
+        let location = Location::builder()
+            .physical_location(
+                PhysicalLocation::builder()
+                    .artifact_location(
+                        ArtifactLocation::builder()
+                            .uri(crate::report::sarif::uri(&file))
+                            .build(),
+                    )
+                    .region(Region::builder().start_line(line as i64).build())
+                    .build(),
+            )
+            .logical_locations(vec![
+                LogicalLocation::builder()
+                    .name(visible(&r.name))
+                    .kind("test".to_string())
+                    .build(),
+            ])
+            .build();
+        hits.push(
+            Hit::builder()
+                .rule_id(rule)
+                .rule_index(index as i64)
+                .level(level)
+                .message(Message::builder().text(visible(&message)).build())
+                .locations(vec![location])
+                .build(),
+        );
+    }
+    let rules = rules
+        .into_iter()
+        .map(|id| {
+            ReportingDescriptor::builder()
+                .id(id.clone())
+                .name(id)
+                .build()
+        })
+        .collect::<Vec<_>>();
+    let driver = ToolComponent::builder()
+        .name("trailcedar test")
+        .version(env!("CARGO_PKG_VERSION"))
+        .rules(rules)
+        .build();
+    let log = Sarif::builder()
+        .version(serde_json::json!("2.1.0"))
+        .schema("https://json.schemastore.org/sarif-2.1.0.json")
+        .runs(vec![
+            Run::builder()
+                .tool(Tool::builder().driver(driver).build())
+                .results(hits)
+                .build(),
+        ])
+        .build();
+    serde_json::to_string_pretty(&log).map_err(|e| format!("writing SARIF: {e}"))
+}
+
+/// The 1-based line of a case in its file: where its `"name"` is, else the first line.
+fn line_of_case(text: &str, name: &str) -> usize {
+    let quoted = serde_json::to_string(name).unwrap_or_default();
+    text.lines()
+        .position(|l| l.contains("\"name\"") && l.contains(&quoted))
+        .map_or(1, |i| i + 1)
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ fn result(f: &Finding, rule_index: usize) -> Hit {
 /// A file's name as a URI reference: a relative path stays relative (to the directory of the
 /// scan, as code scanning expects), an `s3://` URL stays as it is, and characters a URI may not
 /// hold are percent-encoded.
-fn uri(name: &str) -> String {
+pub(crate) fn uri(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/:@!$&'()*+,;=".contains(&b) {

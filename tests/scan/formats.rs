@@ -47,6 +47,7 @@ fn sarif_is_valid_with_a_rule_per_detection_and_a_result_per_finding() {
     fix_language(&mut sarif_schema, &mut fixed);
     assert_eq!(fixed, 2);
     let validator = jsonschema::options().build(&sarif_schema).unwrap();
+    test_sarif_is_valid_with_a_result_per_failing_case(&validator);
     let (code, out, err) = trailcedar(&["scan", "fixtures/archive", "-f", "sarif"], None);
     assert_eq!(code, 1, "{err}");
     let sarif: Value = serde_json::from_str(&out).unwrap();
@@ -251,4 +252,78 @@ fn raw_carries_the_event_as_read_on_one_line_and_escaped() {
     let (_, out, _) = trailcedar(&["scan", path, "-f", "jsonl"], None);
     let plain: HashMap<String, Value> = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert!(!plain.contains_key("raw"));
+}
+
+/// `trailcedar test --sarif`: a failing case is an error at its line, a todo that passes a note,
+/// and passing cases are not results.
+fn test_sarif_is_valid_with_a_result_per_failing_case(validator: &jsonschema::Validator) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        "policies/s3/public_canned_acl.cedar",
+        dir.path().join("acl.cedar"),
+    )
+    .unwrap();
+    let log = std::fs::canonicalize("fixtures/events/s3/public_canned_acl.flag.json").unwrap();
+    let allow = std::fs::canonicalize("fixtures/events/s3/public_canned_acl.allow.json").unwrap();
+    let cases = serde_json::json!({ "cases": [
+        { "name": "flags as it should", "log": log, "expect": "flag" },
+        { "name": "wrongly expected <quiet>", "log": log, "expect": "allow" },
+        { "name": "a gap closed", "log": log, "expect": "flag", "todo": "waits for nothing" },
+        { "name": "quiet", "log": allow, "expect": "allow" },
+    ]});
+    std::fs::write(
+        dir.path().join("acl.test.json"),
+        serde_json::to_string_pretty(&cases).unwrap(),
+    )
+    .unwrap();
+    let out = dir.path().join("test.sarif");
+    let (code, stdout, err) = trailcedar(
+        &[
+            "test",
+            "-p",
+            dir.path().to_str().unwrap(),
+            "--sarif",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{stdout}{err}");
+    assert!(stdout.contains("2 passed, 1 failed"), "{stdout}");
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(errors(validator, &sarif), Vec::<String>::new());
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{results:?}");
+    let failed = &results[0];
+    assert_eq!(failed["level"], "error");
+    assert_eq!(failed["ruleId"], "s3-public-canned-acl");
+    assert!(
+        failed["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("wrongly expected <quiet>"),
+        "{failed}"
+    );
+    let location = &failed["locations"][0]["physicalLocation"];
+    assert!(
+        location["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("acl.test.json")
+    );
+    // At the line of the case's name in its file.
+    let text = std::fs::read_to_string(dir.path().join("acl.test.json")).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("wrongly expected"))
+        .unwrap()
+        + 1;
+    assert!(line > 1);
+    assert_eq!(location["region"]["startLine"], line, "{location}");
+    assert_eq!(results[1]["level"], "note");
+    assert!(
+        results[1]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("remove the todo")
+    );
 }
