@@ -155,9 +155,16 @@ pub struct S3Args {
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
 
-    /// The region of s3:// buckets (default: AWS_REGION, AWS_DEFAULT_REGION, else asked of S3).
+    /// The region of s3:// buckets (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's,
+    /// else asked of S3).
     #[arg(long, value_name = "REGION")]
     pub s3_region: Option<String>,
+
+    /// The AWS CLI profile to read s3:// paths with: access keys, credential_process, or SSO
+    /// and assumed roles through the AWS CLI (default: AWS_PROFILE, else `default` when
+    /// environment variables hold no access key).
+    #[arg(long, value_name = "NAME")]
+    pub s3_profile: Option<String>,
 }
 
 impl S3Args {
@@ -167,6 +174,7 @@ impl S3Args {
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
             credentials: None,
+            profile: self.s3_profile.clone(),
         }
     }
 }

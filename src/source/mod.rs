@@ -6,6 +6,7 @@
 //! `s3://bucket/prefix/` names the objects under it ([`s3`]); `--shard K/N` keeps a part of
 //! the inputs ([`shard`]).
 
+pub mod profile;
 pub mod s3;
 pub mod shard;
 

@@ -2,8 +2,8 @@
 //! needs, and each object is read as a stream.
 //!
 //! Requests go through `object_store`, which signs them with the standard credential chain as
-//! far as it goes (environment, web identity, container and instance roles; not the AWS CLI's
-//! profiles), finds the region, takes a custom endpoint for S3-compatible stores, and retries
+//! far as it goes (environment, web identity, container and instance roles; the AWS CLI's
+//! profiles come from [`super::profile`]), finds the region, takes a custom endpoint for S3-compatible stores, and retries
 //! throttling and server errors with exponential backoff. A small tokio runtime of its own runs
 //! the requests; the scan's worker threads block on it, each for the object it reads, so an
 //! object is read as a file is, through the same decoder, a block at a time.
@@ -36,6 +36,9 @@ pub struct S3Options {
     /// An access key id and its secret, in place of the credential chain (for tests and
     /// programs that embed the library; the command line takes the environment's).
     pub credentials: Option<(String, String)>,
+    /// `--s3-profile`: a profile of the AWS CLI's shared files (else `AWS_PROFILE`, else
+    /// `default`; see [`super::profile`]).
+    pub profile: Option<String>,
 }
 
 /// A bucket and the client that reads it.
@@ -120,10 +123,38 @@ fn connect(bucket: &str, options: &S3Options) -> Result<Arc<Bucket>, String> {
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(retry());
+    let profile = match &options.credentials {
+        Some(_) => None,
+        None => super::profile::chosen(options.profile.as_deref())
+            .map_err(|e| format!("s3://{bucket}: {e}"))?,
+    };
     if let Some((id, secret)) = &options.credentials {
         builder = builder
             .with_access_key_id(id)
             .with_secret_access_key(secret);
+    }
+    // A profile's credentials in place of the environment's chain (whose keys would have come
+    // first: `chosen` picks no profile then, unless one is named).
+    match profile.as_ref().map(|p| &p.credentials) {
+        Some(super::profile::Credentials::Keys {
+            key_id,
+            secret,
+            token,
+        }) => {
+            builder = builder.with_credentials(Arc::new(
+                object_store::StaticCredentialProvider::new(object_store::aws::AwsCredential {
+                    key_id: key_id.clone(),
+                    secret_key: secret.clone(),
+                    token: token.clone(),
+                }),
+            ));
+        }
+        Some(super::profile::Credentials::Process(command)) => {
+            builder = builder.with_credentials(Arc::new(super::profile::ProcessProvider::new(
+                command.clone(),
+            )));
+        }
+        None => {}
     }
     if let Some(endpoint) = &endpoint {
         builder = builder
@@ -133,7 +164,8 @@ fn connect(bucket: &str, options: &S3Options) -> Result<Arc<Bucket>, String> {
     let region = options
         .region
         .clone()
-        .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]));
+        .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+        .or_else(|| profile.as_ref().and_then(|p| p.region.clone()));
     let region = match (region, &endpoint) {
         (Some(r), _) => r,
         // An S3-compatible store rarely cares; AWS's default region.

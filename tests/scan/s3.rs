@@ -132,6 +132,7 @@ impl Server {
             endpoint: Some(self.endpoint.clone()),
             region: Some("us-east-1".to_string()),
             credentials: Some((KEY_ID.to_string(), SECRET.to_string())),
+            profile: None,
         }
     }
 
@@ -150,6 +151,34 @@ impl Server {
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The command line with only the given environment of AWS settings (a profile's files
+    /// instead of keys, say), `HOME` pointing to `home`.
+    fn command_with(
+        &self,
+        home: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> (i32, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailcedar"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(name);
+            }
+        }
+        let out = cmd
+            .args(args)
+            .args(["--s3-endpoint", &self.endpoint, "--no-progress"])
+            .env("HOME", home)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         (
@@ -468,4 +497,63 @@ fn throttling_is_retried_to_success() {
         relative(&remote, "s3://trails/"),
         relative(&local, "fixtures/archive/")
     );
+}
+
+#[test]
+fn aws_cli_profiles_sign_requests_with_keys_or_a_credential_process() {
+    let server = Server::start();
+    copy_tree(Path::new("fixtures/archive"), &server.bucket("trails"));
+    let home = tempfile::tempdir().unwrap();
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    // The process prints the server's keys as the AWS CLI's `credential_process` format.
+    let process = home.path().join("creds.sh");
+    std::fs::write(
+        &process,
+        format!(
+            "#!/bin/sh\nprintf '{{\"Version\":1,\"AccessKeyId\":\"{KEY_ID}\",\"SecretAccessKey\":\"{SECRET}\",\"Expiration\":\"2999-01-01T00:00:00Z\"}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!("[audit]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n\n[stale]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = wrong\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile audit]\nregion = us-east-1\n\n[profile vault]\nregion = us-east-1\ncredential_process = sh {}\n\n[profile broken]\nregion = us-east-1\ncredential_process = sh -c 'echo not logged in >&2; exit 3'\n",
+            process.display()
+        ),
+    )
+    .unwrap();
+    let (_, local, _) = crate::cli::archive_jsonl();
+    let scan = ["scan", "s3://trails/", "-f", "jsonl"];
+    // AWS_PROFILE, then --s3-profile: the same findings as the local copy.
+    let (code, out, err) = server.command_with(home.path(), &[("AWS_PROFILE", "audit")], &scan);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        relative(&out, "s3://trails/"),
+        relative(local, "fixtures/archive/")
+    );
+    let mut args = scan.to_vec();
+    args.extend(["--s3-profile", "vault"]);
+    let (code, out, err) = server.command_with(home.path(), &[], &args);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        relative(&out, "s3://trails/"),
+        relative(local, "fixtures/archive/")
+    );
+    // Wrong keys, a failing process, a profile no file has: errors that say which, exit 2.
+    for (profile, says) in [
+        ("stale", "access denied"),
+        ("broken", "not logged in"),
+        ("nowhere", "\"nowhere\" is in neither"),
+    ] {
+        let (code, out, err) = server.command_with(home.path(), &[("AWS_PROFILE", profile)], &scan);
+        assert_eq!(code, 2, "{profile}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains(says), "{profile}: {err}");
+    }
 }
