@@ -272,7 +272,11 @@ pub fn print_reports<'r>(reports: impl IntoIterator<Item = &'r miette::Report>) 
 /// go to stderr.
 pub fn load_pack(dirs: &[PathBuf]) -> Result<pack::Pack, String> {
     let (sources, origin) = pack_sources(dirs)?;
-    match pack::load(sources, &origin) {
+    let options = pack::LoadOptions {
+        prevalidated: dirs.is_empty(),
+        ..Default::default()
+    };
+    match pack::load_with(sources, &origin, options) {
         Ok(pack) => {
             print_reports(pack.warnings.iter().map(|w| w.as_ref()));
             Ok(pack)

@@ -192,6 +192,7 @@ fn query_pack(condition: &str, dirs: &[PathBuf]) -> Result<crate::engine::pack::
     };
     let options = crate::engine::pack::LoadOptions {
         lenient_optional: true,
+        ..Default::default()
     };
     let mut sources = vec![source];
     if !dirs.is_empty() {

@@ -111,6 +111,30 @@ fn embedded_pack_is_the_policies_directory() {
     assert_eq!(embedded.mode, pack::Mode::Detection);
 }
 
+/// A scan skips validating the embedded pack (`LoadOptions::prevalidated`): it must validate,
+/// strictly, without a warning.
+#[test]
+fn embedded_pack_validates_strictly() {
+    let embedded = pack::load(pack::embedded_sources(), "embedded").unwrap();
+    assert!(embedded.warnings.is_empty(), "{:?}", embedded.warnings);
+    let skipped = pack::load_with(
+        pack::embedded_sources(),
+        "embedded",
+        pack::LoadOptions {
+            prevalidated: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(skipped.detections.len(), embedded.detections.len());
+    // What validation finds in a pack that is not embedded is still found.
+    let wrong = pack::PolicySource {
+        name: "wrong.cedar".into(),
+        text: "@id(\"w\") @title(\"t\") @severity(\"low\") forbid (principal, action, resource) when { context.eventName == 3 };".into(),
+    };
+    assert!(pack::load(vec![wrong], "wrong").is_err());
+}
+
 #[test]
 fn every_detection_is_annotated() {
     for d in &shipped().pack.detections {

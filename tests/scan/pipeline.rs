@@ -563,6 +563,7 @@ forbid (principal, action, resource) when { resource.getTag("service") == "billi
     };
     let options = LoadOptions {
         lenient_optional: true,
+        ..Default::default()
     };
     let pack = pack::load_with(vec![source], "test", options).unwrap();
     let engine =
