@@ -360,7 +360,7 @@ fn explain_shows_the_request_and_each_candidate() {
     );
     let (policies, _) = shipped_size();
     assert!(
-        out.contains(&format!("candidates: 9 of {policies} policies")),
+        out.contains(&format!("candidates: 10 of {policies} policies")),
         "{out}"
     );
     assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
