@@ -80,18 +80,13 @@ fn with_distinct(
             policy: String::new(),
         },
         event: EventInfo {
-            event_id: format!("e{record}"),
-            event_time: Timestamp(time).to_string(),
-            action: "x:Y".into(),
             principal: who.into(),
             principal_type: "IAMUser".into(),
-            access_key_id: None,
-            resource: String::new(),
-            source_ip_address: None,
-            aws_region: None,
-            recipient_account_id: None,
-            user_agent: None,
-            error_code: None,
+            ..EventInfo::identified(
+                format!("e{record}"),
+                Timestamp(time).to_string(),
+                "x:Y".into(),
+            )
         },
         location: Location {
             file: "f.json".into(),

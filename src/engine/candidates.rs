@@ -107,35 +107,21 @@ impl Evaluator<'_> {
         facts: &Facts,
     ) -> Arc<CandidateSet> {
         if set.prefiltered.is_empty() {
+            self.tested_now = false;
             return set;
         }
         let engine = self.engine;
-        let in_aws = std::cell::OnceCell::new();
-        let source_in_aws = || {
-            *in_aws.get_or_init(|| {
-                view.source_ip()
-                    .is_some_and(|ip| engine.ranges.contains(ip))
-            })
-        };
-        let on = On {
-            view,
-            principal: facts,
-            inventory: !engine.inventory.is_empty(),
-            addresses: engine.inventory.knows_addresses(),
-            source_in_aws: &source_in_aws,
-        };
-        // Each test once per event, whichever members share it.
-        self.tested.clear();
-        self.tested.resize(engine.prefilters.tests(), 0);
         let mut dropped = 0u128;
-        for &pos in &set.prefiltered {
-            let Some(&member) = set.members.get(pos) else {
-                continue;
-            };
-            if engine.prefilters.eval(member, &on, &mut self.tested) == Some(false) {
-                dropped |= 1u128.checked_shl(pos as u32).unwrap_or(0);
+        self.with_tests(view, facts, false, |on, tested| {
+            for &pos in &set.prefiltered {
+                let Some(&member) = set.members.get(pos) else {
+                    continue;
+                };
+                if engine.prefilters.eval(member, on, tested) == Some(false) {
+                    dropped |= 1u128.checked_shl(pos as u32).unwrap_or(0);
+                }
             }
-        }
+        });
         if dropped == 0 {
             return set;
         }
@@ -169,6 +155,25 @@ impl Evaluator<'_> {
     /// facts) or a formula is false, and Cedar decides as usual.
     pub(super) fn all_hold(&mut self, set: &CandidateSet, view: &EventView, facts: &Facts) -> bool {
         let engine = self.engine;
+        // The tests `prefiltered` computed on this event are kept; none if it had none to do.
+        let kept = self.tested_now;
+        self.with_tests(view, facts, kept, |on, tested| {
+            set.members
+                .iter()
+                .all(|&m| engine.prefilters.eval(m, on, tested) == Some(true))
+        })
+    }
+
+    /// Runs `f` with the prefilter's view of the event and the memo of its tests (one byte per
+    /// test), cleared first unless `keep` (the memo already holds this event's tests).
+    fn with_tests<R>(
+        &mut self,
+        view: &EventView,
+        facts: &Facts,
+        keep: bool,
+        f: impl FnOnce(&On, &mut [u8]) -> R,
+    ) -> R {
+        let engine = self.engine;
         let in_aws = std::cell::OnceCell::new();
         let source_in_aws = || {
             *in_aws.get_or_init(|| {
@@ -183,11 +188,12 @@ impl Evaluator<'_> {
             addresses: engine.inventory.knows_addresses(),
             source_in_aws: &source_in_aws,
         };
-        // Computed afresh: `prefiltered` leaves the memo as it was when it had nothing to test.
-        self.tested.clear();
-        self.tested.resize(engine.prefilters.tests(), 0);
-        set.members
-            .iter()
-            .all(|&m| engine.prefilters.eval(m, &on, &mut self.tested) == Some(true))
+        if !keep {
+            // Each test once per event, whichever members share it.
+            self.tested.clear();
+            self.tested.resize(engine.prefilters.tests(), 0);
+        }
+        self.tested_now = true;
+        f(&on, &mut self.tested)
     }
 }

@@ -30,6 +30,8 @@ pub struct Evaluator<'e> {
     pub(super) no_resource: EntityUid,
     /// The prefilter's tests computed on the current event ([`super::prefilter::Prefilters`]).
     pub(super) tested: Vec<u8>,
+    /// Whether `tested` holds the current event's tests (`prefiltered` had some to do).
+    pub(super) tested_now: bool,
 }
 
 impl Drop for Evaluator<'_> {

@@ -313,6 +313,7 @@ impl Engine {
             keys: Vec::new(),
             no_resource: uid(&types().resource, ""),
             tested: Vec::new(),
+            tested_now: false,
         }
     }
 

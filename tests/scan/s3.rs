@@ -139,35 +139,17 @@ impl Server {
     /// The command line, with the server's endpoint and the given secret in its environment
     /// (and nothing of the machine's AWS settings).
     fn command(&self, secret: &str, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailcedar"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("AWS_") {
-                cmd.env_remove(name);
-            }
-        }
-        let out = cmd
-            .args(args)
-            .args(["--s3-endpoint", &self.endpoint, "--no-progress"])
-            .env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let env = [
+            ("AWS_ACCESS_KEY_ID", KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        self.command_with(&env, args)
     }
 
-    /// The command line with only the given environment of AWS settings (a profile's files
-    /// instead of keys, say), `HOME` pointing to `home`.
-    fn command_with(
-        &self,
-        home: &Path,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> (i32, String, String) {
+    /// The command line with the server's endpoint and, of the AWS settings, only `env` (a
+    /// profile's files instead of keys, say, through `HOME`).
+    fn command_with(&self, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailcedar"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {
@@ -177,7 +159,6 @@ impl Server {
         let out = cmd
             .args(args)
             .args(["--s3-endpoint", &self.endpoint, "--no-progress"])
-            .env("HOME", home)
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -504,6 +485,7 @@ fn aws_cli_profiles_sign_requests_with_keys_or_a_credential_process() {
     let server = Server::start();
     copy_tree(Path::new("fixtures/archive"), &server.bucket("trails"));
     let home = tempfile::tempdir().unwrap();
+    let home_dir = home.path().to_str().unwrap();
     let aws = home.path().join(".aws");
     std::fs::create_dir_all(&aws).unwrap();
     // The process prints the server's keys as the AWS CLI's `credential_process` format.
@@ -531,7 +513,8 @@ fn aws_cli_profiles_sign_requests_with_keys_or_a_credential_process() {
     let (_, local, _) = crate::cli::archive_jsonl();
     let scan = ["scan", "s3://trails/", "-f", "jsonl"];
     // AWS_PROFILE, then --s3-profile: the same findings as the local copy.
-    let (code, out, err) = server.command_with(home.path(), &[("AWS_PROFILE", "audit")], &scan);
+    let (code, out, err) =
+        server.command_with(&[("HOME", home_dir), ("AWS_PROFILE", "audit")], &scan);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         relative(&out, "s3://trails/"),
@@ -539,7 +522,7 @@ fn aws_cli_profiles_sign_requests_with_keys_or_a_credential_process() {
     );
     let mut args = scan.to_vec();
     args.extend(["--s3-profile", "vault"]);
-    let (code, out, err) = server.command_with(home.path(), &[], &args);
+    let (code, out, err) = server.command_with(&[("HOME", home_dir)], &args);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         relative(&out, "s3://trails/"),
@@ -551,7 +534,8 @@ fn aws_cli_profiles_sign_requests_with_keys_or_a_credential_process() {
         ("broken", "not logged in"),
         ("nowhere", "\"nowhere\" is in neither"),
     ] {
-        let (code, out, err) = server.command_with(home.path(), &[("AWS_PROFILE", profile)], &scan);
+        let (code, out, err) =
+            server.command_with(&[("HOME", home_dir), ("AWS_PROFILE", profile)], &scan);
         assert_eq!(code, 2, "{profile}: {err}");
         assert!(out.is_empty(), "{out}");
         assert!(err.contains(says), "{profile}: {err}");
