@@ -389,6 +389,20 @@ fn findings_for(
     (name, index): (&str, u64),
     mut matches: Option<&mut Sampler>,
 ) -> Vec<Finding> {
+    // Findings are the hits of detections reported on their own (and, in allow-list mode, an
+    // event not allowed); matches are the others: each call leaves the other kind alone.
+    let wanted = |detection: usize| {
+        engine
+            .pack
+            .detections
+            .get(detection)
+            .is_some_and(|d| d.reported_alone() == matches.is_none())
+    };
+    let not_allowed =
+        matches.is_none() && verdict.not_allowed && engine.pack.mode == Mode::AllowList;
+    if !not_allowed && !verdict.reported().any(|h| wanted(h.detection)) {
+        return Vec::new();
+    }
     // A flagged event's principal is modelled (a not-allowed one's perhaps only now); the
     // model cannot fail where the engine read the same identity's facts.
     let Ok(principal) = verdict.principal(engine, view) else {
@@ -446,6 +460,9 @@ fn findings_for(
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
+        if d.reported_alone() != matches.is_none() {
+            continue;
+        }
         let keys = if d.keyings.is_empty() {
             Vec::new()
         } else {
@@ -498,7 +515,7 @@ fn findings_for(
             raw: None,
         });
     }
-    if matches.is_none() && verdict.not_allowed && engine.pack.mode == Mode::AllowList {
+    if not_allowed {
         // The permits whose scope covers the event, those a principal guard set aside included:
         // each was considered, and what it read explains why it did not allow the event.
         let permits: Vec<usize> = engine

@@ -143,14 +143,19 @@ fn key_of(values: &[KeyValue]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A new group's place in `expiries`, before it has one.
+const QUEUED_NOWHERE: i64 = i64::MIN;
+
 /// One correlation detection and its open groups.
 struct Spec {
     info: DetectionInfo,
     correlation: Arc<Correlation>,
     /// A sequence's steps, the detection last.
     steps: Vec<String>,
+    /// Each open group, with its place in `expiries`.
     groups: HashMap<Key, (Group, i64)>,
-    /// `(expires, key)` of each group, to close windows as time passes them.
+    /// `(time, key)` of each group, to close windows as time passes them: a group's time here
+    /// is at most when it expires (put off as it goes, not at each match).
     expiries: BTreeSet<(i64, Key)>,
 }
 
@@ -368,23 +373,20 @@ impl Correlator {
             .is_some_and(|spec| spec.groups.contains_key(key.as_ref()));
         if !exists {
             self.make_room(s, out)?;
+            let Some(spec) = self.specs.get_mut(s) else {
+                return Ok(Outcome::TooLate);
+            };
+            let group = Group::new(k.group.clone(), &spec.correlation);
+            spec.groups
+                .insert(key.as_ref().into(), (group, QUEUED_NOWHERE));
+            self.open += 1;
+            self.stats.peak_groups = self.stats.peak_groups.max(self.open);
         }
         let Some(spec) = self.specs.get_mut(s) else {
             return Ok(Outcome::TooLate);
         };
-        let c = spec.correlation.clone();
-        let key: Key = match spec.groups.get_key_value(key.as_ref()) {
-            Some((k, _)) => k.clone(),
-            None => {
-                let key: Key = key.as_ref().into();
-                spec.groups
-                    .insert(key.clone(), (Group::new(k.group.clone(), &c), i64::MIN));
-                self.open += 1;
-                self.stats.peak_groups = self.stats.peak_groups.max(self.open);
-                key
-            }
-        };
-        let Some((group, expires)) = spec.groups.get_mut(&key) else {
+        let c = &spec.correlation;
+        let Some((group, queued)) = spec.groups.get_mut(key.as_ref()) else {
             return Ok(Outcome::TooLate);
         };
         let arrival = Arrival {
@@ -394,18 +396,36 @@ impl Correlator {
             distinct: &k.distinct,
             evidence,
         };
-        let (outcome, ended) = group.add(&c, &arrival);
-        let old = *expires;
-        let new = group.expires(&c);
-        let empty = group.is_empty();
-        *expires = new;
-        let finding = ended.map(|f| build(&spec.info, &c, &spec.steps, &group.values, &f));
-        spec.expiries.remove(&(old, key.clone()));
-        if empty {
-            spec.groups.remove(&key);
-            self.open = self.open.saturating_sub(1);
+        let (outcome, ended) = group.add(c, &arrival);
+        let finding = ended.map(|f| build(&spec.info, c, &spec.steps, &group.values, &f));
+        let old = *queued;
+        // A group's place in `expiries` is never later than when it expires; most matches make
+        // it expire later, and leave its place where it is (see `expire`).
+        let place = if group.is_empty() {
+            None
         } else {
-            spec.expiries.insert((new, key));
+            let new = group.expires(c);
+            if old != QUEUED_NOWHERE && new >= old {
+                Some(old)
+            } else {
+                *queued = new;
+                Some(new)
+            }
+        };
+        if place != Some(old)
+            && let Some((key, _)) = spec.groups.get_key_value(key.as_ref())
+        {
+            let key = key.clone();
+            spec.expiries.remove(&(old, key.clone()));
+            match place {
+                Some(new) => {
+                    spec.expiries.insert((new, key));
+                }
+                None => {
+                    spec.groups.remove(&key);
+                    self.open = self.open.saturating_sub(1);
+                }
+            }
         }
         if let Some(f) = finding {
             self.emit(f, out)?;
@@ -428,9 +448,18 @@ impl Correlator {
             if spec.groups.len() < max {
                 return Ok(());
             }
-            let Some((_, key)) = spec.expiries.pop_first() else {
+            let Some((at, key)) = spec.expiries.pop_first() else {
                 return Ok(());
             };
+            // A place taken before the group's later matches: the group goes to its own.
+            if let Some((group, queued)) = spec.groups.get_mut(&key) {
+                let expires = group.expires(&spec.correlation);
+                if expires > at {
+                    *queued = expires;
+                    spec.expiries.insert((expires, key));
+                    continue;
+                }
+            }
             let Some((group, _)) = spec.groups.remove(&key) else {
                 continue;
             };
@@ -454,7 +483,8 @@ impl Correlator {
     }
 
     /// Closes the windows that ended by `now`: their findings are reported, and what the
-    /// window left behind is dropped.
+    /// window left behind is dropped. A group whose place in `expiries` was taken before its
+    /// later matches is put back at the time it expires now.
     fn expire(
         &mut self,
         now: i64,
@@ -469,19 +499,25 @@ impl Correlator {
                     break;
                 }
                 spec.expiries.remove(&(at, key.clone()));
-                let c = spec.correlation.clone();
-                let Some((group, expires)) = spec.groups.get_mut(&key) else {
+                let c = &spec.correlation;
+                let Some((group, queued)) = spec.groups.get_mut(&key) else {
                     continue;
                 };
+                let expires = group.expires(c);
+                if expires > now {
+                    *queued = expires;
+                    spec.expiries.insert((expires, key));
+                    continue;
+                }
                 let ended = group.fired.take_if(|f| f.end <= now);
-                group.age(&c, now);
-                let finding = ended.map(|f| build(&spec.info, &c, &spec.steps, &group.values, &f));
+                group.age(c, now);
+                let finding = ended.map(|f| build(&spec.info, c, &spec.steps, &group.values, &f));
                 if group.is_empty() {
                     spec.groups.remove(&key);
                     self.open = self.open.saturating_sub(1);
                 } else {
-                    let new = group.expires(&c).max(now.saturating_add(1));
-                    *expires = new;
+                    let new = group.expires(c).max(now.saturating_add(1));
+                    *queued = new;
                     spec.expiries.insert((new, key));
                 }
                 if let Some(f) = finding {
