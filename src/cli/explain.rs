@@ -306,11 +306,15 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
     }
     let _ = writeln!(
         out,
-        "candidates: {} of {} policies (indexed by action {} and principal type {})",
+        "candidates: {} of {} policies (indexed by action {}, principal type {} and {})",
         candidates.members.len(),
         engine.pack.detections.len(),
         t(&view.event.action_id()),
-        principal.kind.type_name()
+        principal.kind.type_name(),
+        match &view.event.error_code {
+            Some(code) => format!("the call's failure ({})", t(code)),
+            None => "the call's success".to_string(),
+        }
     );
     let mut candidate_docs = Vec::new();
     let first = resources.first();
@@ -363,8 +367,8 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             "correlations": correlations.1,
         }));
     }
-    // Policies for this action that the principal's type keeps out of the candidates: the
-    // rule an author expected to fire may be one of them.
+    // Policies for this action that the principal's type, or the call's outcome their condition
+    // requires, keeps out of the candidates: the rule an author expected to fire may be one.
     let action = crate::engine::analysis::ActionKey::Exact {
         service: view.event.service().to_string(),
         name: view.event.event_name.to_string(),
@@ -381,12 +385,14 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             })
         })
         .collect();
+    let failed = view.event.error_code.is_some();
     let mut excluded_docs = Vec::new();
     if !excluded.is_empty() {
         let _ = writeln!(
             out,
-            "not candidates: their scope names this action but not a {} principal",
-            principal.kind.type_name()
+            "not candidates: their scope names this action, but not a {} principal or not a call that {}",
+            principal.kind.type_name(),
+            if failed { "failed" } else { "succeeded" }
         );
     }
     for i in excluded {
@@ -394,6 +400,20 @@ fn explain_record(engine: &Engine, data: RecordData<'_>) -> Result<(String, Valu
             continue;
         };
         let _ = writeln!(out, "  -      {}  {}:{}", t(&d.id), t(&d.file), d.line);
+        // Set aside by the index for the call's outcome, which its condition requires.
+        if let Some(required) = d.analysis.prefilter.error_code()
+            && required != failed
+        {
+            let _ = writeln!(
+                out,
+                "         its condition requires a call that {}",
+                if required {
+                    "failed (context has errorCode)"
+                } else {
+                    "succeeded (!(context has errorCode))"
+                }
+            );
+        }
         let explanation = first
             .map(|r| engine.explain_values(&[i], &view, &principal, r))
             .unwrap_or_default();

@@ -341,14 +341,32 @@ impl BoundStore {
 #[cfg(test)]
 mod tests {
     use crate::engine::caches::MAX_KEY_BYTES;
-    use crate::engine::testing::{embedded_engine, hit_ids};
+    use crate::engine::testing::hit_ids;
     use crate::model::EventView;
 
     #[test]
     fn values_longer_than_a_cached_key_are_decided_without_the_caches() {
-        let engine = embedded_engine();
-        // The public-ACL rule is memoised by the value of `x-amz-acl`: an attacker's long value
-        // must not be kept as a key, and must still be decided.
+        // A rule memoised by the value of `x-amz-acl` (and the source, which its address range
+        // reads: no prefilter test decides it): an attacker's long value must not be kept as a
+        // key, and must still be decided.
+        let text = r#"@id("s3-public-canned-acl") @title("t") @severity("high")
+forbid (principal, action == Action::"s3:PutObject", resource)
+when {
+  context.requestParameters.hasTag("x-amz-acl") &&
+  context.requestParameters.getTag("x-amz-acl") like "public-*" &&
+  context has sourceIP && !context.sourceIP.isInRange(ip("10.0.0.0/8"))
+};"#;
+        let pack = crate::engine::pack::load(
+            vec![crate::engine::pack::PolicySource {
+                name: "acl.cedar".into(),
+                text: text.into(),
+            }],
+            "test",
+        )
+        .expect("pack");
+        let engine =
+            crate::engine::Engine::new(pack, crate::model::aws_ranges::AwsRanges::embedded())
+                .expect("engine");
         let put = |acl: &str| {
             format!(
                 r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userIdentity":{{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"alice"}},"requestParameters":{{"bucketName":"b","key":"k","x-amz-acl":"{acl}"}},"recipientAccountId":"111122223333"}}"#
@@ -357,10 +375,12 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let mut e = engine.evaluator();
-                let long_private = "private".repeat(1000);
+                // The long value passes the prefilter's `like`, so Cedar decides it.
+                let long_public = format!("public-{}", "x".repeat(7000));
                 for (acl, flagged) in [
-                    (long_private.as_str(), false),
+                    (long_public.as_str(), true),
                     ("public-read", true),
+                    ("public-read-write", true),
                     ("private", false),
                 ] {
                     let json = put(acl);
@@ -369,6 +389,7 @@ mod tests {
                     assert_eq!(ids.contains(&"s3-public-canned-acl"), flagged, "{ids:?}");
                 }
                 assert!(e.caches.decisions.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+                // The two short public values; `private` is dropped by the prefilter.
                 assert_eq!(e.caches.decisions.len(), 2, "the short values are memoised");
             });
         });

@@ -126,7 +126,12 @@ impl Evaluator<'_> {
         };
         let indexed = engine
             .index
-            .candidates(view.event.service(), &view.event.event_name, facts.kind())
+            .candidates(
+                view.event.service(),
+                &view.event.event_name,
+                facts.kind(),
+                view.event.error_code.is_some(),
+            )
             .clone();
         let candidates = self.prefiltered(indexed, view, facts);
         if candidates.members.is_empty() {
@@ -328,6 +333,7 @@ mod tests {
                     "ec2",
                     "DescribeInstances",
                     crate::model::PrincipalKind::AssumedRole,
+                    false,
                 );
                 assert!(!indexed.members.is_empty(), "the index has candidates");
                 let mut e = engine.evaluator();

@@ -112,7 +112,9 @@ impl CandidateSet {
     }
 }
 
-type PerKind = [Arc<CandidateSet>; PrincipalKind::ALL.len()];
+/// Per principal kind, the sets of an event that succeeded and of one that failed (it has an
+/// `errorCode`): a rule whose prefilter requires one or the other is left out of the other's.
+type PerKind = [[Arc<CandidateSet>; 2]; PrincipalKind::ALL.len()];
 
 #[derive(Clone)]
 struct ServiceIndex {
@@ -218,7 +220,13 @@ impl Index {
 
     /// The candidates for an event.
     #[allow(clippy::indexing_slicing)] // list ids come from this index; kinds are in range
-    pub fn candidates(&self, service: &str, name: &str, kind: PrincipalKind) -> &Arc<CandidateSet> {
+    pub fn candidates(
+        &self,
+        service: &str,
+        name: &str,
+        kind: PrincipalKind,
+        failed: bool,
+    ) -> &Arc<CandidateSet> {
         let list = match self.services.get(service) {
             Some(s) => s.names.get(name).copied().unwrap_or(s.group),
             None => self
@@ -227,7 +235,7 @@ impl Index {
                 .copied()
                 .unwrap_or(self.default),
         };
-        &self.lists[list][kind as usize]
+        &self.lists[list][kind as usize][usize::from(failed)]
     }
 
     /// How many distinct candidate sets were built.
@@ -252,19 +260,30 @@ impl Builder<'_> {
         }
         let mut per_kind = Vec::with_capacity(PrincipalKind::ALL.len());
         for kind in PrincipalKind::ALL {
-            let filtered: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|i| {
-                    self.pack.detections.get(*i).is_some_and(|d| {
-                        d.analysis
-                            .principal_kinds
-                            .as_ref()
-                            .is_none_or(|kinds| kinds.contains(&kind))
+            let mut by_outcome = Vec::with_capacity(2);
+            for failed in [false, true] {
+                let filtered: Vec<usize> = members
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        self.pack.detections.get(*i).is_some_and(|d| {
+                            d.analysis
+                                .principal_kinds
+                                .as_ref()
+                                .is_none_or(|kinds| kinds.contains(&kind))
+                                && d.analysis
+                                    .prefilter
+                                    .error_code()
+                                    .is_none_or(|required| required == failed)
+                        })
                     })
-                })
-                .collect();
-            per_kind.push(self.set(filtered)?);
+                    .collect();
+                by_outcome.push(self.set(filtered)?);
+            }
+            let pair: [Arc<CandidateSet>; 2] = by_outcome
+                .try_into()
+                .map_err(|_| "internal error: two candidate sets per kind".to_string())?;
+            per_kind.push(pair);
         }
         let per_kind: PerKind = per_kind
             .try_into()
@@ -312,7 +331,7 @@ mod tests {
         let index = Index::build(&pack).unwrap();
         let ids = |s: &str, n: &str, k| -> Vec<&str> {
             index
-                .candidates(s, n, k)
+                .candidates(s, n, k, false)
                 .members
                 .iter()
                 .map(|i| pack.detections[*i].id.as_str())
@@ -340,7 +359,7 @@ mod tests {
         );
         assert!(
             index
-                .candidates("ec2", "X", PrincipalKind::IamUser)
+                .candidates("ec2", "X", PrincipalKind::IamUser, false)
                 .members
                 .is_empty()
         );

@@ -1,7 +1,7 @@
 //! The engine: an event in, a decision with its reasons out.
 //!
 //! A pack is loaded and validated ([`pack`]), analysed for what each policy reads
-//! ([`analysis`]) and indexed by action and principal type ([`index`]). Then one event's way,
+//! ([`analysis`]) and indexed by action, principal type and outcome ([`index`]). Then one event's way,
 //! top to bottom ([`Evaluator::evaluate`]):
 //!
 //! 1. its principal, modelled once per distinct identity (`evaluate.rs`);
@@ -242,8 +242,12 @@ impl Engine {
 
     /// The policies that can apply to an event, by its action and principal type.
     pub fn candidates(&self, view: &EventView, principal: &PrincipalModel) -> &Arc<CandidateSet> {
-        self.index
-            .candidates(view.event.service(), &view.event.event_name, principal.kind)
+        self.index.candidates(
+            view.event.service(),
+            &view.event.event_name,
+            principal.kind,
+            view.event.error_code.is_some(),
+        )
     }
 
     /// Whether a detection's condition holds for a request: Cedar's meaning of "satisfied". A

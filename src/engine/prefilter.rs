@@ -1,9 +1,12 @@
 //! The prefilter: what a policy's condition requires of an event, tested on the event's plain
 //! fields before any Cedar work.
 //!
-//! The index selects candidates by action and principal type; a condition can require more:
+//! The index selects candidates by action, principal type and (where a formula requires it,
+//! [`Formula::error_code`]) whether the call failed; a condition can require more:
 //! `principal has instanceId`, `unless { context has errorCode }`, `context.eventName ==
-//! "ConsoleLogin"`, `!context.sourceInAws`. From each policy's condition we derive a formula of
+//! "ConsoleLogin"`, `!context.sourceInAws`, and tags of the event's fields read by literal keys,
+//! `context.requestParameters.hasTag("secretId")`, `getTag("x-amz-acl") == "public-read"`
+//! (read from the field's JSON as the model makes its tags: [`crate::model::fields::lookup`]). From each policy's condition we derive a formula of
 //! such tests that holds whenever Cedar would find the policy satisfied **or fail on it**, and
 //! evaluate it on the event's fields and the principal's plain facts ([`Facts`]): a candidate
 //! whose formula is false is dropped, and an event none of whose candidates survive costs no
@@ -33,6 +36,7 @@
 //! Cedar's own authorizer on generated events and policies.
 
 use crate::model::context::Attr;
+use crate::model::fields::{self, Field};
 use crate::model::principal::{Facts, Flag, Str};
 use crate::model::{EventView, PrincipalKind};
 use cedar_policy::pst::{self, BinaryOp, Expr, Literal, PatternElem, UnaryOp, Var};
@@ -63,6 +67,14 @@ pub enum Test {
     PrincipalLike(Str, Glob),
     /// `principal.<flag>`.
     PrincipalFlag(Flag),
+    /// `context.<field>.hasTag("k")`: the field has a value (not null) at `k`.
+    TagHas(Field, Box<str>),
+    /// `context.<field>.getTag("k") == "v"`: present and equal.
+    TagEquals(Field, Box<str>, Box<str>),
+    /// `["a", "b"].contains(context.<field>.getTag("k"))`: present and one of them.
+    TagIn(Field, Box<str>, Vec<Box<str>>),
+    /// `context.<field>.getTag("k") like "p*"`: present and matching.
+    TagLike(Field, Box<str>, Glob),
     /// A fact only the inventory gives: `principal has <attr>` for an inventory attribute,
     /// `principal.hasTag(k)`, `resource.hasTag(k)`, `resource has accountInOrganization`.
     InventoryFact,
@@ -96,6 +108,35 @@ impl Formula {
     /// Never.
     pub fn never() -> Formula {
         Formula::AnyOf(Vec::new())
+    }
+
+    /// Whether it requires the event to have failed (`Some(true)`: `context has errorCode`),
+    /// or not to have (`Some(false)`), or neither: the index keeps a rule of either kind out of
+    /// the other events' candidates (most events succeed; a rule about denied calls, scoped to
+    /// any action, would otherwise be a candidate of every one).
+    pub fn error_code(&self) -> Option<bool> {
+        match self {
+            Formula::Test {
+                test: Test::ContextHas(Attr::ErrorCode),
+                holds,
+            } => Some(*holds),
+            Formula::Test {
+                test:
+                    Test::ContextEquals(Attr::ErrorCode, _)
+                    | Test::ContextIn(Attr::ErrorCode, _)
+                    | Test::ContextLike(Attr::ErrorCode, _),
+                holds: true,
+            } => Some(true),
+            Formula::Test { .. } => None,
+            Formula::All(parts) => parts.iter().find_map(Formula::error_code),
+            Formula::AnyOf(parts) => {
+                let first = parts.first()?.error_code()?;
+                parts
+                    .iter()
+                    .all(|p| p.error_code() == Some(first))
+                    .then_some(first)
+            }
+        }
     }
 
     /// Whether it tells nothing.
@@ -165,6 +206,20 @@ pub struct On<'a> {
 impl On<'_> {
     /// A string attribute of the context, as read natively: `None` when the attribute is not
     /// one read here, `Some(None)` when the event has no such value.
+    /// The tag `key` of a field, as `getTag` reads it (`None` inside: no such tag); unknown
+    /// when the field cannot be read (the request would fail on it, and Cedar says so).
+    fn tag(&self, field: Field, key: &str) -> Option<Option<std::borrow::Cow<'_, str>>> {
+        let value = self.view.field(field).ok()?;
+        Some(
+            value
+                .and_then(|v| fields::lookup(v, key))
+                .and_then(|v| match v {
+                    serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+                    other => fields::tag_text(other).map(std::borrow::Cow::Owned),
+                }),
+        )
+    }
+
     fn context_str(&self, attr: Attr) -> Option<Option<&str>> {
         let e = &self.view.event;
         Some(match attr {
@@ -216,6 +271,14 @@ impl On<'_> {
                 Some(v) => v.is_some(),
                 None => self.context_bool(*attr)?.is_some(),
             },
+            Test::TagHas(field, key) => self.tag(*field, key)?.is_some(),
+            Test::TagEquals(field, key, v) => self.tag(*field, key)?.as_deref() == Some(v.as_ref()),
+            Test::TagIn(field, key, vs) => self
+                .tag(*field, key)?
+                .is_some_and(|s| vs.iter().any(|v| v.as_ref() == s)),
+            Test::TagLike(field, key, glob) => {
+                self.tag(*field, key)?.is_some_and(|s| glob.matches(&s))
+            }
             Test::ContextEquals(attr, v) => self.context_str(*attr)? == Some(v.as_ref()),
             Test::ContextIn(attr, vs) => self
                 .context_str(*attr)?
@@ -296,17 +359,28 @@ pub fn required_kinds(f: &Formula) -> Option<BTreeSet<PrincipalKind>> {
 /// A `like` pattern as the literal runs between its wildcards: Cedar's `like`, where `*`
 /// matches any run of characters (an escaped `\*` is a literal star, which the syntax tree
 /// already gives as a character), matched without allocating.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Glob {
     /// The literal runs, in order: the first a prefix, the last a suffix (either empty where
     /// the pattern starts or ends with a wildcard).
     parts: Vec<Box<str>>,
+    /// A searcher for each run between the first and the last, made once: a `like` with a
+    /// run inside (`"*AccessDenied*"`, `"arn:aws:iam::*:role/service-role/*"`) is tested on
+    /// most events of a busy rule, and a searcher costs more to make than to run.
+    middle: Vec<memchr::memmem::Finder<'static>>,
 }
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts == other.parts
+    }
+}
+impl Eq for Glob {}
 
 impl Glob {
     /// The glob of a pattern.
     pub fn of(pattern: &[PatternElem]) -> Glob {
-        let mut parts = Vec::new();
+        let mut parts: Vec<Box<str>> = Vec::new();
         let mut run = String::new();
         for e in pattern {
             match e {
@@ -315,7 +389,14 @@ impl Glob {
             }
         }
         parts.push(Box::from(run.as_str()));
-        Glob { parts }
+        let middle = match parts.as_slice() {
+            [_, middle @ .., _] => middle
+                .iter()
+                .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Glob { parts, middle }
     }
 
     /// Whether `text` matches: the first run as its prefix, the last as its suffix, the others
@@ -327,18 +408,18 @@ impl Glob {
         let Some(after) = text.strip_prefix(first.as_ref()) else {
             return false;
         };
-        let Some((last, middle)) = rest.split_last() else {
+        let Some((last, _)) = rest.split_last() else {
             // No wildcard: the whole text.
             return after.is_empty();
         };
-        let mut at = after;
-        for part in middle {
-            match at.find(part.as_ref()) {
-                Some(i) => at = at.get(i + part.len()..).unwrap_or_default(),
+        let mut at = after.as_bytes();
+        for finder in &self.middle {
+            match finder.find(at) {
+                Some(i) => at = at.get(i + finder.needle().len()..).unwrap_or_default(),
                 None => return false,
             }
         }
-        at.len() >= last.len() && at.ends_with(last.as_ref())
+        at.len() >= last.len() && at.ends_with(last.as_bytes())
     }
 }
 
@@ -567,6 +648,24 @@ fn context_attr(e: &Expr) -> Option<Attr> {
     }
 }
 
+/// The field of the context an expression is (`context.requestParameters`).
+fn context_field(e: &Expr) -> Option<Field> {
+    context_attr(e)?.field()
+}
+
+/// The field and literal key of a tag an expression reads
+/// (`context.requestParameters.getTag("k")`).
+fn context_tag(e: &Expr) -> Option<(Field, Box<str>)> {
+    match e {
+        Expr::BinaryOp {
+            op: BinaryOp::GetTag,
+            left,
+            right,
+        } => Some((context_field(left)?, string_literal(right)?)),
+        _ => None,
+    }
+}
+
 /// The principal attribute an expression reads (`principal.<attr>`).
 fn principal_attr(e: &Expr) -> Option<&str> {
     match e {
@@ -657,6 +756,13 @@ fn as_test(e: &Expr) -> Option<Test> {
             }
             _ => None,
         },
+        Expr::BinaryOp {
+            op: BinaryOp::HasTag,
+            left,
+            right,
+        } if context_field(left).is_some() => {
+            Some(Test::TagHas(context_field(left)?, string_literal(right)?))
+        }
         // Principals and resources have tags only from the inventory (Cedar entities JSON
         // included).
         Expr::BinaryOp {
@@ -683,6 +789,9 @@ fn as_test(e: &Expr) -> Option<Test> {
             if let Some(attr) = context_attr(attr_side) {
                 return Some(Test::ContextEquals(attr, value));
             }
+            if let Some((field, key)) = context_tag(attr_side) {
+                return Some(Test::TagEquals(field, key, value));
+            }
             Str::from_name(principal_attr(attr_side)?).map(|s| Test::PrincipalEquals(s, value))
         }
         Expr::BinaryOp {
@@ -694,11 +803,17 @@ fn as_test(e: &Expr) -> Option<Test> {
             if let Some(attr) = context_attr(right) {
                 return Some(Test::ContextIn(attr, values));
             }
+            if let Some((field, key)) = context_tag(right) {
+                return Some(Test::TagIn(field, key, values));
+            }
             Str::from_name(principal_attr(right)?).map(|s| Test::PrincipalIn(s, values))
         }
         Expr::Like { expr, pattern } => {
             if let Some(attr) = context_attr(expr) {
                 return Some(Test::ContextLike(attr, Glob::of(pattern)));
+            }
+            if let Some((field, key)) = context_tag(expr) {
+                return Some(Test::TagLike(field, key, Glob::of(pattern)));
             }
             Str::from_name(principal_attr(expr)?).map(|s| Test::PrincipalLike(s, Glob::of(pattern)))
         }
@@ -886,9 +1001,37 @@ mod tests {
     }
 
     #[test]
+    fn tags_read_by_literal_keys_are_tests() {
+        let f = formula(
+            r#"when { context.requestParameters.hasTag("x-amz-acl") && ["public-read"].contains(context.requestParameters.getTag("x-amz-acl")) && context.responseElements.getTag("ConsoleLogin") == "Failure" && context.requestParameters.getTag("instanceType") like "p*" }"#,
+        );
+        let tests: Vec<Test> = f
+            .conjuncts()
+            .iter()
+            .filter_map(|c| match c {
+                Formula::Test { test, holds: true } => Some(test.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tests.len(), 4, "{f:?}");
+        assert!(
+            matches!(&tests[0], Test::TagHas(Field::RequestParameters, k) if &**k == "x-amz-acl")
+        );
+        assert!(
+            matches!(&tests[1], Test::TagIn(Field::RequestParameters, k, v) if &**k == "x-amz-acl" && v.len() == 1)
+        );
+        assert!(
+            matches!(&tests[2], Test::TagEquals(Field::ResponseElements, k, v) if &**k == "ConsoleLogin" && &**v == "Failure")
+        );
+        assert!(
+            matches!(&tests[3], Test::TagLike(Field::RequestParameters, k, _) if &**k == "instanceType")
+        );
+    }
+
+    #[test]
     fn what_cannot_be_read_natively_tells_nothing() {
         for when in [
-            r#"when { context.requestParameters.hasTag("k") }"#,
+            r#"when { context.requestParameters.getTag("k") == context.requestParameters.getTag("j") }"#,
             r#"when { resource.name == "x" }"#,
             r#"when { principal in Role::"r" }"#,
             r#"when { context.sourceIP.isInRange(ip("10.0.0.0/8")) }"#,
@@ -904,7 +1047,14 @@ mod tests {
         let f = formula(
             r#"when { context.requestParameters.hasTag("n") && 9223372036854775807 + 1 > 0 } when { context.eventName == "X" }"#,
         );
-        assert!(f.is_always(), "{f:?}");
+        assert_eq!(
+            f,
+            Formula::Test {
+                test: Test::TagHas(Field::RequestParameters, "n".into()),
+                holds: true
+            },
+            "the first clause's guard only"
+        );
         // Within a clause: `A && B` with `A` erring keeps only `A`'s part.
         let f = formula(r#"when { (1 + 1 == 2) && context.eventName == "X" }"#);
         assert!(f.is_always(), "{f:?}");

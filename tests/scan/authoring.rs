@@ -360,7 +360,12 @@ fn explain_shows_the_request_and_each_candidate() {
     );
     let (policies, _) = shipped_size();
     assert!(
-        out.contains(&format!("candidates: 10 of {policies} policies")),
+        out.contains(&format!("candidates: 9 of {policies} policies")),
+        "{out}"
+    );
+    // A rule about denied calls, scoped to any action, is set aside for a call that succeeded.
+    assert!(
+        out.contains("its condition requires a call that failed (context has errorCode)"),
         "{out}"
     );
     assert!(out.contains("FLAG   s3-public-canned-acl"), "{out}");
@@ -590,7 +595,7 @@ fn explanations_show_what_decided() {
         "{missing}"
     );
     assert!(
-        out.contains("not candidates: their scope names this action but not a Root principal"),
+        out.contains("not candidates: their scope names this action, but not a Root principal or not a call that succeeded"),
         "{out}"
     );
     let kept_out = block("inventory-access-key-not-active");

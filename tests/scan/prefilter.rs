@@ -59,8 +59,16 @@ fn atom(r: &mut Rng) -> String {
         "principal has inInventory".to_string(),
         r#"principal.hasTag("service")"#.to_string(),
         r#"(resource.hasTag("service") && resource.getTag("service") == "billing")"#.to_string(),
-        // What the prefilter cannot read: it must keep the event.
+        // Tags of a field with literal keys: strings, a number or a boolean as text, a
+        // header in another case, a nested path, a null.
         r#"context.requestParameters.hasTag("bucketName")"#.to_string(),
+        r#"(context.requestParameters.hasTag("bucketName") && context.requestParameters.getTag("bucketName") == "b")"#.to_string(),
+        r#"(context.requestParameters.hasTag("key") && context.requestParameters.getTag("key") like "k*")"#.to_string(),
+        r#"(context.requestParameters.hasTag("n") && ["5", "true"].contains(context.requestParameters.getTag("n")))"#.to_string(),
+        r#"(context.requestParameters.hasTag("x-amz-acl") && context.requestParameters.getTag("x-amz-acl") == "public-read")"#.to_string(),
+        r#"context.requestParameters.hasTag("filter.name")"#.to_string(),
+        r#"context.requestParameters.hasTag("nothing")"#.to_string(),
+        // What the prefilter cannot read: it must keep the event.
         r#"resource.type == "AWS::S3::Object""#.to_string(),
         // What may error: an overflow when the request holds a large number.
         r#"(context.requestParameters.numbers.hasTag("n") && context.requestParameters.numbers.getTag("n") + 9223372036854775000 > 0)"#.to_string(),
@@ -156,10 +164,13 @@ fn event(r: &mut Rng, i: usize) -> Value {
     if r.below(5) == 0 {
         o.insert("vpcEndpointId".into(), json!("vpce-0a1b2c3d"));
     }
-    let params = match r.below(4) {
+    let params = match r.below(7) {
         0 => json!({"bucketName": "b", "key": "k"}),
         1 => json!({"n": 5}),
         2 => json!({"n": 4000}),
+        3 => json!({"bucketName": "c", "key": "x/k", "X-Amz-Acl": "public-read"}),
+        4 => json!({"n": true, "filter": {"name": "x"}, "nothing": null}),
+        5 => json!({"n": "5", "bucketName": "b", "x-amz-acl": "private"}),
         _ => Value::Null,
     };
     o.insert("requestParameters".into(), params);
