@@ -389,6 +389,60 @@ fn past_max_groups_the_group_that_ends_first_goes_and_is_counted() {
     assert_eq!(summary.correlation.peak_groups, 10);
 }
 
+/// Matches taken as they come (no lateness): time passes with each.
+fn at_once() -> Options {
+    Options {
+        lateness_ms: 0,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_group_matched_again_outlives_the_time_its_first_match_gave_it() {
+    // Alice's first match would end her window at 02:10; her second puts it off to 02:15. Bob's
+    // match at 02:12 moves time past 02:10: Alice's group must still hold 02:05, so that 02:13
+    // and 02:14 make three.
+    let matches = vec![
+        m("reads", "reads", 0, "alice", 0.0, 0),
+        m("reads", "reads", 0, "alice", 5.0, 1),
+        m("reads", "reads", 0, "bob", 12.0, 2),
+        m("reads", "reads", 0, "alice", 13.0, 3),
+        m("reads", "reads", 0, "alice", 14.0, 4),
+    ];
+    let (found, _) = run_with(at_once(), matches);
+    assert_eq!(counts(&found), [("reads".to_string(), 3)]);
+    let c = found[0].correlation.as_ref().unwrap();
+    assert_eq!(c.first, "2024-05-14T02:05:00Z");
+}
+
+#[test]
+fn past_max_groups_the_group_that_truly_ends_first_goes() {
+    // Alice's place among the expiries is her first match's (02:10) until it is checked; her
+    // second match makes her end at 02:18, after Bob (02:11): Bob goes, Alice fires.
+    let opts = Options {
+        max_groups: 2,
+        ..at_once()
+    };
+    let matches = vec![
+        m("reads", "reads", 0, "alice", 0.0, 0),
+        m("reads", "reads", 0, "alice", 8.0, 1),
+        m("reads", "reads", 0, "bob", 1.0, 2),
+        m("reads", "reads", 0, "carol", 8.5, 3),
+        m("reads", "reads", 0, "alice", 9.0, 4),
+    ];
+    let (found, c) = run_with(opts, matches);
+    assert_eq!(counts(&found), [("reads".to_string(), 3)]);
+    assert_eq!(
+        found[0].correlation.as_ref().unwrap().group[0]
+            .value
+            .as_deref(),
+        Some("\"alice\"")
+    );
+    let mut summary = Summary::default();
+    c.summarise(&mut summary);
+    assert_eq!(summary.correlation.evicted, 1, "Bob");
+}
+
 #[test]
 fn memory_is_bounded_by_the_open_groups_under_a_million_distinct_keys() {
     // A hostile trail: a million calls, each by a principal of its own, within minutes.
