@@ -391,15 +391,15 @@ fn findings_for(
 ) -> Vec<Finding> {
     // Findings are the hits of detections reported on their own (and, in allow-list mode, an
     // event not allowed); matches are the others: each call leaves the other kind alone.
+    let alone = matches.is_none();
     let wanted = |detection: usize| {
         engine
             .pack
             .detections
             .get(detection)
-            .is_some_and(|d| d.reported_alone() == matches.is_none())
+            .is_some_and(|d| d.reported_alone() == alone)
     };
-    let not_allowed =
-        matches.is_none() && verdict.not_allowed && engine.pack.mode == Mode::AllowList;
+    let not_allowed = alone && verdict.not_allowed && engine.pack.mode == Mode::AllowList;
     if !not_allowed && !verdict.reported().any(|h| wanted(h.detection)) {
         return Vec::new();
     }
@@ -457,20 +457,20 @@ fn findings_for(
         };
     let mut out = Vec::new();
     for hit in verdict.reported() {
+        if !wanted(hit.detection) {
+            continue;
+        }
         let Some(d) = engine.pack.detections.get(hit.detection) else {
             continue;
         };
-        if d.reported_alone() != matches.is_none() {
-            continue;
-        }
         let keys = if d.keyings.is_empty() {
             Vec::new()
         } else {
             engine.match_keys_of(hit.detection, view, principal, hit.keys.as_deref())
         };
-        let (explained, sampled) = match (matches.as_deref_mut(), d.reported_alone()) {
-            (None, true) => (true, false),
-            (Some(sampler), false) => {
+        let (explained, sampled) = match matches.as_deref_mut() {
+            None => (true, false),
+            Some(sampler) => {
                 let window = keys
                     .first()
                     .and_then(|k| engine.pack.detections.get(k.correlation))
@@ -479,7 +479,6 @@ fn findings_for(
                 let sampled = sampler.wants(hit.detection, &keys, view.time.0, window);
                 (sampled && sampler.eager(), sampled)
             }
-            _ => continue,
         };
         let matched = (!keys.is_empty() || !d.reported_alone()).then(|| {
             Box::new(Matched {

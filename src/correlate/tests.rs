@@ -146,10 +146,16 @@ fn counts(findings: &[Finding]) -> Vec<(String, u64)> {
 }
 
 fn reads(times: &[f64]) -> Vec<Finding> {
-    times
+    let alice: Vec<(&str, f64)> = times.iter().map(|t| ("alice", *t)).collect();
+    reads_by(&alice)
+}
+
+/// Reads by each principal at each time (minutes past 02:00), records in this order.
+fn reads_by(calls: &[(&str, f64)]) -> Vec<Finding> {
+    calls
         .iter()
         .enumerate()
-        .map(|(i, t)| m("reads", "reads", 0, "alice", *t, i as u64))
+        .map(|(i, (who, t))| m("reads", "reads", 0, who, *t, i as u64))
         .collect()
 }
 
@@ -402,13 +408,13 @@ fn a_group_matched_again_outlives_the_time_its_first_match_gave_it() {
     // Alice's first match would end her window at 02:10; her second puts it off to 02:15. Bob's
     // match at 02:12 moves time past 02:10: Alice's group must still hold 02:05, so that 02:13
     // and 02:14 make three.
-    let matches = vec![
-        m("reads", "reads", 0, "alice", 0.0, 0),
-        m("reads", "reads", 0, "alice", 5.0, 1),
-        m("reads", "reads", 0, "bob", 12.0, 2),
-        m("reads", "reads", 0, "alice", 13.0, 3),
-        m("reads", "reads", 0, "alice", 14.0, 4),
-    ];
+    let matches = reads_by(&[
+        ("alice", 0.0),
+        ("alice", 5.0),
+        ("bob", 12.0),
+        ("alice", 13.0),
+        ("alice", 14.0),
+    ]);
     let (found, _) = run_with(at_once(), matches);
     assert_eq!(counts(&found), [("reads".to_string(), 3)]);
     let c = found[0].correlation.as_ref().unwrap();
@@ -423,13 +429,13 @@ fn past_max_groups_the_group_that_truly_ends_first_goes() {
         max_groups: 2,
         ..at_once()
     };
-    let matches = vec![
-        m("reads", "reads", 0, "alice", 0.0, 0),
-        m("reads", "reads", 0, "alice", 8.0, 1),
-        m("reads", "reads", 0, "bob", 1.0, 2),
-        m("reads", "reads", 0, "carol", 8.5, 3),
-        m("reads", "reads", 0, "alice", 9.0, 4),
-    ];
+    let matches = reads_by(&[
+        ("alice", 0.0),
+        ("alice", 8.0),
+        ("bob", 1.0),
+        ("carol", 8.5),
+        ("alice", 9.0),
+    ]);
     let (found, c) = run_with(opts, matches);
     assert_eq!(counts(&found), [("reads".to_string(), 3)]);
     assert_eq!(

@@ -213,10 +213,7 @@ impl On<'_> {
         Some(
             value
                 .and_then(|v| fields::lookup(v, key))
-                .and_then(|v| match v {
-                    serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
-                    other => fields::tag_text(other).map(std::borrow::Cow::Owned),
-                }),
+                .and_then(fields::tag_str),
         )
     }
 

@@ -256,12 +256,18 @@ fn collect_paths(
 
 /// The tag value of a JSON node; `None` for null.
 pub fn tag_text(value: &Value) -> Option<String> {
+    tag_str(value).map(std::borrow::Cow::into_owned)
+}
+
+/// [`tag_text`], borrowed where the node is a string (the prefilter's tag tests).
+pub fn tag_str(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     match value {
         Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Object(_) | Value::Array(_) => serde_json::to_string(value).ok(),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Object(_) | Value::Array(_) => serde_json::to_string(value).ok().map(Cow::Owned),
     }
 }
 
