@@ -517,7 +517,10 @@ fn run_correlation_case(
         for f in all {
             for k in f.matched.iter().flat_map(|m| &m.keys) {
                 let group: Vec<&str> = k.group.iter().map(|v| v.cedar.as_str()).collect();
-                let entry = matched.entry(k.correlation.clone()).or_default();
+                let Some(c) = engine.pack.detections.get(k.correlation) else {
+                    continue;
+                };
+                let entry = matched.entry(c.id.clone()).or_default();
                 entry.0 += 1;
                 entry.1.insert(group.join(", "));
             }

@@ -122,7 +122,7 @@ pub fn scan_reader(
 ) -> Summary {
     let mut records = Records::new(engine, name, opts);
     let decoded = decode::read_records(reader, limits, 0, stop, &mut |r| records.record(r, sink));
-    let mut summary = records.summary;
+    let mut summary = records.into_summary();
     summary.files_read = 1;
     summary.bytes_read = decoded.bytes;
     summary.digest_values += decoded.counts.digests;
@@ -187,7 +187,7 @@ pub fn scan_text(
     let result = decode::for_each_record(text, first_index, &mut |r| {
         records.record(r, &mut |f| findings.push(f))
     });
-    let mut summary = records.summary;
+    let mut summary = records.into_summary();
     match result {
         Ok(counts) => summary.digest_values += counts.digests,
         Err(e) => summary.unreadable.push(Problem::new(name, None, e.0)),
@@ -205,6 +205,9 @@ struct Records<'e> {
     summary: Summary,
     /// Which matches for the correlations are explained (see [`matches_of`]).
     sampler: Sampler,
+    /// Matches for the correlations per detection (by its index), put in the summary at the
+    /// end: a match counted by its id would cost a copy of it.
+    matches: Vec<u64>,
 }
 
 impl<'e> Records<'e> {
@@ -216,7 +219,21 @@ impl<'e> Records<'e> {
             opts,
             summary: Summary::default(),
             sampler: Sampler::new(),
+            matches: Vec::new(),
         }
+    }
+
+    /// What the input came to.
+    fn into_summary(self) -> Summary {
+        let mut summary = self.summary;
+        for (i, n) in self.matches.into_iter().enumerate() {
+            if let Some(d) = self.engine.pack.detections.get(i)
+                && n > 0
+            {
+                *summary.matches.entry(d.id.clone()).or_insert(0) += n;
+            }
+        }
+        summary
     }
 
     fn reject(&mut self, index: u64, reason: String) {
@@ -296,7 +313,15 @@ impl<'e> Records<'e> {
             }
             let location = (self.name, index);
             for mut f in matches_of(self.engine, &view, &verdict, location, &mut self.sampler) {
-                *summary.matches.entry(f.detection.id.clone()).or_insert(0) += 1;
+                let detection = f.matched.as_ref().map_or(usize::MAX, |m| m.detection);
+                if detection < self.engine.pack.detections.len() {
+                    if self.matches.len() <= detection {
+                        self.matches.resize(detection + 1, 0);
+                    }
+                    if let Some(n) = self.matches.get_mut(detection) {
+                        *n += 1;
+                    }
+                }
                 // A sampled match keeps its text, explained only if its group fires.
                 if f.matched
                     .as_ref()
@@ -325,6 +350,15 @@ fn quote(s: &str) -> String {
         s.to_string()
     } else {
         truncate(s, MAX_QUOTE)
+    }
+}
+
+/// [`quote`], of a string already made.
+fn quoted_owned(s: String) -> String {
+    if s.len() <= MAX_QUOTE {
+        s
+    } else {
+        truncate(&s, MAX_QUOTE)
     }
 }
 
@@ -424,7 +458,7 @@ fn findings_for(
         EventInfo {
             event_id: quote(view.event_id()),
             event_time: view.time.to_string(),
-            action: quote(&e.action_id()),
+            action: quoted_owned(e.action_id()),
             principal: quote(&principal.display()),
             principal_type: principal.kind.type_name().to_string(),
             access_key_id: text(principal.access_key_id.as_deref()),
@@ -482,8 +516,9 @@ fn findings_for(
         };
         let matched = (!keys.is_empty() || !d.reported_alone()).then(|| {
             Box::new(Matched {
+                detection: hit.detection,
                 time: view.time.0,
-                keys: keyed(engine, keys),
+                keys: keyed(keys),
                 reported: d.reported_alone(),
                 explained,
                 sampled,
@@ -589,7 +624,7 @@ fn unexplained(
         event: EventInfo::identified(
             quote(view.event_id()),
             String::new(),
-            quote(&view.event.action_id()),
+            quoted_owned(view.event.action_id()),
         ),
         location: location.clone(),
         values: Vec::new(),
@@ -600,21 +635,19 @@ fn unexplained(
     }
 }
 
-/// The keys of a match, with the correlations named by their ids.
-fn keyed(engine: &Engine, keys: Vec<crate::engine::MatchKey>) -> Vec<Keyed> {
+/// The keys of a match.
+fn keyed(keys: Vec<crate::engine::MatchKey>) -> Vec<Keyed> {
     let value = |v: crate::engine::Shown| KeyValue {
         cedar: v.cedar,
         json: v.json,
     };
     keys.into_iter()
-        .filter_map(|k| {
-            Some(Keyed {
-                correlation: engine.pack.detections.get(k.correlation)?.id.clone(),
-                step: k.step,
-                group: k.group.into_iter().map(value).collect(),
-                distinct: k.distinct.into_iter().map(value).collect(),
-                weight: k.weight,
-            })
+        .map(|k| Keyed {
+            correlation: k.correlation,
+            step: k.step,
+            group: k.group.into_iter().map(value).collect(),
+            distinct: k.distinct.into_iter().map(value).collect(),
+            weight: k.weight,
         })
         .collect()
 }

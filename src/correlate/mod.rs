@@ -163,6 +163,8 @@ struct Spec {
 pub struct Correlator {
     specs: Vec<Spec>,
     by_id: HashMap<String, usize>,
+    /// The spec of each detection of the pack that is a correlation, by the detection's index.
+    spec_of: Vec<Option<usize>>,
     pending: BinaryHeap<Pending>,
     seq: u64,
     /// The latest event time of a match seen.
@@ -180,10 +182,14 @@ impl Correlator {
     pub fn new(pack: &Pack, opts: Options) -> Correlator {
         let mut specs = Vec::new();
         let mut by_id = HashMap::new();
-        for d in &pack.detections {
+        let mut spec_of = vec![None; pack.detections.len()];
+        for (i, d) in pack.detections.iter().enumerate() {
             let Some(c) = &d.correlation else {
                 continue;
             };
+            if let Some(slot) = spec_of.get_mut(i) {
+                *slot = Some(specs.len());
+            }
             let mut steps: Vec<String> = c.after.iter().map(|(id, _)| id.clone()).collect();
             steps.push(d.id.clone());
             by_id.insert(d.id.clone(), specs.len());
@@ -206,6 +212,7 @@ impl Correlator {
         Correlator {
             specs,
             by_id,
+            spec_of,
             pending: BinaryHeap::new(),
             seq: 0,
             latest: None,
@@ -257,7 +264,7 @@ impl Correlator {
     ) -> io::Result<()> {
         let keys: Vec<(usize, Keyed)> = keys
             .into_iter()
-            .filter_map(|k| Some((*self.by_id.get(&k.correlation)?, k)))
+            .filter_map(|k| Some((self.spec_of.get(k.correlation).copied().flatten()?, k)))
             .collect();
         if keys.is_empty() {
             return Ok(());
@@ -268,7 +275,7 @@ impl Correlator {
         if let Some(clock) = self.clock
             && time < clock
         {
-            return self.late(clock, time, &evidence, &keys, out);
+            return self.late(clock, time, &evidence, keys, out);
         }
         self.seq += 1;
         self.pending.push(Pending {
@@ -286,12 +293,11 @@ impl Correlator {
         clock: i64,
         time: i64,
         evidence: &Rc<Evidence>,
-        keys: &[(usize, Keyed)],
+        keys: Vec<(usize, Keyed)>,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut applied = false;
         for (s, k) in keys {
-            let s = *s;
             let window = self
                 .specs
                 .get(s)
@@ -347,8 +353,8 @@ impl Correlator {
             // A sequence's later steps first, so that one event is not two steps.
             let mut keys = p.keys;
             keys.sort_by_key(|(_, k)| std::cmp::Reverse(k.step));
-            for (s, k) in &keys {
-                self.apply(*s, p.time, &p.evidence, k, out)?;
+            for (s, k) in keys {
+                self.apply(s, p.time, &p.evidence, k, out)?;
             }
         }
         if let Some(clock) = self.clock {
@@ -363,37 +369,54 @@ impl Correlator {
         s: usize,
         time: i64,
         evidence: &Rc<Evidence>,
-        k: &Keyed,
+        k: Keyed,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<Outcome> {
-        let key = key_of(&k.group);
+        let Keyed {
+            step,
+            group: values,
+            distinct,
+            weight,
+            ..
+        } = k;
         let exists = self
             .specs
             .get(s)
-            .is_some_and(|spec| spec.groups.contains_key(key.as_ref()));
-        if !exists {
+            .is_some_and(|spec| spec.groups.contains_key(key_of(&values).as_ref()));
+        // A new group takes the match's values; its key is made once, for the map.
+        let mut values = Some(values);
+        let made: Option<Key> = if exists {
+            None
+        } else {
             self.make_room(s, out)?;
             let Some(spec) = self.specs.get_mut(s) else {
                 return Ok(Outcome::TooLate);
             };
-            let group = Group::new(k.group.clone(), &spec.correlation);
-            spec.groups
-                .insert(key.as_ref().into(), (group, QUEUED_NOWHERE));
+            let values = values.take().unwrap_or_default();
+            let key: Key = key_of(&values).as_ref().into();
+            let group = Group::new(values, &spec.correlation);
+            spec.groups.insert(key.clone(), (group, QUEUED_NOWHERE));
             self.open += 1;
             self.stats.peak_groups = self.stats.peak_groups.max(self.open);
-        }
+            Some(key)
+        };
+        let key = match &made {
+            Some(k) => std::borrow::Cow::Borrowed(k.as_ref()),
+            None => key_of(values.as_deref().unwrap_or_default()),
+        };
+        let key = key.as_ref();
         let Some(spec) = self.specs.get_mut(s) else {
             return Ok(Outcome::TooLate);
         };
         let c = &spec.correlation;
-        let Some((group, queued)) = spec.groups.get_mut(key.as_ref()) else {
+        let Some((group, queued)) = spec.groups.get_mut(key) else {
             return Ok(Outcome::TooLate);
         };
         let arrival = Arrival {
             time,
-            step: k.step,
-            weight: k.weight.max(1),
-            distinct: &k.distinct,
+            step,
+            weight: weight.max(1),
+            distinct: &distinct,
             evidence,
         };
         let (outcome, ended) = group.add(c, &arrival);
@@ -413,7 +436,7 @@ impl Correlator {
             }
         };
         if place != Some(old)
-            && let Some((key, _)) = spec.groups.get_key_value(key.as_ref())
+            && let Some((key, _)) = spec.groups.get_key_value(key)
         {
             let key = key.clone();
             spec.expiries.remove(&(old, key.clone()));
@@ -645,15 +668,29 @@ impl Correlator {
 
 /// What a correlation keeps of a match: its finding's id, time, action and location, and, if
 /// explained, its event and values; else the record's text if it was sampled.
-fn evidence(f: Finding, matched: &Matched) -> Evidence {
+fn evidence(mut f: Finding, matched: &Matched) -> Evidence {
     let explained = matched.explained;
+    // An event not explained is shown by these alone: taken, not copied.
+    let (event_id, event_time, action) = if explained {
+        (
+            f.event.event_id.clone(),
+            f.event.event_time.clone(),
+            f.event.action.clone(),
+        )
+    } else {
+        (
+            std::mem::take(&mut f.event.event_id),
+            std::mem::take(&mut f.event.event_time),
+            std::mem::take(&mut f.event.action),
+        )
+    };
     Evidence {
         time: matched.time,
         shown: Contributing {
             detection: f.detection.id,
-            event_id: f.event.event_id.clone(),
-            event_time: f.event.event_time.clone(),
-            action: f.event.action.clone(),
+            event_id,
+            event_time,
+            action,
             location: f.location,
             values: if explained { f.values } else { Vec::new() },
             text: None,

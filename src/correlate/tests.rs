@@ -42,6 +42,15 @@ fn pack() -> Pack {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A detection of [`PACK`] by its index.
+fn index(id: &str) -> usize {
+    static IDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| pack().detections.iter().map(|d| d.id.clone()).collect())
+        .iter()
+        .position(|d| d == id)
+        .unwrap_or_else(|| panic!("no detection {id}"))
+}
+
 fn ms(t: &str) -> i64 {
     Timestamp::parse(t).unwrap().0
 }
@@ -96,9 +105,10 @@ fn with_distinct(
         notes: Vec::new(),
         correlation: None,
         matched: Some(Box::new(Matched {
+            detection: index(detection),
             time,
             keys: vec![Keyed {
-                correlation: correlation.into(),
+                correlation: index(correlation),
                 step,
                 group: vec![value(who)],
                 distinct: distinct.iter().map(|d| value(d)).collect(),

@@ -123,6 +123,8 @@ pub struct KeyValue {
 /// A match of a detection that feeds correlations, with its keys.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Matched {
+    /// The detection that matched, by its index in the pack.
+    pub detection: usize,
     /// The event's time, in milliseconds since the epoch.
     pub time: i64,
     pub keys: Vec<Keyed>,
@@ -142,8 +144,8 @@ pub struct Matched {
 /// What one match is grouped and counted by, in one correlation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Keyed {
-    /// The correlation detection's id.
-    pub correlation: String,
+    /// The correlation detection, by its index in the pack.
+    pub correlation: usize,
     /// Its step in the correlation (a sequence's; 0 otherwise).
     pub step: usize,
     pub group: Vec<KeyValue>,
