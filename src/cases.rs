@@ -37,8 +37,8 @@
 use crate::correlate::sampling::Sampler;
 use crate::correlate::{self, Correlator};
 use crate::decode;
-use crate::engine::Engine;
 use crate::engine::pack::Mode;
+use crate::engine::{Engine, MatchValue};
 use crate::model::EventView;
 use crate::report::Finding;
 use crate::scan::{NOT_ALLOWED, findings_of, matches_of};
@@ -516,7 +516,7 @@ fn run_correlation_case(
             ));
         for f in all {
             for k in f.matched.iter().flat_map(|m| &m.keys) {
-                let group: Vec<&str> = k.group.iter().map(|v| v.cedar.as_str()).collect();
+                let group: Vec<String> = k.group.iter().map(MatchValue::cedar).collect();
                 let Some(c) = engine.pack.detections.get(k.correlation) else {
                     continue;
                 };

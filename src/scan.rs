@@ -16,9 +16,7 @@ use crate::engine::{Engine, Evaluator, Verdict};
 use crate::model::resource::resources_of;
 use crate::model::{EventView, ResourceModel};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
-use crate::report::{
-    DetectionInfo, EventInfo, Finding, KeyValue, Keyed, Location, Matched, ReadValue,
-};
+use crate::report::{DetectionInfo, EventInfo, Finding, Keyed, Location, Matched, ReadValue};
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
 use std::collections::{BTreeMap, VecDeque};
@@ -637,16 +635,12 @@ fn unexplained(
 
 /// The keys of a match.
 fn keyed(keys: Vec<crate::engine::MatchKey>) -> Vec<Keyed> {
-    let value = |v: crate::engine::Shown| KeyValue {
-        cedar: v.cedar,
-        json: v.json,
-    };
     keys.into_iter()
         .map(|k| Keyed {
             correlation: k.correlation,
             step: k.step,
-            group: k.group.into_iter().map(value).collect(),
-            distinct: k.distinct.into_iter().map(value).collect(),
+            group: k.group,
+            distinct: k.distinct,
             weight: k.weight,
         })
         .collect()

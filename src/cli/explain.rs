@@ -193,11 +193,12 @@ fn correlation_part(
         let mut group = Vec::new();
         if let Some(key) = key {
             for (g, v) in c.group.iter().zip(&key.group) {
+                let v = v.shown();
                 lines.push(format!("  group {} = {}", g.text, v.cedar));
                 group.push(json!({"field": g.text, "value": v.json, "cedar": v.cedar}));
             }
             if !key.distinct.is_empty() {
-                let values: Vec<&str> = key.distinct.iter().map(|v| v.cedar.as_str()).collect();
+                let values: Vec<String> = key.distinct.iter().map(|v| v.cedar()).collect();
                 lines.push(format!("  distinct {}", values.join(", ")));
             }
         }
@@ -209,7 +210,7 @@ fn correlation_part(
             "step": k.step,
             "rule": c.describe(),
             "group": group,
-            "distinct": key.map(|k| k.distinct.iter().map(|v| v.cedar.clone()).collect::<Vec<_>>()),
+            "distinct": key.map(|k| k.distinct.iter().map(|v| v.cedar()).collect::<Vec<_>>()),
         }));
     }
     (lines, Value::Array(docs))

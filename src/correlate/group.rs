@@ -13,6 +13,7 @@
 //! over.
 
 use super::Evidence;
+use crate::engine::MatchValue;
 use crate::engine::correlation::{Correlation, Kind};
 use crate::report::{DISTINCT_SHOWN, KeyValue, SAMPLE};
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,7 @@ pub struct Fired {
     pub events: u64,
     /// Distinct values in the order seen, at most the threshold or [`DISTINCT_SHOWN`].
     pub distinct: Vec<KeyValue>,
-    pub distinct_seen: HashSet<String>,
+    pub distinct_seen: HashSet<MatchValue>,
     pub more: bool,
     pub sample: Vec<Rc<Evidence>>,
     pub last_event: Rc<Evidence>,
@@ -70,20 +71,20 @@ pub struct Arrival<'a> {
     pub time: i64,
     pub step: usize,
     pub weight: u64,
-    pub distinct: &'a [KeyValue],
+    pub distinct: &'a [MatchValue],
     pub evidence: &'a Rc<Evidence>,
 }
 
 /// The state of one group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Group {
-    /// The values of `@group`, as JSON, for the finding (the key is their Cedar spelling).
-    pub values: Vec<KeyValue>,
+    /// The values of `@group` (also the group's key).
+    pub values: Rc<[MatchValue]>,
     /// Counts of the steps within the window, oldest first.
     pub steps: VecDeque<Step>,
     /// Distinct values within the window: the step each was last seen at, and the order in
     /// which they were first seen.
-    pub seen: HashMap<String, (i64, u64, serde_json::Value)>,
+    pub seen: HashMap<MatchValue, (i64, u64)>,
     pub seen_order: u64,
     /// The first matches within the window, at most [`SAMPLE`].
     pub sample: Vec<Rc<Evidence>>,
@@ -103,11 +104,15 @@ pub enum Outcome {
 }
 
 impl Group {
-    pub fn new(values: Vec<KeyValue>, c: &Correlation) -> Group {
+    pub fn new(values: Rc<[MatchValue]>, c: &Correlation) -> Group {
         Group {
             values,
+            steps: VecDeque::new(),
+            seen: HashMap::new(),
+            seen_order: 0,
+            sample: Vec::new(),
             chains: vec![None; c.after.len()],
-            ..Group::default()
+            fired: None,
         }
     }
 
@@ -206,14 +211,15 @@ impl Group {
             for v in a.distinct {
                 self.seen_order += 1;
                 let order = self.seen_order;
-                let entry = self
-                    .seen
-                    .entry(v.cedar.clone())
-                    .or_insert((s, order, v.json.clone()));
-                entry.0 = entry.0.max(s);
+                match self.seen.get_mut(v) {
+                    Some(entry) => entry.0 = entry.0.max(s),
+                    None => {
+                        self.seen.insert(v.clone(), (s, order));
+                    }
+                }
             }
             if self.seen.len() as u64 >= c.threshold {
-                self.seen.retain(|_, (last, _, _)| *last >= oldest);
+                self.seen.retain(|_, (last, _)| *last >= oldest);
             }
         }
         let reached = match c.kind {
@@ -233,20 +239,17 @@ impl Group {
             .front()
             .map_or(a.time, |s| s.first)
             .min(self.sample.first().map_or(a.time, |e| e.time));
-        let mut seen: Vec<(u64, String, serde_json::Value)> = self
+        let mut seen: Vec<(u64, MatchValue)> = self
             .seen
             .drain()
-            .map(|(cedar, (_, order, json))| (order, cedar, json))
+            .map(|(v, (_, order))| (order, v))
             .collect();
-        seen.sort_by_key(|(order, _, _)| *order);
+        seen.sort_by_key(|(order, _)| *order);
         let cap = distinct_cap(c);
         let more = seen.len() > cap;
-        let distinct: Vec<KeyValue> = seen
-            .into_iter()
-            .take(cap)
-            .map(|(_, cedar, json)| KeyValue { cedar, json })
-            .collect();
-        let distinct_seen = distinct.iter().map(|v| v.cedar.clone()).collect();
+        seen.truncate(cap);
+        let distinct: Vec<KeyValue> = seen.iter().map(|(_, v)| KeyValue::of(v)).collect();
+        let distinct_seen = seen.into_iter().map(|(_, v)| v).collect();
         self.fired = Some(Fired {
             start,
             end: start.saturating_add(c.window.ms),
@@ -330,7 +333,7 @@ impl Group {
         }
         self.sample
             .retain(|e| e.time >= oldest.saturating_mul(step));
-        self.seen.retain(|_, (last, _, _)| *last >= oldest);
+        self.seen.retain(|_, (last, _)| *last >= oldest);
         for ch in &mut self.chains {
             if ch
                 .as_ref()
@@ -362,15 +365,15 @@ impl Fired {
         }
         let cap = distinct_cap(c);
         for v in a.distinct {
-            if self.distinct_seen.contains(&v.cedar) {
+            if self.distinct_seen.contains(v) {
                 continue;
             }
             if self.distinct.len() >= cap {
                 self.more = true;
                 continue;
             }
-            self.distinct_seen.insert(v.cedar.clone());
-            self.distinct.push(v.clone());
+            self.distinct_seen.insert(v.clone());
+            self.distinct.push(KeyValue::of(v));
         }
     }
 }

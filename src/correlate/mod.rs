@@ -23,13 +23,13 @@ pub mod group;
 pub mod sampling;
 pub mod state;
 
-use crate::engine::Severity;
 use crate::engine::correlation::{Correlation, Kind};
 use crate::engine::pack::Pack;
+use crate::engine::{MatchValue, Severity};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
 use crate::report::{
-    Contributing, Correlated, DetectionInfo, DistinctValues, EventInfo, Finding, KeyValue, Keyed,
-    Matched, ReadValue,
+    Contributing, Correlated, DetectionInfo, DistinctValues, EventInfo, Finding, Keyed, Matched,
+    ReadValue,
 };
 use crate::time::Timestamp;
 use group::{Arrival, Fired, Group, Outcome};
@@ -125,23 +125,14 @@ impl Ord for Pending {
     }
 }
 
-/// A group's key: its values' Cedar spellings, joined by NUL (which a spelling escapes), so
-/// that a one-value key is looked up without a copy and keys sort as their values do.
-type Key = Rc<str>;
+/// A group's key: its values, as the matches read them (looked up by a match's own, without a
+/// copy); also the group's values.
+type Key = Rc<[MatchValue]>;
 
-/// The key of a group with these values, borrowed when there is one.
-fn key_of(values: &[KeyValue]) -> std::borrow::Cow<'_, str> {
-    match values {
-        [one] => std::borrow::Cow::Borrowed(one.cedar.as_str()),
-        _ => std::borrow::Cow::Owned(
-            values
-                .iter()
-                .map(|v| v.cedar.as_str())
-                .collect::<Vec<_>>()
-                .join("\0"),
-        ),
-    }
-}
+/// The open groups of a correlation, by key. Keys are the event's content, so hashed with a
+/// random seed; foldhash, as hashbrown's own, is several times faster than std's SipHash on
+/// keys of a hundred bytes (a principal's ARN), looked up at every match.
+type Groups = HashMap<Key, (Group, i64), foldhash::quality::RandomState>;
 
 /// A new group's place in `expiries`, before it has one.
 const QUEUED_NOWHERE: i64 = i64::MIN;
@@ -153,7 +144,7 @@ struct Spec {
     /// A sequence's steps, the detection last.
     steps: Vec<String>,
     /// Each open group, with its place in `expiries`.
-    groups: HashMap<Key, (Group, i64)>,
+    groups: Groups,
     /// `(time, key)` of each group, to close windows as time passes them: a group's time here
     /// is at most when it expires (put off as it goes, not at each match).
     expiries: BTreeSet<(i64, Key)>,
@@ -205,7 +196,7 @@ impl Correlator {
                 },
                 correlation: c.clone(),
                 steps,
-                groups: HashMap::new(),
+                groups: Groups::default(),
                 expiries: BTreeSet::new(),
             });
         }
@@ -374,7 +365,7 @@ impl Correlator {
     ) -> io::Result<Outcome> {
         let Keyed {
             step,
-            group: values,
+            group: mut values,
             distinct,
             weight,
             ..
@@ -382,9 +373,8 @@ impl Correlator {
         let exists = self
             .specs
             .get(s)
-            .is_some_and(|spec| spec.groups.contains_key(key_of(&values).as_ref()));
-        // A new group takes the match's values; its key is made once, for the map.
-        let mut values = Some(values);
+            .is_some_and(|spec| spec.groups.contains_key(values.as_slice()));
+        // A new group takes the match's values as its key.
         let made: Option<Key> = if exists {
             None
         } else {
@@ -392,19 +382,14 @@ impl Correlator {
             let Some(spec) = self.specs.get_mut(s) else {
                 return Ok(Outcome::TooLate);
             };
-            let values = values.take().unwrap_or_default();
-            let key: Key = key_of(&values).as_ref().into();
-            let group = Group::new(values, &spec.correlation);
+            let key: Key = std::mem::take(&mut values).into();
+            let group = Group::new(key.clone(), &spec.correlation);
             spec.groups.insert(key.clone(), (group, QUEUED_NOWHERE));
             self.open += 1;
             self.stats.peak_groups = self.stats.peak_groups.max(self.open);
             Some(key)
         };
-        let key = match &made {
-            Some(k) => std::borrow::Cow::Borrowed(k.as_ref()),
-            None => key_of(values.as_deref().unwrap_or_default()),
-        };
-        let key = key.as_ref();
+        let key: &[MatchValue] = made.as_deref().unwrap_or(values.as_slice());
         let Some(spec) = self.specs.get_mut(s) else {
             return Ok(Outcome::TooLate);
         };
@@ -643,7 +628,7 @@ impl Correlator {
                 continue;
             };
             let group = g.into_group(&spec.correlation);
-            let key: Key = key_of(&group.values).as_ref().into();
+            let key: Key = group.values.clone();
             let expires = group.expires(&spec.correlation);
             spec.expiries.insert((expires, key.clone()));
             if spec.groups.insert(key, (group, expires)).is_none() {
@@ -706,7 +691,7 @@ fn build(
     info: &DetectionInfo,
     c: &Correlation,
     steps: &[String],
-    values: &[KeyValue],
+    values: &[MatchValue],
     f: &Fired,
 ) -> Finding {
     // A match counted, not explained, carries its time as a number only.
@@ -747,10 +732,13 @@ fn build(
         .group
         .iter()
         .zip(values)
-        .map(|(g, v)| ReadValue {
-            field: g.text.clone(),
-            json: Some(v.json.clone()),
-            value: Some(v.cedar.clone()),
+        .map(|(g, v)| {
+            let v = v.shown();
+            ReadValue {
+                field: g.text.clone(),
+                json: Some(v.json),
+                value: Some(v.cedar),
+            }
         })
         .collect();
     let distinct = (c.kind == Kind::Distinct).then(|| DistinctValues {

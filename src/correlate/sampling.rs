@@ -54,9 +54,7 @@ impl Sampler {
         let mut h = FxHasher::default();
         if let Some(k) = keys.first() {
             k.correlation.hash(&mut h);
-            for v in &k.group {
-                v.cedar.hash(&mut h);
-            }
+            k.group.hash(&mut h);
         }
         if self.explained.len() >= REMEMBERED {
             self.explained.clear();
@@ -76,16 +74,13 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Shown;
+    use crate::engine::MatchValue;
 
     fn key(v: &str) -> Vec<MatchKey> {
         vec![MatchKey {
             correlation: 0,
             step: 0,
-            group: vec![Shown {
-                cedar: format!("{v:?}"),
-                json: serde_json::Value::String(v.into()),
-            }],
+            group: vec![MatchValue::text(v)],
             distinct: Vec::new(),
             weight: 1,
         }]

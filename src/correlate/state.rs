@@ -10,6 +10,7 @@
 
 use super::group::{Chain, Group, Step};
 use super::{Correlator, Evidence};
+use crate::engine::MatchValue;
 use crate::engine::correlation::Correlation;
 use crate::report::KeyValue;
 use serde::{Deserialize, Serialize};
@@ -73,21 +74,12 @@ impl SavedGroup {
         let mut distinct: Vec<(u64, KeyValue, i64)> = g
             .seen
             .iter()
-            .map(|(cedar, (last, order, json))| {
-                (
-                    *order,
-                    KeyValue {
-                        cedar: cedar.clone(),
-                        json: json.clone(),
-                    },
-                    *last,
-                )
-            })
+            .map(|(v, (last, order))| (*order, KeyValue::of(v), *last))
             .collect();
         distinct.sort_by_key(|(order, _, _)| *order);
         SavedGroup {
             correlation: correlation.to_string(),
-            key: g.values.clone(),
+            key: g.values.iter().map(KeyValue::of).collect(),
             steps: g.steps.iter().copied().collect(),
             distinct: distinct.into_iter().map(|(_, v, last)| (v, last)).collect(),
             sample: g.sample.iter().map(|e| Evidence::clone(e)).collect(),
@@ -107,10 +99,10 @@ impl SavedGroup {
 
     /// The group again.
     pub fn into_group(self, c: &Correlation) -> Group {
-        let mut g = Group::new(self.key, c);
+        let mut g = Group::new(self.key.into_iter().map(value).collect(), c);
         g.steps = self.steps.into_iter().collect();
         for (order, (v, last)) in self.distinct.into_iter().enumerate() {
-            g.seen.insert(v.cedar, (last, order as u64, v.json));
+            g.seen.insert(value(v), (last, order as u64));
             g.seen_order = order as u64 + 1;
         }
         g.sample = self.sample.into_iter().map(Rc::new).collect();
@@ -213,4 +205,12 @@ impl State {
             groups,
         }
     }
+}
+
+/// A saved value as a match would read it.
+fn value(v: KeyValue) -> MatchValue {
+    MatchValue::of(crate::engine::Shown {
+        cedar: v.cedar,
+        json: v.json,
+    })
 }

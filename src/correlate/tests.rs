@@ -55,11 +55,8 @@ fn ms(t: &str) -> i64 {
     Timestamp::parse(t).unwrap().0
 }
 
-fn value(v: &str) -> KeyValue {
-    KeyValue {
-        cedar: format!("{v:?}"),
-        json: serde_json::Value::String(v.into()),
-    }
+fn value(v: &str) -> MatchValue {
+    MatchValue::text(v)
 }
 
 /// A match of `detection` for `correlation`'s `step`, in group `who`, at `at` (minutes past

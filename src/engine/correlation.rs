@@ -25,7 +25,7 @@
 //! request ([`Engine::match_keys`]), and what they read is built and memoized with it.
 
 use super::analysis::{Needs, analyse};
-use super::explain::Shown;
+use super::explain::{MatchValue, Shown};
 use super::pack::Detection;
 use super::{Engine, decide};
 use crate::model::actions::closest;
@@ -223,8 +223,8 @@ pub struct Keying {
 pub struct MatchKey {
     pub correlation: usize,
     pub step: usize,
-    pub group: Vec<Shown>,
-    pub distinct: Vec<Shown>,
+    pub group: Vec<MatchValue>,
+    pub distinct: Vec<MatchValue>,
     pub weight: u64,
 }
 
@@ -873,7 +873,7 @@ impl Engine {
             };
             let mut group = Vec::with_capacity(c.group.len());
             for g in &c.group {
-                group.push(evaluate(request, entities, g)?);
+                group.push(MatchValue::of(evaluate(request, entities, g)?));
             }
             let own = k.correlation == member;
             let mut distinct = Vec::new();
@@ -892,14 +892,20 @@ impl Engine {
                         }
                         weight += 1;
                         if let Some(e) = &c.distinct {
-                            push_distinct(&mut distinct, evaluate(&bound, store, e)?);
+                            push_distinct(
+                                &mut distinct,
+                                MatchValue::of(evaluate(&bound, store, e)?),
+                            );
                         }
                     }
                     weight = weight.max(1);
                 }
                 _ => {
                     if own && let Some(e) = &c.distinct {
-                        push_distinct(&mut distinct, evaluate(request, entities, e)?);
+                        push_distinct(
+                            &mut distinct,
+                            MatchValue::of(evaluate(request, entities, e)?),
+                        );
                     }
                 }
             }
@@ -980,9 +986,9 @@ impl Engine {
             else {
                 continue;
             };
-            let group: Result<Vec<Shown>, String> =
+            let group: Result<Vec<MatchValue>, String> =
                 c.group.iter().map(|g| quick(view, principal, g)).collect();
-            let distinct: Result<Vec<Shown>, String> = match &c.distinct {
+            let distinct: Result<Vec<MatchValue>, String> = match &c.distinct {
                 Some(e) if k.correlation == member => quick(view, principal, e).map(|v| {
                     let mut out = Vec::new();
                     push_distinct(&mut out, v);
@@ -1006,12 +1012,12 @@ impl Engine {
 
 /// An expression read straight from the event: the value Cedar would give, or the error Cedar
 /// would raise for a value the event does not have.
-fn quick(view: &EventView, principal: &PrincipalModel, e: &KeyExpr) -> Result<Shown, String> {
+fn quick(view: &EventView, principal: &PrincipalModel, e: &KeyExpr) -> Result<MatchValue, String> {
     let missing = || format!("`{}`: the event has no such value", e.text);
-    let text = |v: Option<&str>| v.map(Shown::text).ok_or_else(missing);
+    let text = |v: Option<&str>| v.map(MatchValue::text).ok_or_else(missing);
     let ev = &view.event;
     match &e.read {
-        Read::Principal => Ok(Shown::entity(
+        Read::Principal => Ok(MatchValue::entity(
             principal.kind.type_name(),
             principal.uid.id().unescaped(),
         )),
@@ -1027,12 +1033,11 @@ fn quick(view: &EventView, principal: &PrincipalModel, e: &KeyExpr) -> Result<Sh
         Read::Context("recipientAccountId") => text(ev.recipient_account_id.as_deref()),
         Read::Tag(field, key) => {
             let value = view.field(*field)?;
-            text(
-                value
-                    .and_then(|v| fields::lookup(v, key))
-                    .and_then(fields::tag_text)
-                    .as_deref(),
-            )
+            value
+                .and_then(|v| fields::lookup(v, key))
+                .and_then(fields::tag_text)
+                .map(|t| MatchValue::Text(t.into_boxed_str()))
+                .ok_or_else(missing)
         }
         _ => Err(format!("`{}` is not read from the event", e.text)),
     }
@@ -1046,15 +1051,17 @@ fn evaluate(request: &Request, entities: &Entities, e: &KeyExpr) -> Result<Shown
 
 /// A distinct value. A list counts each of its elements: a Cedar set's, and a payload's list
 /// as its tag spells it (`getTag("instanceIds")` is the JSON text `["i-1","i-2"]`).
-fn push_distinct(out: &mut Vec<Shown>, v: Shown) {
-    let items: Vec<Shown> = match &v.json {
-        serde_json::Value::Array(_) => split_set(&v),
-        serde_json::Value::String(text) if text.starts_with('[') => {
+fn push_distinct(out: &mut Vec<MatchValue>, v: MatchValue) {
+    let items: Vec<MatchValue> = match &v {
+        MatchValue::Other(shown) if shown.json.is_array() => {
+            split_set(shown).into_iter().map(MatchValue::of).collect()
+        }
+        MatchValue::Text(text) if text.starts_with('[') => {
             match serde_json::from_str::<Vec<serde_json::Value>>(text) {
                 Ok(list) => list
                     .iter()
                     .filter_map(fields::tag_text)
-                    .map(|t| Shown::of(&EvalResult::String(t)))
+                    .map(|t| MatchValue::Text(t.into_boxed_str()))
                     .collect(),
                 Err(_) => vec![v],
             }
@@ -1137,20 +1144,55 @@ mod tests {
 
     #[test]
     fn a_list_counts_each_of_its_elements_as_a_distinct_value() {
+        let of = |s: &str| MatchValue::of(Shown::of(&EvalResult::String(s.into())));
         let mut out = Vec::new();
-        push_distinct(
-            &mut out,
-            Shown::of(&EvalResult::String(r#"["i-1","i-2",3]"#.into())),
-        );
-        push_distinct(&mut out, Shown::of(&EvalResult::String("i-2".into())));
-        let cedar: Vec<&str> = out.iter().map(|v| v.cedar.as_str()).collect();
+        push_distinct(&mut out, of(r#"["i-1","i-2",3]"#));
+        push_distinct(&mut out, of("i-2"));
+        let cedar: Vec<String> = out.iter().map(MatchValue::cedar).collect();
         assert_eq!(cedar, [r#""i-1""#, r#""i-2""#, r#""3""#]);
         let mut one = Vec::new();
-        push_distinct(
-            &mut one,
-            Shown::of(&EvalResult::String("[not a list".into())),
-        );
+        push_distinct(&mut one, of("[not a list"));
         assert_eq!(one.len(), 1);
+        let mut set = Vec::new();
+        let instances = Shown {
+            cedar: r#"[Instance::"i-1", Instance::"i-2"]"#.into(),
+            json: serde_json::json!([
+                {"type": "Instance", "id": "i-1"},
+                {"type": "Instance", "id": "i-2"}
+            ]),
+        };
+        push_distinct(&mut set, MatchValue::of(instances));
+        assert_eq!(
+            set,
+            [
+                MatchValue::entity("Instance", "i-1"),
+                MatchValue::entity("Instance", "i-2")
+            ],
+            "a set's elements are values of their own, an entity as read from an event"
+        );
+    }
+
+    #[test]
+    fn a_value_cedar_gives_equals_the_same_value_read_from_the_event() {
+        // A group's key is looked up by value: a string or an entity that Cedar evaluated (a
+        // step whose keys need a request) must meet the one a quick read made.
+        for text in ["alice", "a \"quoted\" \\ name", "tab\there", "ユーザー"] {
+            let evaluated = MatchValue::of(Shown::of(&EvalResult::String(text.into())));
+            assert_eq!(evaluated, MatchValue::text(text), "{text:?}");
+            assert_eq!(evaluated.shown(), Shown::text(text));
+        }
+        let arn = "arn:aws:sts::111122223333:assumed-role/app/i-0abc";
+        let uid = cedar_policy::EntityUid::from_str(&format!("AssumedRole::{arn:?}")).unwrap();
+        let evaluated = MatchValue::of(Shown::of(&EvalResult::EntityUid(uid)));
+        assert_eq!(evaluated, MatchValue::entity("AssumedRole", arn));
+        assert_eq!(evaluated.shown().json["id"], arn);
+        // A record with the same two fields is not an entity.
+        let record = MatchValue::of(Shown {
+            cedar: r#"{"id": "x", "type": "T"}"#.into(),
+            json: serde_json::json!({"type": "T", "id": "x"}),
+        });
+        assert!(matches!(record, MatchValue::Other(_)));
+        assert_ne!(record, MatchValue::entity("T", "x"));
     }
 
     #[test]

@@ -221,6 +221,101 @@ impl Shown {
     }
 }
 
+/// A value a match is grouped or counted by (`@group`, `@distinct`), kept as it was read: most
+/// are a string or an entity read straight from the event, spelled in Cedar and as JSON only
+/// when a finding shows them, so that a match reaches the correlations without the allocations
+/// a [`Shown`] costs. Two values are equal when Cedar spells them alike ([`MatchValue::of`] keeps
+/// a string or an entity in its own variant, whichever way it was made).
+#[derive(Debug, Clone)]
+pub enum MatchValue {
+    /// A string.
+    Text(Box<str>),
+    /// An entity: its type and id.
+    Entity(Box<str>, Box<str>),
+    /// Any other value, as Cedar spells it and as JSON.
+    Other(Box<Shown>),
+}
+
+impl MatchValue {
+    pub fn text(s: &str) -> MatchValue {
+        MatchValue::Text(s.into())
+    }
+
+    pub fn entity(type_name: &str, id: &str) -> MatchValue {
+        MatchValue::Entity(type_name.into(), id.into())
+    }
+
+    /// A value Cedar gave: a string or an entity becomes the variant a value read straight
+    /// from the event is, when Cedar spells it as [`Shown::text`] or [`Shown::entity`] does.
+    pub fn of(shown: Shown) -> MatchValue {
+        use serde_json::Value;
+        match &shown.json {
+            Value::String(s) if Shown::text(s).cedar == shown.cedar => MatchValue::text(s),
+            Value::Object(map) if map.len() == 2 => match (map.get("type"), map.get("id")) {
+                (Some(Value::String(t)), Some(Value::String(id)))
+                    if Shown::entity(t, id).cedar == shown.cedar =>
+                {
+                    MatchValue::entity(t, id)
+                }
+                _ => MatchValue::Other(Box::new(shown)),
+            },
+            _ => MatchValue::Other(Box::new(shown)),
+        }
+    }
+
+    /// The value in Cedar's spelling and as JSON.
+    pub fn shown(&self) -> Shown {
+        match self {
+            MatchValue::Text(s) => Shown::text(s),
+            MatchValue::Entity(t, id) => Shown::entity(t, id),
+            MatchValue::Other(shown) => Shown::clone(shown),
+        }
+    }
+
+    /// The value in Cedar's spelling.
+    pub fn cedar(&self) -> String {
+        match self {
+            MatchValue::Other(shown) => shown.cedar.clone(),
+            _ => self.shown().cedar,
+        }
+    }
+
+    /// What equality, hashing and order go by.
+    fn parts(&self) -> (u8, &str, &str) {
+        match self {
+            MatchValue::Text(s) => (0, s, ""),
+            MatchValue::Entity(t, id) => (1, t, id),
+            MatchValue::Other(shown) => (2, &shown.cedar, ""),
+        }
+    }
+}
+
+impl PartialEq for MatchValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for MatchValue {}
+
+impl std::hash::Hash for MatchValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialOrd for MatchValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MatchValue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
 /// A Cedar value as JSON: records and sets as objects and arrays, an entity as its type and id,
 /// an extension value (`ip("10.0.0.1")`, `datetime("…")`) as the text it was made from.
 pub fn json_of(v: &EvalResult) -> serde_json::Value {

@@ -53,7 +53,7 @@ pub use correlation::MatchKey;
 pub use pack::{Detection, Severity};
 
 pub use evaluate::Evaluator;
-pub use explain::{Deciding, Explanation, Shown, Trace};
+pub use explain::{Deciding, Explanation, MatchValue, Shown, Trace};
 
 /// A pack ready to evaluate events. Cloning it is cheap next to loading (the policies are
 /// shared), and gives an engine that can take another inventory.

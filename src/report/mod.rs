@@ -9,7 +9,7 @@ pub mod snapshot;
 pub mod sort;
 pub mod summary;
 
-use crate::engine::Severity;
+use crate::engine::{MatchValue, Severity};
 use sanitize::{csv_cell, json_line, terminal};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
@@ -31,7 +31,7 @@ pub struct Finding {
     pub correlation: Option<Box<Correlated>>,
     /// On its way from the events to the correlations: a match and what it is grouped by.
     /// Taken off before a finding is written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub matched: Option<Box<Matched>>,
     /// The event as read (`--raw`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,8 +120,19 @@ pub struct KeyValue {
     pub json: serde_json::Value,
 }
 
+impl KeyValue {
+    /// A match's value as a finding shows it.
+    pub fn of(v: &MatchValue) -> KeyValue {
+        let shown = v.shown();
+        KeyValue {
+            cedar: shown.cedar,
+            json: shown.json,
+        }
+    }
+}
+
 /// A match of a detection that feeds correlations, with its keys.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matched {
     /// The detection that matched, by its index in the pack.
     pub detection: usize,
@@ -137,20 +148,18 @@ pub struct Matched {
     /// One of the first matches of its group in its input and window: it carries its record's
     /// text (in `Finding::raw`), explained only if the group's window fires. The others give
     /// only their id, time, action and location: most matches are counted, not shown.
-    #[serde(default)]
     pub sampled: bool,
 }
 
 /// What one match is grouped and counted by, in one correlation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyed {
     /// The correlation detection, by its index in the pack.
     pub correlation: usize,
     /// Its step in the correlation (a sequence's; 0 otherwise).
     pub step: usize,
-    pub group: Vec<KeyValue>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub distinct: Vec<KeyValue>,
+    pub group: Vec<MatchValue>,
+    pub distinct: Vec<MatchValue>,
     pub weight: u64,
 }
 
