@@ -61,7 +61,7 @@ impl Evaluator<'_> {
         (principal, serial): (&PrincipalModel, usize),
     ) -> Arc<CandidateSet> {
         let engine = self.engine;
-        if !set.members.iter().any(|m| engine.guarded.contains(m)) {
+        if !set.guarded {
             return set;
         }
         let dropped = match self.caches.guards.get(&serial) {

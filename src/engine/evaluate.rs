@@ -133,6 +133,13 @@ impl Evaluator<'_> {
                 view.event.error_code.is_some(),
             )
             .clone();
+        // A principal seen before has its guards' verdicts cached: the detections they rule out
+        // go before the prefilter would test them on every event (a rule for one kind of role,
+        // scoped to any action, is a candidate of every event of every role).
+        let indexed = match &cached {
+            Some((p, serial)) => self.narrow(indexed, (p, *serial)),
+            None => indexed,
+        };
         let candidates = self.prefiltered(indexed, view, facts);
         if candidates.members.is_empty() {
             return Ok(Verdict {

@@ -34,6 +34,8 @@ pub struct CandidateSet {
     /// Every member is decided by its prefilter's tests alone where they have a value
     /// ([`crate::engine::Detection::decided_by_tests`]), in a pack of detections (no permits).
     pub decided_by_tests: bool,
+    /// Some member has a principal guard ([`crate::engine::Detection::guard`]).
+    pub guarded: bool,
 }
 
 /// Some members of a [`CandidateSet`], with what they read merged.
@@ -89,9 +91,13 @@ impl CandidateSet {
                     .get(*m)
                     .is_some_and(super::pack::Detection::decided_by_tests)
             });
+        let guarded = members
+            .iter()
+            .any(|m| pack.detections.get(*m).is_some_and(|d| d.guard.is_some()));
         let all = Group::of(members, pack);
         CandidateSet {
             decided_by_tests,
+            guarded,
             prefiltered,
             id,
             has_permit: all.members.iter().any(|i| {
