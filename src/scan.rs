@@ -16,7 +16,7 @@ use crate::engine::{Engine, Evaluator, Verdict};
 use crate::model::resource::resources_of;
 use crate::model::{EventView, ResourceModel};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
-use crate::report::{DetectionInfo, EventInfo, Finding, Keyed, Location, Matched, ReadValue};
+use crate::report::{DetectionInfo, EventInfo, Finding, Location, Matched, ReadValue};
 use crate::source::{Input, Inputs, Skip, TimeRange};
 use crate::text::truncate;
 use std::collections::{BTreeMap, VecDeque};
@@ -217,7 +217,7 @@ impl<'e> Records<'e> {
             opts,
             summary: Summary::default(),
             sampler: Sampler::new(),
-            matches: Vec::new(),
+            matches: vec![0; engine.pack.detections.len()],
         }
     }
 
@@ -311,14 +311,12 @@ impl<'e> Records<'e> {
             }
             let location = (self.name, index);
             for mut f in matches_of(self.engine, &view, &verdict, location, &mut self.sampler) {
-                let detection = f.matched.as_ref().map_or(usize::MAX, |m| m.detection);
-                if detection < self.engine.pack.detections.len() {
-                    if self.matches.len() <= detection {
-                        self.matches.resize(detection + 1, 0);
-                    }
-                    if let Some(n) = self.matches.get_mut(detection) {
-                        *n += 1;
-                    }
+                if let Some(n) = f
+                    .matched
+                    .as_ref()
+                    .and_then(|m| self.matches.get_mut(m.detection))
+                {
+                    *n += 1;
                 }
                 // A sampled match keeps its text, explained only if its group fires.
                 if f.matched
@@ -351,13 +349,9 @@ fn quote(s: &str) -> String {
     }
 }
 
-/// [`quote`], of a string already made.
+/// [`quote`], of a string already made: kept, not copied, when it is short enough.
 fn quoted_owned(s: String) -> String {
-    if s.len() <= MAX_QUOTE {
-        s
-    } else {
-        truncate(&s, MAX_QUOTE)
-    }
+    if s.len() <= MAX_QUOTE { s } else { quote(&s) }
 }
 
 /// A value read, as a finding quotes it (see [`quote`]): its field, its Cedar spelling, and
@@ -516,7 +510,7 @@ fn findings_for(
             Box::new(Matched {
                 detection: hit.detection,
                 time: view.time.0,
-                keys: keyed(keys),
+                keys,
                 reported: d.reported_alone(),
                 explained,
                 sampled,
@@ -631,19 +625,6 @@ fn unexplained(
         matched,
         raw: None,
     }
-}
-
-/// The keys of a match.
-fn keyed(keys: Vec<crate::engine::MatchKey>) -> Vec<Keyed> {
-    keys.into_iter()
-        .map(|k| Keyed {
-            correlation: k.correlation,
-            step: k.step,
-            group: k.group,
-            distinct: k.distinct,
-            weight: k.weight,
-        })
-        .collect()
 }
 
 /// Progress of a scan, for a progress bar.

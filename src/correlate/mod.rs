@@ -25,11 +25,10 @@ pub mod state;
 
 use crate::engine::correlation::{Correlation, Kind};
 use crate::engine::pack::Pack;
-use crate::engine::{MatchValue, Severity};
+use crate::engine::{MatchKey, MatchValue, Severity};
 use crate::report::summary::{EXAMPLES, Problem, Summary};
 use crate::report::{
-    Contributing, Correlated, DetectionInfo, DistinctValues, EventInfo, Finding, Keyed, Matched,
-    ReadValue,
+    Contributing, Correlated, DetectionInfo, DistinctValues, EventInfo, Finding, Matched, ReadValue,
 };
 use crate::time::Timestamp;
 use group::{Arrival, Fired, Group, Outcome};
@@ -104,7 +103,7 @@ struct Pending {
     seq: u64,
     evidence: Rc<Evidence>,
     /// Each key with the index of its correlation's spec.
-    keys: Vec<(usize, Keyed)>,
+    keys: Vec<(usize, MatchKey)>,
 }
 
 impl PartialEq for Pending {
@@ -250,10 +249,10 @@ impl Correlator {
     fn take(
         &mut self,
         evidence: Evidence,
-        keys: Vec<Keyed>,
+        keys: Vec<MatchKey>,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
-        let keys: Vec<(usize, Keyed)> = keys
+        let keys: Vec<(usize, MatchKey)> = keys
             .into_iter()
             .filter_map(|k| Some((self.spec_of.get(k.correlation).copied().flatten()?, k)))
             .collect();
@@ -284,7 +283,7 @@ impl Correlator {
         clock: i64,
         time: i64,
         evidence: &Rc<Evidence>,
-        keys: Vec<(usize, Keyed)>,
+        keys: Vec<(usize, MatchKey)>,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut applied = false;
@@ -360,10 +359,10 @@ impl Correlator {
         s: usize,
         time: i64,
         evidence: &Rc<Evidence>,
-        k: Keyed,
+        k: MatchKey,
         out: &mut dyn FnMut(Finding) -> io::Result<()>,
     ) -> io::Result<Outcome> {
-        let Keyed {
+        let MatchKey {
             step,
             group: mut values,
             distinct,

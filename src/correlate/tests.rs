@@ -104,7 +104,7 @@ fn with_distinct(
         matched: Some(Box::new(Matched {
             detection: index(detection),
             time,
-            keys: vec![Keyed {
+            keys: vec![MatchKey {
                 correlation: index(correlation),
                 step,
                 group: vec![value(who)],

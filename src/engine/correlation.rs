@@ -221,7 +221,9 @@ pub struct Keying {
 /// weight (the elements it held for, for a policy with `@each`; else 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchKey {
+    /// The correlation detection, by its index in the pack.
     pub correlation: usize,
+    /// Its step in the correlation (a sequence's; 0 otherwise).
     pub step: usize,
     pub group: Vec<MatchValue>,
     pub distinct: Vec<MatchValue>,

@@ -178,11 +178,15 @@ impl Evaluator<'_> {
                 suppressed: Vec::new(),
             });
         }
-        let (principal, serial) = match cached {
-            Some(found) => found,
-            None => self.principal(view)?,
+        // A principal cached was narrowed for before the prefilter; one modelled now is here.
+        let (principal, serial, candidates) = match cached {
+            Some((principal, serial)) => (principal, serial, candidates),
+            None => {
+                let (principal, serial) = self.principal(view)?;
+                let candidates = self.narrow(candidates, (&principal, serial));
+                (principal, serial, candidates)
+            }
         };
-        let candidates = self.narrow(candidates, (&principal, serial));
         let mut verdict = Verdict {
             principal: Some(principal.clone()),
             hits: Vec::new(),

@@ -6,11 +6,12 @@
 //! `principal has instanceId`, `unless { context has errorCode }`, `context.eventName ==
 //! "ConsoleLogin"`, `!context.sourceInAws`, and tags of the event's fields read by literal keys,
 //! `context.requestParameters.hasTag("secretId")`, `getTag("x-amz-acl") == "public-read"`
-//! (read from the field's JSON as the model makes its tags: [`crate::model::fields::lookup`]). From each policy's condition we derive a formula of
-//! such tests that holds whenever Cedar would find the policy satisfied **or fail on it**, and
-//! evaluate it on the event's fields and the principal's plain facts ([`Facts`]): a candidate
-//! whose formula is false is dropped, and an event none of whose candidates survive costs no
-//! principal entity, no context, no entity store and no Cedar call.
+//! (read from the field's JSON as the model makes its tags: [`crate::model::fields::lookup`]).
+//! From each policy's condition we derive a formula of such tests that holds whenever Cedar
+//! would find the policy satisfied **or fail on it**, and evaluate it on the event's fields and
+//! the principal's plain facts ([`Facts`]): a candidate whose formula is false is dropped, and
+//! an event none of whose candidates survive costs no principal entity, no context, no entity
+//! store and no Cedar call.
 //!
 //! Soundness: for an expression `E`, `holds(E)` is necessary for "E is true or E errors" and
 //! `fails(E)` for "E is false or E errors", so dropping never hides a finding nor a rule error:
@@ -204,8 +205,6 @@ pub struct On<'a> {
 }
 
 impl On<'_> {
-    /// A string attribute of the context, as read natively: `None` when the attribute is not
-    /// one read here, `Some(None)` when the event has no such value.
     /// The tag `key` of a field, as `getTag` reads it (`None` inside: no such tag); unknown
     /// when the field cannot be read (the request would fail on it, and Cedar says so).
     fn tag(&self, field: Field, key: &str) -> Option<Option<std::borrow::Cow<'_, str>>> {
@@ -217,6 +216,8 @@ impl On<'_> {
         )
     }
 
+    /// A string attribute of the context, as read natively: `None` when the attribute is not
+    /// one read here, `Some(None)` when the event has no such value.
     fn context_str(&self, attr: Attr) -> Option<Option<&str>> {
         let e = &self.view.event;
         Some(match attr {
@@ -757,8 +758,8 @@ fn as_test(e: &Expr) -> Option<Test> {
             op: BinaryOp::HasTag,
             left,
             right,
-        } if context_field(left).is_some() => {
-            Some(Test::TagHas(context_field(left)?, string_literal(right)?))
+        } if let Some(field) = context_field(left) => {
+            Some(Test::TagHas(field, string_literal(right)?))
         }
         // Principals and resources have tags only from the inventory (Cedar entities JSON
         // included).

@@ -9,7 +9,7 @@ pub mod snapshot;
 pub mod sort;
 pub mod summary;
 
-use crate::engine::{MatchValue, Severity};
+use crate::engine::{MatchKey, MatchValue, Severity};
 use sanitize::{csv_cell, json_line, terminal};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
@@ -138,7 +138,7 @@ pub struct Matched {
     pub detection: usize,
     /// The event's time, in milliseconds since the epoch.
     pub time: i64,
-    pub keys: Vec<Keyed>,
+    pub keys: Vec<MatchKey>,
     /// The detection is reported on its own too (a step of a sequence that is a detection of
     /// its own): the finding is written as well as counted.
     pub reported: bool,
@@ -149,18 +149,6 @@ pub struct Matched {
     /// text (in `Finding::raw`), explained only if the group's window fires. The others give
     /// only their id, time, action and location: most matches are counted, not shown.
     pub sampled: bool,
-}
-
-/// What one match is grouped and counted by, in one correlation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyed {
-    /// The correlation detection, by its index in the pack.
-    pub correlation: usize,
-    /// Its step in the correlation (a sequence's; 0 otherwise).
-    pub step: usize,
-    pub group: Vec<MatchValue>,
-    pub distinct: Vec<MatchValue>,
-    pub weight: u64,
 }
 
 impl Correlated {
